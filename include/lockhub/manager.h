@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The Manager owns every object of the daemon: the event loop, the configuration,
+ * the store and (in later modules) the BlueZ client, locks, MQTT and the D-Bus API.
+ * main.c only parses arguments and hands them over.
+ *
+ * Life cycle: manager_new() → manager_start() (opens the store, arms timers and
+ * signals, sends READY=1) → manager_run() (the loop) → manager_free().
+ */
+
+#include <systemd/sd-event.h>
+
+#include "lockhub/conf.h"
+#include "lockhub/macro.h"
+#include "lockhub/store.h"
+
+typedef struct Manager {
+        sd_event *event;
+        char *config_path;
+        char *state_dir;
+        int log_level_override; /* from --log-level, or -1: use the config's */
+        Conf *conf;
+        Store *store;
+        sd_event_source *retention_timer;
+        sd_event_source *retention_defer;
+        unsigned long long reloads;
+} Manager;
+
+/* Exit codes of lockhubd, documented in lockhubd(8). */
+enum {
+        LOCKHUBD_EXIT_FAILURE = 1,   /* runtime failure */
+        LOCKHUBD_EXIT_USAGE = 2,     /* bad command line */
+        LOCKHUBD_EXIT_CONFIG = 6,    /* invalid configuration (LSB "not configured") */
+        LOCKHUBD_EXIT_DATABASE = 65, /* database refused: newer schema, corrupt, not a database */
+};
+
+/* Takes copies of the paths. Loads the configuration (logging every problem). */
+int manager_new(const char *config_path, const char *state_dir, int log_level_override, Manager **ret);
+Manager *manager_free(Manager *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
+
+int manager_start(Manager *m);
+/* Runs the loop until SIGTERM/SIGINT; returns 0 or a negative errno. */
+int manager_run(Manager *m);
+
+/* Re-reads the configuration; on any error keeps the old one and returns the error. */
+int manager_reload(Manager *m);

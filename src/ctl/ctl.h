@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* lockhubctl verbs. Each returns the process exit status (see lockhubctl(1)). */
+
+enum {
+        CTL_EXIT_OK = 0,
+        CTL_EXIT_FAILURE = 1,     /* generic failure, or a message that failed to decode */
+        CTL_EXIT_USAGE = 2,       /* bad arguments */
+        CTL_EXIT_UNREACHABLE = 3, /* lock or daemon not reachable */
+        CTL_EXIT_LOCK_ERROR = 4,  /* the lock reported a failure (jammed, rejected…) */
+};
+
+int verb_decode(int argc, char *argv[]);

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* lockhubctl: verb dispatch. Each verb lives in its own ctl-*.c file. */
+
+#include <stdio.h>
+
+#include "ctl.h"
+#include "lockhub/log.h"
+
+struct verb {
+        const char *name;
+        int (*run)(int argc, char *argv[]);
+        const char *summary;
+};
+
+static const struct verb verbs[] = {
+        { "decode", verb_decode, "decode captured Nuki BLE frames offline (no daemon needed)" },
+};
+
+static void help(void)
+{
+        printf("Usage: lockhubctl [--help|--version] VERB [ARGS...]\n\n"
+               "Control and inspect lockhubd.\n\nVerbs:\n");
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                printf("  %-10s %s\n", verbs[i].name, verbs[i].summary);
+        printf("\nSee lockhubctl(1).\n");
+}
+
+int main(int argc, char *argv[])
+{
+        log_set_ident("lockhubctl");
+        log_open(LOG_TARGET_STDERR);
+
+        if (argc < 2) {
+                help();
+                return CTL_EXIT_USAGE;
+        }
+        if (streq(argv[1], "--help") || streq(argv[1], "-h") || streq(argv[1], "help")) {
+                help();
+                return CTL_EXIT_OK;
+        }
+        if (streq(argv[1], "--version")) {
+                printf("lockhubctl %s\n", LOCKHUB_VERSION);
+                return CTL_EXIT_OK;
+        }
+
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (streq(argv[1], verbs[i].name))
+                        return verbs[i].run(argc - 1, argv + 1);
+
+        fprintf(stderr, "lockhubctl: unknown verb '%s'. Try 'lockhubctl --help'.\n", argv[1]);
+        return CTL_EXIT_USAGE;
+}
