@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The generic lock model: what MQTT, the D-Bus API, health and the store see of a
+ * lock, whatever its vendor. A driver (src/nuki/ for Nuki) fills it in through the
+ * lock_set_*() functions and carries out commands through struct lock_driver_ops.
+ *
+ * Every change goes through one setter. A setter that changes something
+ *   1. appends an event row through the event sink (the store) — before anything is
+ *      announced, so nothing is acknowledged that is not on disk;
+ *   2. then calls every listener with a LockChange mask saying what changed.
+ * A setter that changes nothing does neither.
+ *
+ * Ownership: a Lock is owned by the Manager's lock table; the driver's per-lock data
+ * (driver_data) is owned by the driver and released through ops->free. Listeners are
+ * borrowed: whoever adds one removes it before going away.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lockhub/macro.h"
+
+typedef enum LockState {
+        LOCK_STATE_UNKNOWN,
+        LOCK_STATE_LOCKED,
+        LOCK_STATE_UNLOCKING,
+        LOCK_STATE_UNLOCKED,
+        LOCK_STATE_LOCKING,
+        LOCK_STATE_UNLATCHED, /* "open": latch pulled, door can be pushed open */
+        LOCK_STATE_UNLATCHING,
+        LOCK_STATE_JAMMED,       /* motor blocked */
+        LOCK_STATE_UNCALIBRATED, /* needs calibration before it can move */
+        _LOCK_STATE_MAX,
+} LockState;
+
+typedef enum LockAction {
+        LOCK_ACTION_LOCK,
+        LOCK_ACTION_UNLOCK,
+        LOCK_ACTION_UNLATCH, /* "open" */
+        LOCK_ACTION_LOCK_N_GO,
+        LOCK_ACTION_LOCK_N_GO_UNLATCH,
+        LOCK_ACTION_FULL_LOCK,
+        _LOCK_ACTION_MAX,
+} LockAction;
+
+typedef enum LockDoor {
+        LOCK_DOOR_UNKNOWN,
+        LOCK_DOOR_NONE, /* no door sensor */
+        LOCK_DOOR_CLOSED,
+        LOCK_DOOR_OPEN,
+        LOCK_DOOR_TAMPERED,
+        _LOCK_DOOR_MAX,
+} LockDoor;
+
+/* Who or what caused a change: the first column of every event. */
+typedef enum LockSource {
+        LOCK_SOURCE_HUB,  /* lockhub itself (recovery, sync, time) */
+        LOCK_SOURCE_DBUS, /* lockhubctl or another D-Bus client */
+        LOCK_SOURCE_MQTT, /* Home Assistant or another MQTT client */
+        LOCK_SOURCE_LOCK, /* the lock reported it: manual, button, keypad, app, auto lock */
+        _LOCK_SOURCE_MAX,
+} LockSource;
+
+typedef enum LockChange {
+        LOCK_CHANGE_STATE = 1u << 0,
+        LOCK_CHANGE_BATTERY = 1u << 1,
+        LOCK_CHANGE_DOOR = 1u << 2,
+        LOCK_CHANGE_LINK = 1u << 3,
+        LOCK_CHANGE_INFO = 1u << 4, /* model, firmware */
+        LOCK_CHANGE_LAST_ACTION = 1u << 5,
+        LOCK_CHANGE_HEALTH = 1u << 6,
+        LOCK_CHANGE_REMOVED = 1u << 7, /* the lock is about to be freed */
+} LockChange;
+
+typedef struct LockBattery {
+        int percent; /* 0..100, -1 unknown */
+        bool critical;
+        bool charging;
+        int keypad_critical;      /* -1 no keypad battery reported, else 0/1 */
+        int door_sensor_critical; /* -1 no door sensor battery reported, else 0/1 */
+} LockBattery;
+
+typedef struct LockLink {
+        bool connected;
+        int rssi;                /* dBm of the last sighting; 0 unknown */
+        uint64_t last_seen_usec; /* realtime of the last advert or connection; 0 never */
+        bool reachable;          /* false: not seen for too long, or connects fail */
+} LockLink;
+
+typedef struct LockLastAction {
+        LockAction action;
+        LockSource source;
+        char actor[64];     /* user, code or authorization name; "" unknown */
+        uint64_t time_usec; /* 0: none yet */
+} LockLastAction;
+
+typedef struct Lock Lock;
+
+/* Result of a command, delivered exactly once. r = 0 done, or one of
+ *   -EDEADLK  jammed (motor blocked)         -EHOSTUNREACH  lock not reachable
+ *   -ETIMEDOUT no answer in time             -EBUSY         lock or hub busy
+ *   -EACCES   not authorized (needs re-pair) -EINVAL        rejected as invalid
+ *   -ECANCELED the lock was removed meanwhile
+ * message: a short human reason from the lock or the transport, or NULL. */
+typedef void (*lock_command_done_t)(Lock *l, int r, const char *message, void *userdata);
+
+struct lock_driver_ops {
+        const char *protocol; /* "nuki" */
+        int (*action)(Lock *l, LockAction a, LockSource source, const char *actor, lock_command_done_t done,
+                      void *userdata);
+        int (*refresh)(Lock *l, lock_command_done_t done, void *userdata);
+        void (*free)(Lock *l);
+};
+
+typedef void (*lock_listener_t)(Lock *l, unsigned changes, void *userdata);
+
+/* Where events go: the manager points this at the store. Returns <0 if the event
+ * could not be recorded (the change is still applied and announced, and the error is
+ * reported by the sink itself). kind: "state", "battery", "door", "link", "action",
+ * "info"…; detail: a JSON object text or NULL. */
+typedef int (*lock_event_sink_t)(Lock *l, const char *kind, LockSource source, const char *actor,
+                                 const char *detail_json, void *userdata);
+
+struct Lock {
+        char *name;    /* unique, [A-Za-z0-9_-], used in D-Bus paths and MQTT topics */
+        char *address; /* "AA:BB:CC:DD:EE:FF" */
+        int64_t store_id;
+
+        LockState state;
+        LockBattery battery;
+        LockDoor door;
+        LockLink link;
+        LockLastAction last_action;
+        char *model;
+        char *firmware;
+        bool needs_repair;
+
+        const struct lock_driver_ops *ops;
+        void *driver_data;
+
+        lock_event_sink_t event_sink;
+        void *event_sink_userdata;
+
+        struct lock_listener {
+                lock_listener_t fn;
+                void *userdata;
+        } * listeners;
+        size_t n_listeners;
+};
+
+/* Validates name and address (see lock_name_is_valid()); -EINVAL otherwise. */
+int lock_new(const char *name, const char *address, Lock **ret);
+/* Tells listeners LOCK_CHANGE_REMOVED, calls ops->free, frees. */
+Lock *lock_free(Lock *l);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Lock *, lock_free);
+
+/* 1..32 characters of [A-Za-z0-9_-], not starting with '-': safe as a D-Bus path
+ * element, an MQTT topic level and a file name. */
+bool lock_name_is_valid(const char *name);
+/* "AA:BB:CC:DD:EE:FF" (either case); normalized to upper case in ret (18 bytes). */
+int lock_address_normalize(const char *address, char ret[static 18]);
+
+int lock_add_listener(Lock *l, lock_listener_t fn, void *userdata);
+void lock_remove_listener(Lock *l, lock_listener_t fn, void *userdata);
+
+/* Setters: return 1 if something changed (event recorded, listeners told), 0 if not. */
+int lock_set_state(Lock *l, LockState s, LockSource source, const char *actor);
+int lock_set_battery(Lock *l, const LockBattery *b);
+int lock_set_door(Lock *l, LockDoor d, LockSource source);
+int lock_set_link(Lock *l, const LockLink *link);
+int lock_set_info(Lock *l, const char *model, const char *firmware);
+int lock_set_last_action(Lock *l, LockAction a, LockSource source, const char *actor, uint64_t time_usec);
+int lock_set_needs_repair(Lock *l, bool b);
+
+/* Stable lower-case names used in events, D-Bus properties, MQTT and the CLI. */
+const char *lock_state_to_string(LockState s);
+LockState lock_state_from_string(const char *s); /* _LOCK_STATE_MAX if unknown */
+const char *lock_action_to_string(LockAction a);
+LockAction lock_action_from_string(const char *s); /* accepts "open" for unlatch */
+const char *lock_door_to_string(LockDoor d);
+const char *lock_source_to_string(LockSource s);
+/* A JSON object of the whole model (no secrets): for events, MQTT state, D-Bus. */
+char *lock_to_json(const Lock *l);

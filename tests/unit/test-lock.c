@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The lock model: every change is recorded before it is announced; no-ops are silent. */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <json-c/json.h>
+#include <stdio.h>
+
+#include "lockhub/lock.h"
+
+struct record {
+        char log[2048];  /* "kind/source/actor/detail;" per event, then "N:changes;" per notify */
+        unsigned events; /* events seen by the sink */
+        unsigned notifies;
+};
+
+static int sink(Lock *l, const char *kind, LockSource source, const char *actor, const char *detail,
+                void *userdata)
+{
+        struct record *r = userdata;
+        size_t n = strlen(r->log);
+
+        snprintf(r->log + n, sizeof r->log - n, "%s/%s/%s/%s;", kind, lock_source_to_string(source),
+                 strempty(actor), strempty(detail));
+        r->events++;
+        return 0;
+}
+
+static void listener(Lock *l, unsigned changes, void *userdata)
+{
+        struct record *r = userdata;
+        size_t n = strlen(r->log);
+
+        snprintf(r->log + n, sizeof r->log - n, "N:%u;", changes);
+        r->notifies++;
+}
+
+static Lock *new_lock(struct record *r)
+{
+        Lock *l = NULL;
+
+        assert_int_equal(lock_new("front-door", "aa:bb:cc:dd:ee:ff", &l), 0);
+        l->event_sink = sink;
+        l->event_sink_userdata = r;
+        assert_int_equal(lock_add_listener(l, listener, r), 0);
+        return l;
+}
+
+static void test_names(void **state)
+{
+        char a[18];
+        Lock *l = NULL;
+
+        assert_true(lock_name_is_valid("front-door"));
+        assert_true(lock_name_is_valid("Garage_2"));
+        assert_false(lock_name_is_valid(""));
+        assert_false(lock_name_is_valid("-x"));
+        assert_false(lock_name_is_valid("a/b"));
+        assert_false(lock_name_is_valid("a b"));
+        assert_false(lock_name_is_valid("käse"));
+        assert_false(lock_name_is_valid("123456789012345678901234567890123"));
+        assert_int_equal(lock_address_normalize("aa:bb:cc:dd:ee:0f", a), 0);
+        assert_string_equal(a, "AA:BB:CC:DD:EE:0F");
+        assert_int_equal(lock_address_normalize("aa:bb:cc:dd:ee:0", a), -EINVAL);
+        assert_int_equal(lock_address_normalize("aa-bb-cc-dd-ee-0f", a), -EINVAL);
+        assert_int_equal(lock_address_normalize("gg:bb:cc:dd:ee:0f", a), -EINVAL);
+        assert_int_equal(lock_new("bad name", "AA:BB:CC:DD:EE:FF", &l), -EINVAL);
+        assert_int_equal(lock_new("ok", "nope", &l), -EINVAL);
+        assert_null(l);
+}
+
+static void test_enums_round_trip(void **state)
+{
+        for (int i = 0; i < _LOCK_STATE_MAX; i++)
+                assert_int_equal(lock_state_from_string(lock_state_to_string((LockState) i)), i);
+        for (int i = 0; i < _LOCK_ACTION_MAX; i++)
+                assert_int_equal(lock_action_from_string(lock_action_to_string((LockAction) i)), i);
+        assert_int_equal(lock_action_from_string("open"), LOCK_ACTION_UNLATCH);
+        assert_int_equal(lock_action_from_string("explode"), _LOCK_ACTION_MAX);
+        assert_int_equal(lock_state_from_string(NULL), _LOCK_STATE_MAX);
+        assert_null(lock_state_to_string(_LOCK_STATE_MAX));
+}
+
+static void test_state_event_then_notify(void **state)
+{
+        struct record r = {};
+        _cleanup_(lock_freep) Lock *l = new_lock(&r);
+
+        assert_int_equal(lock_set_state(l, LOCK_STATE_LOCKED, LOCK_SOURCE_DBUS, "alice"), 1);
+        assert_string_equal(r.log, "state/dbus/alice/{\"from\":\"unknown\",\"to\":\"locked\"};N:1;");
+        /* The same state again: no event, no notification. */
+        assert_int_equal(lock_set_state(l, LOCK_STATE_LOCKED, LOCK_SOURCE_DBUS, "alice"), 0);
+        assert_int_equal(r.events, 1);
+        assert_int_equal(r.notifies, 1);
+        assert_int_equal(lock_set_state(l, _LOCK_STATE_MAX, LOCK_SOURCE_DBUS, NULL), 0);
+        assert_int_equal(l->state, LOCK_STATE_LOCKED);
+}
+
+static void test_battery_door_info(void **state)
+{
+        struct record r = {};
+        _cleanup_(lock_freep) Lock *l = new_lock(&r);
+        LockBattery b = l->battery;
+
+        b.percent = 42;
+        b.critical = false;
+        assert_int_equal(lock_set_battery(l, &b), 1);
+        assert_int_equal(lock_set_battery(l, &b), 0);
+        assert_int_equal(lock_set_door(l, LOCK_DOOR_OPEN, LOCK_SOURCE_LOCK), 1);
+        assert_int_equal(lock_set_info(l, "Smart Lock 3.0", "3.2.7"), 1);
+        assert_int_equal(lock_set_info(l, "Smart Lock 3.0", "3.2.7"), 0);
+        assert_int_equal(lock_set_info(l, "Smart Lock 3.0", "3.3.0"), 1);
+        assert_string_equal(l->firmware, "3.3.0");
+        assert_non_null(strstr(r.log,
+                               "battery/lock//{\"percent\":42,\"critical\":false,\"charging\":false};N:2;"));
+        assert_non_null(strstr(r.log, "door/lock//{\"from\":\"unknown\",\"to\":\"open\"};N:4;"));
+        assert_non_null(strstr(r.log,
+                               "info/lock//{\"model\":\"Smart Lock 3.0\",\"previous_firmware\":\"3.2.7\"}"));
+        assert_int_equal(r.events, 4);
+}
+
+static void test_link_rssi_is_not_an_event(void **state)
+{
+        struct record r = {};
+        _cleanup_(lock_freep) Lock *l = new_lock(&r);
+        LockLink k = { .connected = false, .reachable = true, .rssi = -60, .last_seen_usec = 1 };
+
+        assert_int_equal(lock_set_link(l, &k), 1); /* reachable: event */
+        k.rssi = -61;
+        k.last_seen_usec = 2;
+        assert_int_equal(lock_set_link(l, &k), 1); /* only RSSI: notify, no event */
+        assert_int_equal(r.events, 1);
+        assert_int_equal(r.notifies, 2);
+        k.connected = true;
+        assert_int_equal(lock_set_link(l, &k), 1);
+        assert_int_equal(r.events, 2);
+}
+
+static void test_json(void **state)
+{
+        struct record r = {};
+        _cleanup_(lock_freep) Lock *l = new_lock(&r);
+        _cleanup_free_ char *s = NULL;
+        json_object *o;
+
+        lock_set_state(l, LOCK_STATE_UNLOCKED, LOCK_SOURCE_LOCK, NULL);
+        lock_set_last_action(l, LOCK_ACTION_UNLOCK, LOCK_SOURCE_MQTT, "home-assistant", 1700000000000000ULL);
+        s = lock_to_json(l);
+        assert_non_null(s);
+        o = json_tokener_parse(s);
+        assert_non_null(o);
+        assert_string_equal(json_object_get_string(json_object_object_get(o, "state")), "unlocked");
+        assert_string_equal(json_object_get_string(json_object_object_get(o, "address")),
+                            "AA:BB:CC:DD:EE:FF");
+        assert_string_equal(json_object_get_string(json_object_object_get(
+                                            json_object_object_get(o, "last_action"), "source")),
+                            "mqtt");
+        assert_null(json_object_object_get(json_object_object_get(o, "battery"), "percent"));
+        json_object_put(o);
+}
+
+static void test_removed_notification(void **state)
+{
+        struct record r = {};
+        Lock *l = new_lock(&r);
+
+        lock_free(l);
+        assert_string_equal(r.log, "N:128;");
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_names),
+                cmocka_unit_test(test_enums_round_trip),
+                cmocka_unit_test(test_state_event_then_notify),
+                cmocka_unit_test(test_battery_door_info),
+                cmocka_unit_test(test_link_rssi_is_not_an_event),
+                cmocka_unit_test(test_json),
+                cmocka_unit_test(test_removed_notification),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
