@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * Shared by the store's files. Statements are prepared once per Store, on first use, into
+ * a slot named below, and reset (bindings cleared) when the variable holding them leaves
+ * scope:
+ *
+ *      _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
+ *      r = store_stmt(s, STMT_LOCK_GET, "SELECT ...", &st);
+ */
+
+#include <sqlite3.h>
+#include <stdint.h>
+
+#include "lockhub/store.h"
+
+enum store_stmt_id {
+        STMT_META_GET,
+        STMT_META_SET,
+        STMT_LOCK_ADD,
+        STMT_LOCK_GET_ID,
+        STMT_LOCK_GET_NAME,
+        STMT_LOCK_GET_ADDRESS,
+        STMT_LOCK_LIST,
+        STMT_LOCK_UPDATE,
+        STMT_LOCK_REMOVE,
+        STMT_EVENT_APPEND,
+        STMT_EVENT_FIND_LOG,
+        STMT_EVENT_LIST,
+        STMT_SAMPLE_APPEND,
+        STMT_SAMPLE_LIST,
+        STMT_RECOVERY_APPEND,
+        STMT_RECOVERY_LIST,
+        STMT_FIRMWARE_LATEST,
+        STMT_FIRMWARE_ADD,
+        STMT_SNAPSHOT_ADD,
+        STMT_SNAPSHOT_LATEST,
+        STMT_USER_ADD,
+        STMT_USER_GET_NAME,
+        STMT_USER_RENAME,
+        STMT_USER_REMOVE,
+        STMT_USER_LIST,
+        STMT_CRED_ADD,
+        STMT_CRED_GET,
+        STMT_CRED_LIST,
+        STMT_CRED_UPDATE,
+        STMT_CRED_UNSYNC,
+        STMT_CRED_REMOVE,
+        STMT_ASSIGN_SET,
+        STMT_ASSIGN_UPDATE,
+        STMT_ASSIGN_GET,
+        STMT_ASSIGN_LIST,
+        STMT_ASSIGN_REMOVE,
+        STMT_RET_EVENTS_CUTOFF,
+        STMT_RET_EVENTS_COUNT,
+        STMT_RET_EVENTS_AGE,
+        STMT_RET_SAMPLES_CUTOFF,
+        STMT_RET_SAMPLES_COUNT,
+        STMT_RET_SAMPLES_AGE,
+        STMT_RET_RECOVERY_CUTOFF,
+        STMT_RET_RECOVERY_COUNT,
+        STMT_RET_RECOVERY_AGE,
+        STMT_BEGIN,
+        STMT_COMMIT,
+        STMT_ROLLBACK,
+        _STMT_MAX,
+};
+
+struct Store {
+        sqlite3 *db;
+        char *path;
+        sqlite3_stmt *stmts[_STMT_MAX];
+};
+
+/* Translates rc, logs SQLite's own message at debug level, returns -errno. */
+int store_error(Store *s, int rc);
+
+int store_stmt(Store *s, enum store_stmt_id id, const char *sql, sqlite3_stmt **ret);
+static inline void store_stmt_resetp(sqlite3_stmt **st)
+{
+        if (*st) {
+                sqlite3_reset(*st);
+                sqlite3_clear_bindings(*st);
+        }
+}
+
+/* Steps a statement that returns no rows. */
+int store_step_done(Store *s, sqlite3_stmt *st);
+
+uint64_t store_now_usec(void);
+
+/* Binders: NULL / "absent" values become SQL NULL. */
+int store_bind_text(sqlite3_stmt *st, int i, const char *v);
+int store_bind_blob(sqlite3_stmt *st, int i, const void *v, size_t n);
+int store_bind_int64_opt(sqlite3_stmt *st, int i, int64_t v, bool present);
+
+/* Column readers: copies text/blob (NULL stays NULL); -ENOMEM on allocation failure. */
+int store_col_strdup(sqlite3_stmt *st, int i, char **ret);
+int store_col_blobdup(sqlite3_stmt *st, int i, uint8_t **ret, size_t *ret_size);
+static inline int64_t store_col_int64_or(sqlite3_stmt *st, int i, int64_t absent)
+{
+        return sqlite3_column_type(st, i) == SQLITE_NULL ? absent : sqlite3_column_int64(st, i);
+}
+
+/* Grows *array (of element size `size`) so that it can hold n + 1 elements. */
+int store_array_grow(void **array, size_t *allocated, size_t n, size_t size);
