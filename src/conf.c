@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 
 #include "lockhub/conf.h"
+#include "lockhub/lock.h"
 #include "lockhub/log.h"
 
 #ifndef LOCKHUB_DATADIR
@@ -746,18 +747,6 @@ static const ConfKey *key_lookup(const ConfKey *table, size_t n, const char *sec
         return NULL;
 }
 
-static bool lock_name_is_valid(const char *s)
-{
-        size_t n = strlen(s);
-
-        if (n == 0 || n > 64 || !isalnum((unsigned char) s[0]))
-                return false;
-        for (; *s; s++)
-                if (!isalnum((unsigned char) *s) && *s != '-' && *s != '_')
-                        return false;
-        return true;
-}
-
 static int lock_section_open(Parser *p, const char *name)
 {
         Conf *c = p->conf;
@@ -822,8 +811,8 @@ static int section_header(Parser *p, const char *s, size_t n)
                 }
                 if (!lock_name_is_valid(ln)) {
                         error_at(p, p->line,
-                                 "[Lock %.*s]: invalid lock name (1-64 letters, digits, - and _, "
-                                 "starting with a letter or digit)",
+                                 "[Lock %.*s]: invalid lock name (1-32 letters, digits, - and _, "
+                                 "not starting with -)",
                                  clip_len(ln, 64), ln);
                         return 0;
                 }

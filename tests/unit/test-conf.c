@@ -322,8 +322,8 @@ static void test_bad_section(void **state)
                      "test.conf:3: unterminated section header, expected [Section]");
         expect_error("\n[Lock]\n", 2, "test.conf:2: [Lock] needs the name of a lock: [Lock NAME]");
         expect_error("[Lock front door]\nAllowRemoteUnlock=no\n", 1,
-                     "test.conf:1: [Lock front door]: invalid lock name (1-64 letters, digits, - and _, "
-                     "starting with a letter or digit)");
+                     "test.conf:1: [Lock front door]: invalid lock name (1-32 letters, digits, - and _, "
+                     "not starting with -)");
         expect_error("[]\n", 1, "test.conf:1: empty section name []");
 
         /* An unknown section is a warning; its keys are skipped without more noise. */
