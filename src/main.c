@@ -113,8 +113,7 @@ int main(int argc, char *argv[])
                 (void) sd_notifyf(false, "STATUS=Failed to start: %s\nERRNO=%d", strerror(-r), -r);
                 switch (r) {
                 case -EPROTONOSUPPORT: /* database newer than this binary */
-                case -EUCLEAN:         /* corrupt */
-                case -ENOTBLK:         /* not a database */
+                case -EUCLEAN:         /* corrupt, or not a database */
                         return LOCKHUBD_EXIT_DATABASE;
                 default:
                         return LOCKHUBD_EXIT_FAILURE;

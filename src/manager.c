@@ -11,6 +11,10 @@
  *                      rows, a defer source runs the next one on a later loop
  *                      iteration, so other sources are served in between
  *   watchdog         → sd_event_set_watchdog() pings while the loop turns
+ *   system bus       → org.lockhub (src/api/), and later BlueZ
+ *
+ * Locks: loaded from the store at start-up; each Lock's event sink writes to the
+ * store, so every change of the lock model is on disk before D-Bus or MQTT hear of it.
  */
 
 #include <signal.h>
@@ -18,6 +22,7 @@
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
+#include "lockhub/api.h"
 #include "lockhub/log.h"
 #include "lockhub/manager.h"
 
@@ -63,6 +68,10 @@ Manager *manager_free(Manager *m)
                 return NULL;
         sd_event_source_disable_unref(m->retention_timer);
         sd_event_source_disable_unref(m->retention_defer);
+        for (size_t i = 0; i < m->n_locks; i++)
+                lock_free(m->locks[i]);
+        free(m->locks);
+        sd_bus_flush_close_unref(m->bus);
         store_free(m->store);
         conf_free(m->conf);
         sd_event_unref(m->event);
@@ -72,33 +81,120 @@ Manager *manager_free(Manager *m)
         return NULL;
 }
 
-static uint64_t now_realtime_sec(void)
+static uint64_t now_realtime_usec(void)
 {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec;
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
+
+Lock *manager_find_lock(Manager *m, const char *name)
+{
+        for (size_t i = 0; i < m->n_locks; i++)
+                if (streq(m->locks[i]->name, name))
+                        return m->locks[i];
+        return NULL;
+}
+
+/* The event sink of every lock: one row per change, written before anyone is told. */
+static int manager_record_event(Lock *l, const char *kind, LockSource source, const char *actor,
+                                const char *detail_json, void *userdata)
+{
+        Manager *m = userdata;
+        struct store_event e;
+        int r;
+
+        store_event_init(&e);
+        e.lock_id = l->store_id > 0 ? l->store_id : 0;
+        e.kind = (char *) kind;
+        e.source = (char *) lock_source_to_string(source);
+        e.actor = (char *) actor;
+        e.detail = (char *) detail_json;
+        r = store_event_append(m->store, &e, NULL);
+        if (r < 0) {
+                char field[96];
+                snprintf(field, sizeof field, "LOCK=%s", l->name);
+                return log_struct(LOG_ERR, r, LOG_FIELDS(field), "Failed to record %s event of %s: %m", kind,
+                                  l->name);
+        }
+        return 0;
+}
+
+static int manager_add_lock(Manager *m, const struct store_lock *sl)
+{
+        _cleanup_(lock_freep) Lock *l = NULL;
+        Lock **n;
+        int r;
+
+        r = lock_new(sl->name, sl->address, &l);
+        if (r < 0)
+                return log_error_errno(r,
+                                       "Stored lock '%s' (%s) has an invalid name or address, ignoring: %m",
+                                       sl->name, sl->address);
+        l->store_id = sl->id;
+        l->needs_repair = sl->needs_repair;
+        if (sl->model)
+                l->model = strdup(sl->model);
+        if (sl->firmware)
+                l->firmware = strdup(sl->firmware);
+        l->link.last_seen_usec = sl->last_seen_usec;
+        l->event_sink = manager_record_event;
+        l->event_sink_userdata = m;
+
+        n = reallocarray(m->locks, m->n_locks + 1, sizeof *n);
+        if (!n)
+                return log_oom();
+        m->locks = n;
+        m->locks[m->n_locks++] = l;
+        r = api_lock_added(m, TAKE_PTR(l));
+        if (r < 0)
+                return log_error_errno(r, "Failed to publish lock %s on D-Bus: %m", sl->name);
+        return 0;
+}
+
+static int manager_load_locks(Manager *m)
+{
+        struct store_lock *a = NULL;
+        size_t n = 0;
+        int r;
+
+        r = store_lock_list(m->store, &a, &n);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read the paired locks from %s: %m",
+                                       store_path(m->store));
+        for (size_t i = 0; i < n; i++)
+                (void) manager_add_lock(m, &a[i]);
+        store_lock_array_free(a, n);
+        log_info("%zu paired lock(s) loaded.", m->n_locks);
+        return 0;
 }
 
 /* One batch of retention; returns rows deleted, 0 when nothing is left to do. */
 static int manager_retention_batch(Manager *m)
 {
-        const ConfStore *c = &m->conf->store;
+        const Conf *c = m->conf;
+        uint64_t now = now_realtime_usec();
         int r, total = 0;
 
-        r = store_retention_step(m->store, c->event_retention_count, c->event_retention_sec, RETENTION_BATCH,
-                                 now_realtime_sec());
+        r = store_retention_step(m->store, c->store.event_retention_count, c->store.event_retention_sec,
+                                 RETENTION_BATCH, now);
         if (r < 0)
                 return log_warning_errno(r, "Failed to apply event retention, will retry: %m");
         total += r;
 
-        r = store_sample_retention_step(m->store, c->sample_retention_sec, RETENTION_BATCH,
-                                        now_realtime_sec());
+        r = store_sample_retention_step(m->store, 0, c->store.sample_retention_sec, RETENTION_BATCH, now);
         if (r < 0)
                 return log_warning_errno(r, "Failed to apply sample retention, will retry: %m");
         total += r;
 
+        /* Recovery attempts are events of a kind: the same age limit. */
+        r = store_recovery_retention_step(m->store, 0, c->store.event_retention_sec, RETENTION_BATCH, now);
+        if (r < 0)
+                return log_warning_errno(r, "Failed to apply recovery-attempt retention, will retry: %m");
+        total += r;
+
         if (total > 0)
-                log_debug("Retention removed %d old rows", total);
+                log_debug("Retention removed %d old rows.", total);
         return total;
 }
 
@@ -129,8 +225,8 @@ static int on_retention_timer(sd_event_source *s, uint64_t usec, void *userdata)
 
 static void manager_notify_status(Manager *m)
 {
-        (void) sd_notifyf(false, "STATUS=Running; database schema %u, %u lock(s) paired",
-                          store_schema_version(m->store), store_lock_count(m->store));
+        (void) sd_notifyf(false, "STATUS=Running; %zu lock(s) paired; database schema %u", m->n_locks,
+                          store_schema_version());
 }
 
 int manager_reload(Manager *m)
@@ -216,6 +312,20 @@ int manager_start(Manager *m)
                 r = sd_event_source_set_priority(m->retention_defer, SD_EVENT_PRIORITY_IDLE);
         if (r < 0)
                 return log_error_errno(r, "Failed to add the retention source: %m");
+
+        r = sd_bus_open_system(&m->bus);
+        if (r < 0)
+                return log_error_errno(r, "Failed to connect to the system bus: %m");
+        r = sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0)
+                return log_error_errno(r, "Failed to attach the bus to the event loop: %m");
+        r = api_start(m);
+        if (r < 0)
+                return r;
+
+        r = manager_load_locks(m);
+        if (r < 0)
+                return r;
 
         r = sd_event_set_watchdog(m->event, true);
         if (r < 0)

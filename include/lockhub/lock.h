@@ -118,8 +118,8 @@ typedef void (*lock_listener_t)(Lock *l, unsigned changes, void *userdata);
 
 /* Where events go: the manager points this at the store. Returns <0 if the event
  * could not be recorded (the change is still applied and announced, and the error is
- * reported by the sink itself). kind: "state", "battery", "door", "link", "action",
- * "info"…; detail: a JSON object text or NULL. */
+ * reported by the sink itself). kind: the events.kind of sql/0001-initial.sql ("state",
+ * "battery", "door", "link", "action", "firmware", "pairing"…); detail: JSON text or NULL. */
 typedef int (*lock_event_sink_t)(Lock *l, const char *kind, LockSource source, const char *actor,
                                  const char *detail_json, void *userdata);
 

@@ -64,6 +64,8 @@ int log_struct_internal(int level, int error, const char *file, int line, const 
 #define log_warning_errno(e, ...) log_full_errno(LOG_WARNING, (e), __VA_ARGS__)
 #define log_error_errno(e, ...)   log_full_errno(LOG_ERR, (e), __VA_ARGS__)
 
+#define log_oom() log_error_errno(-ENOMEM, "Out of memory.")
+
 /* log_struct(LOG_WARNING, 0, "Battery of %s is low", name, "LOCK=front", "MESSAGE_ID=...")
  * is not expressible with one variadic list, so fields come as a compound literal:
  *   log_struct(LOG_WARNING, 0, LOG_FIELDS("LOCK=front", "MESSAGE_ID=..."), "Battery low: %u%%", pct);

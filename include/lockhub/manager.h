@@ -10,9 +10,11 @@
  * signals, sends READY=1) → manager_run() (the loop) → manager_free().
  */
 
+#include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
 #include "lockhub/conf.h"
+#include "lockhub/lock.h"
 #include "lockhub/macro.h"
 #include "lockhub/store.h"
 
@@ -23,6 +25,9 @@ typedef struct Manager {
         int log_level_override; /* from --log-level, or -1: use the config's */
         Conf *conf;
         Store *store;
+        sd_bus *bus;
+        Lock **locks; /* owned; paired locks, in the order they were paired */
+        size_t n_locks;
         sd_event_source *retention_timer;
         sd_event_source *retention_defer;
         unsigned long long reloads;
@@ -44,6 +49,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
 int manager_start(Manager *m);
 /* Runs the loop until SIGTERM/SIGINT; returns 0 or a negative errno. */
 int manager_run(Manager *m);
+
+Lock *manager_find_lock(Manager *m, const char *name);
 
 /* Re-reads the configuration; on any error keeps the old one and returns the error. */
 int manager_reload(Manager *m);

@@ -12,3 +12,11 @@ enum {
 };
 
 int verb_decode(int argc, char *argv[]);
+int verb_list(int argc, char *argv[]);
+int verb_status(int argc, char *argv[]);
+int verb_action(int argc, char *argv[]); /* lock, unlock, open */
+
+/* Shared by the D-Bus verbs. */
+#include <systemd/sd-bus.h>
+int ctl_bus_connect(sd_bus **ret);
+int ctl_exit_from_bus_error(const sd_bus_error *e, int r);

@@ -13,6 +13,11 @@ struct verb {
 };
 
 static const struct verb verbs[] = {
+        { "list", verb_list, "list paired locks with state, battery and when last seen" },
+        { "status", verb_status, "show everything about one lock, or all" },
+        { "lock", verb_action, "lock LOCK and wait until it has finished" },
+        { "unlock", verb_action, "unlock LOCK and wait until it has finished" },
+        { "open", verb_action, "unlatch LOCK (open the door) and wait until it has finished" },
         { "decode", verb_decode, "decode captured Nuki BLE frames offline (no daemon needed)" },
 };
 

@@ -307,7 +307,7 @@ int lock_set_info(Lock *l, const char *model, const char *firmware)
                 return r;
         if (!changed)
                 return 0;
-        lock_record(l, "info", LOCK_SOURCE_LOCK, NULL,
+        lock_record(l, "firmware", LOCK_SOURCE_LOCK, NULL,
                     detail_pair("model", l->model, old_fw ? "previous_firmware" : NULL, old_fw));
         lock_notify(l, LOCK_CHANGE_INFO);
         return 1;
@@ -333,7 +333,8 @@ int lock_set_needs_repair(Lock *l, bool b)
         if (l->needs_repair == b)
                 return 0;
         l->needs_repair = b;
-        lock_record(l, b ? "needs-repair" : "repaired", LOCK_SOURCE_HUB, NULL, NULL);
+        lock_record(l, "pairing", LOCK_SOURCE_HUB, NULL,
+                    detail_pair("status", b ? "needs-repair" : "repaired", NULL, NULL));
         lock_notify(l, LOCK_CHANGE_HEALTH);
         return 1;
 }

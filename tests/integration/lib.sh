@@ -35,7 +35,7 @@ finish() {
 # wait_for SECONDS COMMAND...: poll until COMMAND succeeds
 wait_for() {
 	_n=$(($1 * 10)); shift
-	while [ $_n -gt 0 ]; do "$@" && return 0; sleep 0.1; _n=$((_n - 1)); done
+	while [ $_n -gt 0 ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; _n=$((_n - 1)); done
 	return 1
 }
 
@@ -57,7 +57,7 @@ start_dbus() {
   </policy>
 </busconfig>
 CONF
-	dbus-daemon --config-file="$T/bus.conf" --nofork --nopidfile --print-address=3 3>"$T/bus.addr" &
+	dbus-daemon --config-file="$T/bus.conf" --nofork --nopidfile --print-address=3 3>"$T/bus.addr" 2>"$T/dbus.log" &
 	track $!
 	wait_for 10 test -s "$T/bus.addr" || { echo "dbus-daemon did not start"; return 1; }
 	DBUS_SYSTEM_BUS_ADDRESS="unix:path=$T/bus.sock"

@@ -11,6 +11,7 @@ cat >"$T/lockhub.conf" <<CONF
 LogLevel=info
 CONF
 
+start_dbus
 start_notify_listener
 "$D" --config "$T/lockhub.conf" --state-dir "$T/state" 2>"$T/d.err" &
 pid=$!; track $pid
@@ -19,6 +20,8 @@ check "STATUS= summary sent" grep -q 'STATUS=Running' "$T/notify.log"
 check "database created" test -f "$T/state/lockhub.db"
 check "database mode is 0600" test "$(stat -c %a "$T/state/lockhub.db")" = 600
 check "schema version set" test "$(sqlite3 "$T/state/lockhub.db" 'PRAGMA user_version')" -ge 1
+check "org.lockhub owned on the bus" wait_for 10 sh -c \
+	"busctl --address=\"$DBUS_SYSTEM_BUS_ADDRESS\" get-property org.lockhub /org/lockhub org.lockhub.Manager1 Version | grep -q '\"'"
 
 # Reload with a broken file: old configuration kept, daemon keeps running.
 printf '[Hub]\nLogLevel=loud\n' >"$T/lockhub.conf"

@@ -118,7 +118,7 @@ static void test_battery_door_info(void **state)
                                "battery/lock//{\"percent\":42,\"critical\":false,\"charging\":false};N:2;"));
         assert_non_null(strstr(r.log, "door/lock//{\"from\":\"unknown\",\"to\":\"open\"};N:4;"));
         assert_non_null(strstr(r.log,
-                               "info/lock//{\"model\":\"Smart Lock 3.0\",\"previous_firmware\":\"3.2.7\"}"));
+                               "firmware/lock//{\"model\":\"Smart Lock 3.0\",\"previous_firmware\":\"3.2.7\"}"));
         assert_int_equal(r.events, 4);
 }
 

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The D-Bus API of lockhubd, name org.lockhub on the system bus:
+ *
+ *   /org/lockhub                 org.lockhub.Manager1
+ *       ListLocks() → a(sos)     name, object path, address
+ *       Version                  property s
+ *   /org/lockhub/lock/<name>     org.lockhub.Lock1   (<name> escaped with sd_bus_path_encode)
+ *       Lock(), Unlock(), Unlatch(), Refresh()   reply when the lock has finished
+ *       properties: the lock model (see lockhub/lock.h), PropertiesChanged on every change
+ *
+ * Errors are org.lockhub.Error.* (see api_error_name()) with a human message.
+ * Every method that changes something checks the caller's credentials: root, the
+ * daemon's own user, or a member of the "lockhub" group; the bus policy says the
+ * same, so a misconfigured policy alone does not open the door.
+ */
+
+#include <systemd/sd-bus.h>
+
+#include "lockhub/lock.h"
+
+typedef struct Manager Manager;
+
+#define API_BUS_NAME         "org.lockhub"
+#define API_MANAGER_PATH     "/org/lockhub"
+#define API_LOCK_PATH_PREFIX "/org/lockhub/lock"
+
+/* Registers the objects on m->bus and requests the name (asynchronously). */
+int api_start(Manager *m);
+/* Call when a lock is added, so its object is announced and its changes followed. */
+int api_lock_added(Manager *m, Lock *l);
+
+/* org.lockhub.Error.* for a -errno from a lock command (see lock_command_done_t). */
+const char *api_error_name(int r);
+/* The D-Bus object path of a lock; caller frees. */
+int api_lock_path(const char *name, char **ret);

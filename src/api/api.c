@@ -1,0 +1,395 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * org.lockhub on the system bus: one static vtable per interface, registered in
+ * api_start(). Lock objects are served through a fallback vtable below
+ * /org/lockhub/lock, looked up by name in the Manager's lock table, so adding or
+ * removing a lock needs no per-object registration.
+ *
+ * Commands are asynchronous: the method call is kept (referenced) until the driver
+ * reports the outcome, and then answered exactly once.
+ */
+
+#include <grp.h>
+#include <systemd/sd-bus.h>
+
+#include "lockhub/api.h"
+#include "lockhub/log.h"
+#include "lockhub/manager.h"
+
+static const struct {
+        int errno_value;
+        const char *name;
+} error_map[] = {
+        { EDEADLK, "org.lockhub.Error.Jammed" },       { EHOSTUNREACH, "org.lockhub.Error.Unreachable" },
+        { ETIMEDOUT, "org.lockhub.Error.Timeout" },    { EBUSY, "org.lockhub.Error.Busy" },
+        { EACCES, "org.lockhub.Error.NotAuthorized" }, { EINVAL, "org.lockhub.Error.InvalidArgs" },
+        { ECANCELED, "org.lockhub.Error.Cancelled" },  { ENOENT, "org.lockhub.Error.NoSuchLock" },
+        { EPERM, "org.lockhub.Error.AccessDenied" },   { EOPNOTSUPP, "org.lockhub.Error.NotSupported" },
+};
+
+const char *api_error_name(int r)
+{
+        for (size_t i = 0; i < ELEMENTSOF(error_map); i++)
+                if (error_map[i].errno_value == -r)
+                        return error_map[i].name;
+        return "org.lockhub.Error.Failed";
+}
+
+int api_lock_path(const char *name, char **ret)
+{
+        return sd_bus_path_encode(API_LOCK_PATH_PREFIX, name, ret);
+}
+
+/* Root, our own user, or a member of the lockhub group. */
+static int check_caller(sd_bus_message *m, sd_bus_error *error)
+{
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        const gid_t *gids = NULL;
+        struct group *g;
+        uid_t uid;
+        gid_t gid;
+        int r, n;
+
+        r = sd_bus_query_sender_creds(m,
+                                      SD_BUS_CREDS_EUID | SD_BUS_CREDS_EGID |
+                                                      SD_BUS_CREDS_SUPPLEMENTARY_GIDS | SD_BUS_CREDS_AUGMENT,
+                                      &creds);
+        if (r < 0)
+                return r;
+        r = sd_bus_creds_get_euid(creds, &uid);
+        if (r < 0)
+                return r;
+        if (uid == 0 || uid == geteuid())
+                return 0;
+
+        g = getgrnam("lockhub");
+        if (g) {
+                if (sd_bus_creds_get_egid(creds, &gid) >= 0 && gid == g->gr_gid)
+                        return 0;
+                n = sd_bus_creds_get_supplementary_gids(creds, &gids);
+                for (int i = 0; i < n; i++)
+                        if (gids[i] == g->gr_gid)
+                                return 0;
+        }
+        log_notice("Refused D-Bus call %s.%s from uid %u: not root and not in group lockhub.",
+                   strna(sd_bus_message_get_interface(m)), strna(sd_bus_message_get_member(m)),
+                   (unsigned) uid);
+        return sd_bus_error_set(error, "org.lockhub.Error.AccessDenied",
+                                "Only root and members of the group 'lockhub' may do this.");
+}
+
+static int find_lock(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
+                     sd_bus_error *error)
+{
+        Manager *m = userdata;
+        _cleanup_free_ char *name = NULL;
+        Lock *l;
+        int r;
+
+        r = sd_bus_path_decode(path, API_LOCK_PATH_PREFIX, &name);
+        if (r <= 0)
+                return r;
+        l = manager_find_lock(m, name);
+        if (!l)
+                return 0;
+        *found = l;
+        return 1;
+}
+
+static int enumerate_locks(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error)
+{
+        Manager *m = userdata;
+        char **l;
+
+        l = calloc(m->n_locks + 1, sizeof *l);
+        if (!l)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->n_locks; i++) {
+                int r = api_lock_path(m->locks[i]->name, &l[i]);
+                if (r < 0) {
+                        for (size_t j = 0; j < i; j++)
+                                free(l[j]);
+                        free(l);
+                        return r;
+                }
+        }
+        *nodes = l;
+        return 1;
+}
+
+/* ---- Manager1 ---- */
+
+static int method_list_locks(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Manager *m = userdata;
+        int r;
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "(sos)");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < m->n_locks; i++) {
+                _cleanup_free_ char *path = NULL;
+                r = api_lock_path(m->locks[i]->name, &path);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_append(reply, "(sos)", m->locks[i]->name, path, m->locks[i]->address);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int property_version(sd_bus *bus, const char *path, const char *interface, const char *property,
+                            sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+        return sd_bus_message_append(reply, "s", LOCKHUB_VERSION);
+}
+
+static const sd_bus_vtable manager_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Version", "s", property_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_METHOD_WITH_NAMES("ListLocks", "", , "a(sos)", SD_BUS_PARAM(locks), method_list_locks,
+                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END,
+};
+
+/* ---- Lock1 ---- */
+
+struct pending_call {
+        sd_bus_message *call;
+};
+
+static void on_command_done(Lock *l, int r, const char *message, void *userdata)
+{
+        struct pending_call *p = userdata;
+
+        if (r >= 0)
+                (void) sd_bus_reply_method_return(p->call, "");
+        else
+                (void) sd_bus_reply_method_errorf(p->call, api_error_name(r), "%s: %s", l->name,
+                                                  message ?: strerror(-r));
+        sd_bus_message_unref(p->call);
+        free(p);
+}
+
+static int start_command(sd_bus_message *msg, Lock *l, int action, sd_bus_error *error)
+{
+        struct pending_call *p;
+        int r;
+
+        r = check_caller(msg, error);
+        if (r < 0)
+                return r;
+        if (!l->ops)
+                return sd_bus_error_setf(error, "org.lockhub.Error.NotSupported", "%s has no driver.",
+                                         l->name);
+
+        p = malloc(sizeof *p);
+        if (!p)
+                return -ENOMEM;
+        p->call = sd_bus_message_ref(msg);
+        if (action < 0)
+                r = l->ops->refresh(l, on_command_done, p);
+        else
+                r = l->ops->action(l, (LockAction) action, LOCK_SOURCE_DBUS, NULL, on_command_done, p);
+        if (r < 0) {
+                /* Not started: the callback will not run. */
+                sd_bus_message_unref(p->call);
+                free(p);
+                return sd_bus_error_setf(error, api_error_name(r), "%s: %s", l->name, strerror(-r));
+        }
+        return 1; /* answered later */
+}
+
+static int method_lock(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        return start_command(msg, userdata, LOCK_ACTION_LOCK, error);
+}
+
+static int method_unlock(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        return start_command(msg, userdata, LOCK_ACTION_UNLOCK, error);
+}
+
+static int method_unlatch(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        return start_command(msg, userdata, LOCK_ACTION_UNLATCH, error);
+}
+
+static int method_refresh(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        return start_command(msg, userdata, -1, error);
+}
+
+static int property_get(sd_bus *bus, const char *path, const char *interface, const char *property,
+                        sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+        Lock *l = userdata;
+
+        if (streq(property, "Name"))
+                return sd_bus_message_append(reply, "s", l->name);
+        if (streq(property, "Address"))
+                return sd_bus_message_append(reply, "s", l->address);
+        if (streq(property, "State"))
+                return sd_bus_message_append(reply, "s", lock_state_to_string(l->state));
+        if (streq(property, "Door"))
+                return sd_bus_message_append(reply, "s", lock_door_to_string(l->door));
+        if (streq(property, "BatteryPercent"))
+                return sd_bus_message_append(reply, "i", l->battery.percent);
+        if (streq(property, "BatteryCritical"))
+                return sd_bus_message_append(reply, "b", l->battery.critical);
+        if (streq(property, "Charging"))
+                return sd_bus_message_append(reply, "b", l->battery.charging);
+        if (streq(property, "Connected"))
+                return sd_bus_message_append(reply, "b", l->link.connected);
+        if (streq(property, "Reachable"))
+                return sd_bus_message_append(reply, "b", l->link.reachable);
+        if (streq(property, "RSSI"))
+                return sd_bus_message_append(reply, "n", (int16_t) l->link.rssi);
+        if (streq(property, "LastSeen"))
+                return sd_bus_message_append(reply, "t", l->link.last_seen_usec);
+        if (streq(property, "Model"))
+                return sd_bus_message_append(reply, "s", strempty(l->model));
+        if (streq(property, "Firmware"))
+                return sd_bus_message_append(reply, "s", strempty(l->firmware));
+        if (streq(property, "NeedsRepair"))
+                return sd_bus_message_append(reply, "b", l->needs_repair);
+        if (streq(property, "LastAction"))
+                return sd_bus_message_append(
+                                reply, "(ssst)",
+                                l->last_action.time_usec ? lock_action_to_string(l->last_action.action) : "",
+                                l->last_action.time_usec ? lock_source_to_string(l->last_action.source) : "",
+                                l->last_action.actor, l->last_action.time_usec);
+        return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY, "No property %s.", property);
+}
+
+#define LOCK_PROPERTY(name, sig) \
+        SD_BUS_PROPERTY(name, sig, property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE)
+
+static const sd_bus_vtable lock_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Name", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Address", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        LOCK_PROPERTY("State", "s"),
+        LOCK_PROPERTY("Door", "s"),
+        LOCK_PROPERTY("BatteryPercent", "i"),
+        LOCK_PROPERTY("BatteryCritical", "b"),
+        LOCK_PROPERTY("Charging", "b"),
+        LOCK_PROPERTY("Connected", "b"),
+        LOCK_PROPERTY("Reachable", "b"),
+        LOCK_PROPERTY("RSSI", "n"),
+        LOCK_PROPERTY("LastSeen", "t"),
+        LOCK_PROPERTY("Model", "s"),
+        LOCK_PROPERTY("Firmware", "s"),
+        LOCK_PROPERTY("NeedsRepair", "b"),
+        LOCK_PROPERTY("LastAction", "(ssst)"),
+        SD_BUS_METHOD("Lock", "", "", method_lock, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("Unlock", "", "", method_unlock, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("Unlatch", "", "", method_unlatch, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("Refresh", "", "", method_refresh, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END,
+};
+
+static void on_lock_changed(Lock *l, unsigned changes, void *userdata)
+{
+        Manager *m = userdata;
+        _cleanup_free_ char *path = NULL;
+        const char *names[16];
+        size_t n = 0;
+
+        if (!m->bus || api_lock_path(l->name, &path) < 0)
+                return;
+        if (changes & LOCK_CHANGE_REMOVED) {
+                (void) sd_bus_emit_object_removed(m->bus, path);
+                return;
+        }
+        if (changes & LOCK_CHANGE_STATE)
+                names[n++] = "State";
+        if (changes & LOCK_CHANGE_DOOR)
+                names[n++] = "Door";
+        if (changes & LOCK_CHANGE_BATTERY) {
+                names[n++] = "BatteryPercent";
+                names[n++] = "BatteryCritical";
+                names[n++] = "Charging";
+        }
+        if (changes & LOCK_CHANGE_LINK) {
+                names[n++] = "Connected";
+                names[n++] = "Reachable";
+                names[n++] = "RSSI";
+                names[n++] = "LastSeen";
+        }
+        if (changes & LOCK_CHANGE_INFO) {
+                names[n++] = "Model";
+                names[n++] = "Firmware";
+        }
+        if (changes & LOCK_CHANGE_HEALTH)
+                names[n++] = "NeedsRepair";
+        if (changes & LOCK_CHANGE_LAST_ACTION)
+                names[n++] = "LastAction";
+        names[n] = NULL;
+        if (n > 0)
+                (void) sd_bus_emit_properties_changed_strv(m->bus, path, "org.lockhub.Lock1",
+                                                           (char **) names);
+}
+
+int api_lock_added(Manager *m, Lock *l)
+{
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        r = lock_add_listener(l, on_lock_changed, m);
+        if (r < 0)
+                return r;
+        if (!m->bus)
+                return 0;
+        r = api_lock_path(l->name, &path);
+        if (r < 0)
+                return r;
+        (void) sd_bus_emit_object_added(m->bus, path);
+        return 0;
+}
+
+static int on_name_acquired(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
+{
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+        if (e)
+                log_error("Failed to acquire the bus name %s: %s. Is another lockhubd running, or is the "
+                          "D-Bus "
+                          "policy (org.lockhub.conf) missing?",
+                          API_BUS_NAME, e->message ?: e->name);
+        else
+                log_debug("Acquired bus name %s.", API_BUS_NAME);
+        return 0;
+}
+
+int api_start(Manager *m)
+{
+        int r;
+
+        r = sd_bus_add_object_vtable(m->bus, NULL, API_MANAGER_PATH, "org.lockhub.Manager1", manager_vtable,
+                                     m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to register org.lockhub.Manager1: %m");
+        r = sd_bus_add_fallback_vtable(m->bus, NULL, API_LOCK_PATH_PREFIX, "org.lockhub.Lock1", lock_vtable,
+                                       find_lock, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to register org.lockhub.Lock1: %m");
+        r = sd_bus_add_node_enumerator(m->bus, NULL, API_LOCK_PATH_PREFIX, enumerate_locks, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the lock enumerator: %m");
+        r = sd_bus_add_object_manager(m->bus, NULL, API_MANAGER_PATH);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the object manager: %m");
+        r = sd_bus_request_name_async(m->bus, NULL, API_BUS_NAME, 0, on_name_acquired, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to request the bus name %s: %m", API_BUS_NAME);
+        return 0;
+}
