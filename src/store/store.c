@@ -517,6 +517,9 @@ int store_open(const char *dir_or_path, Store **ret)
                                                "Database %s is damaged: %s. Restore a backup or move it "
                                                "away to start with an empty database.",
                                                s->path, sqlite3_errmsg(s->db));
+                for (char *c = check; c && *c; c++)
+                        if (*c == '\n')
+                                *c = ' ';
                 if (!check || !streq(check, "ok"))
                         return log_error_errno(-EUCLEAN,
                                                "Database %s is damaged: %s. Restore a backup or "
@@ -530,8 +533,7 @@ int store_open(const char *dir_or_path, Store **ret)
                                        s->path, r < 0 ? sqlite3_errmsg(s->db) : strna(journal));
         r = exec(s, "PRAGMA synchronous = FULL;"
                     "PRAGMA foreign_keys = ON;"
-                    "PRAGMA secure_delete = FAST;"
-                    "PRAGMA trusted_schema = OFF;");
+                    "PRAGMA secure_delete = FAST;");
         if (r < 0)
                 return log_error_errno(r, "Failed to configure database %s: %s", s->path,
                                        sqlite3_errmsg(s->db));
