@@ -58,7 +58,8 @@ extern const unsigned store_migrations_count;
 
 typedef struct Store Store;
 
-/* dir_or_path: a directory (the file is STORE_FILENAME in it) or the database file itself. */
+/* dir_or_path: the state directory (the file is STORE_FILENAME in it), or the database file
+ * itself when it exists or its name ends in ".db". A missing directory is never created. */
 int store_open(const char *dir_or_path, Store **ret);
 Store *store_free(Store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);

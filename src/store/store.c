@@ -93,6 +93,14 @@ int store_error(Store *s, int rc)
 
         if (r == 0)
                 return 0;
+        /* SQLite keeps the errno of the failed system call: more precise for these two. */
+        if ((rc & 0xff) == SQLITE_CANTOPEN || (rc & 0xff) == SQLITE_IOERR) {
+                int e = sqlite3_system_errno(s->db);
+                if (e == ENOSPC || e == EDQUOT)
+                        r = -ENOSPC;
+                else if ((rc & 0xff) == SQLITE_CANTOPEN && e > 0)
+                        r = -e;
+        }
         log_debug("SQLite error on %s: %s (%d)", s->path, sqlite3_errmsg(s->db),
                   sqlite3_extended_errcode(s->db));
         return r;
@@ -272,11 +280,25 @@ Store *store_free(Store *s)
         return NULL;
 }
 
+static bool endswith_db(const char *p)
+{
+        size_t n = strlen(p);
+        return n >= 3 && streq(p + n - 3, ".db");
+}
+
+/* An existing directory, or a path that does not exist and does not end in ".db", names the
+ * state directory: a missing --state-dir must fail as "directory does not exist", never turn
+ * into a database file of that name. */
 static int resolve_path(const char *dir_or_path, char **ret)
 {
         struct stat st;
+        bool is_dir;
 
-        if (stat(dir_or_path, &st) >= 0 && S_ISDIR(st.st_mode)) {
+        if (stat(dir_or_path, &st) >= 0)
+                is_dir = S_ISDIR(st.st_mode);
+        else
+                is_dir = !endswith_db(dir_or_path);
+        if (is_dir) {
                 if (asprintf(ret, "%s/%s", dir_or_path, STORE_FILENAME) < 0)
                         return -ENOMEM;
                 return 0;
@@ -533,7 +555,8 @@ int store_open(const char *dir_or_path, Store **ret)
                                        s->path, r < 0 ? sqlite3_errmsg(s->db) : strna(journal));
         r = exec(s, "PRAGMA synchronous = FULL;"
                     "PRAGMA foreign_keys = ON;"
-                    "PRAGMA secure_delete = FAST;");
+                    "PRAGMA secure_delete = FAST;"
+                    "PRAGMA journal_size_limit = 4194304;");
         if (r < 0)
                 return log_error_errno(r, "Failed to configure database %s: %s", s->path,
                                        sqlite3_errmsg(s->db));

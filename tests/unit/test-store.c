@@ -614,6 +614,11 @@ static void test_missing_directory(void **state)
         assert_int_equal(store_open(path, &s), -ENOENT);
         snprintf(path, sizeof(path), "%s/missing", f->dir);
         assert_false(exists(path));
+
+        /* a missing state directory is not taken for a file name */
+        assert_int_equal(store_open(path, &s), -ENOENT);
+        assert_false(exists(path));
+        assert_null(s);
 }
 
 static void test_locks(void **state)
