@@ -332,10 +332,35 @@ static void diag_add(Parser *p, ConfDiagLevel level, unsigned line, const char *
 #define error_at(p, line, ...)   diag_add((p), CONF_DIAG_ERROR, (line), __VA_ARGS__)
 #define warning_at(p, line, ...) diag_add((p), CONF_DIAG_WARNING, (line), __VA_ARGS__)
 
+/* Keys that point at a secret. Someone who pastes the secret itself there must not
+ * find it in the journal, so their values are never quoted. */
+static bool key_hides_value(const ConfKey *k)
+{
+        return streq(k->name, "PasswordFile") || streq(k->name, "UnlockCodeFile");
+}
+
 /* "[MQTT] Port=70000: value out of range 1..65535" */
-#define key_error(p, k, value, fmt, ...)                                                                   \
-        error_at((p), (p)->line, "%s %s=%.*s: " fmt, (p)->section_label, (k)->name, clip_len((value), 64), \
-                 (value), ##__VA_ARGS__)
+static void key_error(Parser *p, const ConfKey *k, const char *value, const char *fmt, ...) _printf_(4, 5);
+static void key_error(Parser *p, const ConfKey *k, const char *value, const char *fmt, ...)
+{
+        _cleanup_free_ char *reason = NULL;
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = vasprintf(&reason, fmt, ap);
+        va_end(ap);
+        if (r < 0) {
+                reason = NULL;
+                p->oom = true;
+                return;
+        }
+        if (key_hides_value(k))
+                error_at(p, p->line, "%s %s=: %s (value not shown)", p->section_label, k->name, reason);
+        else
+                error_at(p, p->line, "%s %s=%.*s: %s", p->section_label, k->name, clip_len(value, 64), value,
+                         reason);
+}
 
 ConfDiags *conf_diags_free(ConfDiags *d)
 {
@@ -842,7 +867,8 @@ static int assignment(Parser *p, char *s, size_t n)
         void *base;
 
         if (!eq) {
-                error_at(p, p->line, "expected Key=value or [Section], got '%.*s'", clip_len(s, 64), s);
+                /* Not quoted: a stray line may well be a pasted password. */
+                error_at(p, p->line, "expected Key=value or [Section]");
                 return 0;
         }
         kn = (size_t) (eq - s);

@@ -330,7 +330,7 @@ static void test_bad_section(void **state)
         assert_int_equal(parse("[Hub]\nName=a\n[Zigbee]\nChannel=11\nFoo\n[Hub]\nName=b\n", &c, &d),
                          -EINVAL);
         ASSERT_DIAGS(d, "test.conf:3: unknown section [Zigbee], ignoring its keys",
-                     "test.conf:5: expected Key=value or [Section], got 'Foo'");
+                     "test.conf:5: expected Key=value or [Section]");
         d = conf_diags_free(d);
         assert_int_equal(parse("[Hub]\nName=a\n[Zigbee]\nChannel=11\n[Hub]\nName=b\n", &c, &d), 0);
         assert_int_equal(d->n_warnings, 1);
@@ -415,6 +415,11 @@ static void test_bad_values(void **state)
                      "address");
         expect_error("[Bluetooth]\nAdapter=hci0 hci0\n", 2,
                      "test.conf:2: [Bluetooth] Adapter=hci0 hci0: adapter 'hci0' listed twice");
+        expect_error("[MQTT]\nPasswordFile=hunter2\n", 2,
+                     "test.conf:2: [MQTT] PasswordFile=: must be an absolute path (value not shown)");
+        expect_error("[Lock garage]\nUnlockCodeFile=123456\n", 2,
+                     "test.conf:2: [Lock garage] UnlockCodeFile=: must be an absolute path (value not "
+                     "shown)");
         expect_error("[MQTT]\nPassword=hunter2\n", 2,
                      "test.conf:2: [MQTT] Password=: secrets do not belong in this file, use PasswordFile= "
                      "or "
@@ -425,7 +430,7 @@ static void test_bad_syntax(void **state)
 {
         char *long_line;
 
-        expect_error("[Hub]\nName\n", 2, "test.conf:2: expected Key=value or [Section], got 'Name'");
+        expect_error("[Hub]\nName\n", 2, "test.conf:2: expected Key=value or [Section]");
         expect_error("# comment\nName=x\n", 2, "test.conf:2: key 'Name' outside of any section");
         expect_error("[Hub]\n=x\n", 2, "test.conf:2: missing key name before '='");
         expect_error("[Hub]\nName=caf\xC3\n", 2, "test.conf:2: line is not valid UTF-8");
