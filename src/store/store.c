@@ -12,7 +12,7 @@
  *     → close our fd (closing any fd drops the process's POSIX locks, so SQLite must not
  *       hold any yet) and sqlite3_open_v2() without SQLITE_OPEN_CREATE
  *     → user_version again through SQLite (a -wal left by a newer binary may hold a newer
- *       header than the main file), PRAGMA quick_check
+ *       header than the main file; no checkpoint on close until accepted), PRAGMA quick_check
  *     → journal_mode=WAL, synchronous=FULL, foreign_keys=ON, ... (the first writes)
  *     → migrations, each in one transaction ending with PRAGMA user_version = N.
  *
@@ -523,6 +523,9 @@ int store_open(const char *dir_or_path, Store **ret)
                                        s->db ? sqlite3_errmsg(s->db) : "out of memory");
         }
         sqlite3_extended_result_codes(s->db, 1);
+        /* Until the database is accepted, closing must not checkpoint a WAL (a newer binary's
+         * transactions) into the main file. */
+        (void) sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
         (void) sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
 
         r = query_int(s, "PRAGMA user_version", &uv);
@@ -564,6 +567,7 @@ int store_open(const char *dir_or_path, Store **ret)
         r = migrate(s, (unsigned) uv);
         if (r < 0)
                 return r;
+        (void) sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, NULL);
 
         *ret = TAKE_PTR(s);
         return 0;

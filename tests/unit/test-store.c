@@ -307,6 +307,47 @@ static void test_newer_version_in_wal_mode_refused_untouched(void **state)
         newer_database_refused(*state, "wal");
 }
 
+/* A newer binary's last transaction may still be in the -wal, with the main file's header
+ * showing the old version: SQLite's view decides, and the main file is not checkpointed. */
+static void test_newer_version_in_wal_only_refused(void **state)
+{
+        struct fixture *f = *state;
+        char copy[160], wal[160], copy_wal[160];
+        uint8_t *b = NULL, *b1 = NULL, *b2 = NULL;
+        size_t n, n1, n2;
+        sqlite3 *db;
+        Store *s = NULL;
+
+        assert_int_equal(store_open(f->dir, &s), 0);
+        s = store_free(s);
+
+        assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, "PRAGMA wal_autocheckpoint = 0; PRAGMA user_version = 99;", NULL,
+                                      NULL, NULL),
+                         SQLITE_OK);
+        snprintf(wal, sizeof(wal), "%s-wal", f->db);
+        snprintf(copy, sizeof(copy), "%s/copy.db", f->dir);
+        snprintf(copy_wal, sizeof(copy_wal), "%s/copy.db-wal", f->dir);
+        n = read_all(f->db, &b);
+        write_all(copy, b, n, 0600);
+        free(b);
+        n = read_all(wal, &b);
+        assert_true(n > 0);
+        write_all(copy_wal, b, n, 0600);
+        free(b);
+        sqlite3_close(db);
+
+        n1 = read_all(copy, &b1);
+        assert_int_equal(store_open(copy, &s), -EPROTONOSUPPORT);
+        assert_null(s);
+        n2 = read_all(copy, &b2);
+        assert_int_equal(n1, n2);
+        assert_memory_equal(b1, b2, n1);
+        assert_true(exists(copy_wal)); /* the newer transaction is still there for the newer binary */
+        free(b1);
+        free(b2);
+}
+
 static void test_file_mode_0600(void **state)
 {
         struct fixture *f = *state;
@@ -921,6 +962,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_newer_version_refused_untouched, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_newer_version_in_wal_mode_refused_untouched, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(test_newer_version_in_wal_only_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_file_mode_0600, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_retention_by_count, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_retention_by_age, setup, teardown),
