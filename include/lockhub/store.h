@@ -10,8 +10,10 @@
  *   - before SQLite touches the file, its header is read directly: a file that is not an
  *     SQLite database, or whose user_version is newer than this binary knows, is refused and
  *     left exactly as it was (no journal mode switch, no -wal/-shm created);
- *   - then PRAGMA quick_check, WAL, synchronous=FULL (an acknowledged event survives a power
- *     cut), foreign_keys=ON, secure_delete=FAST, a short busy timeout;
+ *   - then PRAGMA quick_check (reads the whole file once: start-up time grows with its size),
+ *     WAL, synchronous=FULL (a committed event survives a power cut), foreign_keys=ON,
+ *     secure_delete=FAST, journal_size_limit 4 MiB, busy timeout 1 s (the loop waits at most
+ *     that long when another process holds the database);
  *   - pending migrations run in order, each in its own transaction that also sets
  *     PRAGMA user_version; running them again changes nothing.
  *   store_open() logs its failure once, naming the path; the caller only maps the error:
@@ -280,8 +282,10 @@ int store_assignment_remove(Store *s, int64_t lock_id, int64_t credential_id);
 /* ---- retention ----
  * Deletes up to `batch` of the oldest rows beyond max_count (0: no count limit) and then,
  * within what is left of the batch, rows older than max_age_sec before now_usec (0: no age
- * limit). Returns the number of rows deleted; call it again (from a timer, not in a loop
- * that blocks) until it returns 0. Each call is one short transaction. */
+ * limit). now_usec is CLOCK_REALTIME in microseconds, like every time in the store.
+ * Returns the number of rows deleted; call it again (from a timer, not in a loop that
+ * blocks) until it returns 0. Each call is one short transaction (a savepoint when the
+ * caller has one open). The count limit costs O(max_count) index steps per call. */
 int store_retention_step(Store *s, uint64_t max_count, uint64_t max_age_sec, unsigned batch,
                          uint64_t now_usec);
 int store_sample_retention_step(Store *s, uint64_t max_count, uint64_t max_age_sec, unsigned batch,
