@@ -749,6 +749,8 @@ int nuki_msg_encode_encrypted(const NukiMsg *m, unsigned pin_size, const uint8_t
  * Set Security PIN: nuki_msg_set_pin() sets the current PIN (the tail field). */
 int nuki_msg_set_nonce(NukiMsg *m, const uint8_t nonce[NUKI_CHALLENGE_SIZE]);
 int nuki_msg_set_pin(NukiMsg *m, uint32_t pin);
+int nuki_msg_get_nonce(const NukiMsg *m, uint8_t ret[NUKI_CHALLENGE_SIZE]);
+int nuki_msg_get_pin(const NukiMsg *m, uint32_t *ret);
 
 /* Is field i of the descriptor present in m (optional fields by n_optional)? */
 bool nuki_msg_field_present(const NukiMsg *m, const NukiCommand *c, size_t i);

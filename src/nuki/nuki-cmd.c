@@ -915,3 +915,23 @@ int nuki_msg_set_pin(NukiMsg *m, uint32_t pin)
         memcpy((uint8_t *) m + f->offset, &pin, sizeof(pin));
         return 0;
 }
+
+int nuki_msg_get_nonce(const NukiMsg *m, uint8_t ret[NUKI_CHALLENGE_SIZE])
+{
+        const NukiField *f = find_tail_field(m, NUKI_FIELD_BYTES, "nonce");
+
+        if (!f)
+                return -ENOENT;
+        memcpy(ret, (const uint8_t *) m + f->offset, NUKI_CHALLENGE_SIZE);
+        return 0;
+}
+
+int nuki_msg_get_pin(const NukiMsg *m, uint32_t *ret)
+{
+        const NukiField *f = find_tail_field(m, NUKI_FIELD_PIN, "pin");
+
+        if (!f)
+                return -ENOENT;
+        memcpy(ret, (const uint8_t *) m + f->offset, sizeof(*ret));
+        return 0;
+}
