@@ -75,6 +75,9 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 REPLAY_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/replay-%,$(FUZZ_SRCS))
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
 
+# Objects are never intermediate: keep them, so nothing is rebuilt twice.
+.SECONDARY:
+
 .PHONY: all deps deps-check check unit unit-run fuzz-replay integration fuzz install uninstall clean \
 	format check-format
 
