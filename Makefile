@@ -188,7 +188,7 @@ install: all
 	install -m 0644 man/lockhubd.8 $(DESTDIR)$(MANDIR)/man8/
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/lockhub/lockhub.conf ]; then \
 		echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/lockhub/lockhub.conf"; \
-	else install -m 0640 conf/lockhub.conf $(DESTDIR)$(SYSCONFDIR)/lockhub/lockhub.conf; fi
+	else install -m 0644 conf/lockhub.conf $(DESTDIR)$(SYSCONFDIR)/lockhub/lockhub.conf; fi
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/lockhubd $(DESTDIR)$(BINDIR)/lockhubctl \
