@@ -789,7 +789,8 @@ int sim_ctl_main(int argc, char **argv)
                         fprintf(stderr, "usage: lockhub-sim ctl LOCK get PROPERTY\n");
                         return 2;
                 }
-                r = sd_bus_get_property(bus, "org.lockhub.Sim", path, iface, argv[2], &e, &reply, NULL);
+                r = sd_bus_call_method(bus, "org.lockhub.Sim", path, "org.freedesktop.DBus.Properties",
+                                       "Get", &e, &reply, "ss", iface, argv[2]);
                 if (r < 0 && !sd_bus_error_is_set(&e))
                         return log_error_errno(r, "Failed to read %s: %m", argv[2]), 1;
                 if (r < 0) {

@@ -887,6 +887,7 @@ SimLock *sim_lock_free(SimLock *l)
         sd_event_source_disable_unref(l->lng_timer);
         sd_event_source_disable_unref(l->pairing_timer);
         sd_event_source_disable_unref(l->drain_timer);
+        sd_event_source_disable_unref(l->reboot_timer);
         nuki_wipe(l->secret_key, sizeof(l->secret_key));
         nuki_wipe(l->auths, sizeof(l->auths));
         free(l->name);

@@ -197,6 +197,7 @@ struct SimLock {
         sd_event_source *lng_timer;
         sd_event_source *pairing_timer;
         sd_event_source *drain_timer;
+        sd_event_source *reboot_timer;
         uint8_t config_update_count;
         bool state_changed; /* advert bit 0 of the TX-power byte */
         uint32_t security_pin;
