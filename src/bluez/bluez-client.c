@@ -700,7 +700,7 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
         _cleanup_free_ char **invalidated = NULL;
         const char *iface, *path = sd_bus_message_get_path(m);
         BluezObject *o;
-        unsigned changed = 0;
+        unsigned changed = 0, inv_changed;
         BluezValue value;
         int r;
 
@@ -720,10 +720,14 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
         r = sd_bus_message_read_strv(m, &invalidated);
         if (r < 0)
                 goto bad;
-        bluez_object_invalidate(o, invalidated, &changed);
+        /* An invalidated RSSI (discovery ended) is no sighting: no advert for it. */
+        inv_changed = 0;
+        bluez_object_invalidate(o, invalidated, &inv_changed);
         for (char **i = invalidated; i && *i; i++)
                 free(*i);
-        object_changed(c, o, false, changed, &value);
+        if (!(changed & BLUEZ_PROPS_ADVERT))
+                inv_changed &= ~BLUEZ_PROPS_ADVERT;
+        object_changed(c, o, false, changed | inv_changed, &value);
         return 0;
 bad:
         log_warning_errno(r, "bluez: bad PropertiesChanged on %s: %m", strna(path));
@@ -1019,7 +1023,7 @@ static int on_power_set(sd_bus_message *reply, void *userdata, sd_bus_error *ret
                 }
                 return 0;
         }
-        log_info("bluez: adapter %s power-cycled", p->path);
+        log_info("bluez: adapter %s power-cycled", strrchr(p->path, '/') + 1);
         pending_finish(p);
         return 0;
 }

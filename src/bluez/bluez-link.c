@@ -138,8 +138,14 @@ static int link_log(BluezLink *l, int level, const BluezError *err, const char *
         snprintf(field, sizeof(field), "LOCK_ADDRESS=%s", l->address);
         if (!err)
                 return log_struct(level, 0, LOG_FIELDS(field), "bluez: %s: %s", l->address, what);
-        return log_struct(level, err->error, LOG_FIELDS(field), "bluez: %s: %s: %s%s%s: %m", l->address,
-                          what, strna(err->name), err->message ? " " : "", strempty(err->message));
+        /* "%m" is the translated errno; BlueZ's own words follow when there are any. */
+        if (err->name)
+                return log_struct(level, err->error, LOG_FIELDS(field), "bluez: %s: %s: %m (%s: %s)",
+                                  l->address, what, err->name, strna(err->message));
+        if (err->message)
+                return log_struct(level, err->error, LOG_FIELDS(field), "bluez: %s: %s: %m (%s)", l->address,
+                                  what, err->message);
+        return log_struct(level, err->error, LOG_FIELDS(field), "bluez: %s: %s: %m", l->address, what);
 }
 
 static void link_keep_error(BluezLink *l, const BluezError *err)

@@ -33,7 +33,9 @@
  *   adapters                    prints "adapter NAME info powered=.. discovery=.. links=N"
  *   expect TEXT                 wait (up to --timeout) for a printed line containing
  *                               TEXT, after the line the previous expect matched
+ *   wait TEXT                   the same, but any line printed so far counts
  *   sleep SECONDS               (fractions allowed)
+ *   run SHELL-COMMAND           run it (synchronously: keep it short)
  * At the end of the script: exit 0. A failed expect prints "TIMEOUT: TEXT" and exits 1.
  */
 
@@ -74,6 +76,7 @@ struct Probe {
         size_t n_lines, expect_from;
         sd_event_source *wait_timer, *step_defer;
         const char *expecting;
+        bool anywhere;
         ProbeLink links[MAX_LINKS];
         size_t n_links;
         SeenAdvert *seen;
@@ -265,26 +268,28 @@ static void on_advert(BluezClient *c, const BluezAdvert *a, void *userdata)
                 out(p, "advert %s %s rssi=none %s", a->adapter, a->address, summary);
 }
 
+typedef struct ResultTag {
+        Probe *probe;
+        char what[64]; /* "power-cycle hci0" */
+} ResultTag;
+
 static void on_result(BluezClient *c, const BluezError *err, void *userdata)
 {
-        char *what = userdata;
+        ResultTag *tag = userdata;
         _cleanup_free_ char *e = err_text(err);
-        Probe *p = *(Probe **) (what + strlen(what) + 1);
 
-        out(p, "%s %s", what, e);
-        free(what);
+        out(tag->probe, "%s %s", tag->what, e);
+        free(tag);
 }
 
-/* "power-cycle hci0" + NUL + Probe*, so the callback knows both. */
-static char *result_tag(Probe *p, const char *verb, const char *arg)
+static ResultTag *result_tag(Probe *p, const char *verb, const char *arg)
 {
-        size_t n = strlen(verb) + 1 + strlen(arg) + 1;
-        char *s = malloc(n + sizeof(Probe *));
-        if (!s)
+        ResultTag *t = calloc(1, sizeof(*t));
+        if (!t)
                 abort();
-        snprintf(s, n, "%s %s", verb, arg);
-        memcpy(s + n, &p, sizeof(p));
-        return s;
+        t->probe = p;
+        snprintf(t->what, sizeof(t->what), "%s %s", verb, arg);
+        return t;
 }
 
 /* ---- the script ---- */
@@ -305,9 +310,10 @@ static int on_wait_timer(sd_event_source *s, uint64_t usec, void *userdata)
 
 static bool expect_met(Probe *p)
 {
-        for (size_t i = p->expect_from; i < p->n_lines; i++)
+        for (size_t i = p->anywhere ? 0 : p->expect_from; i < p->n_lines; i++)
                 if (strstr(p->lines[i], p->expecting)) {
-                        p->expect_from = i + 1;
+                        if (!p->anywhere)
+                                p->expect_from = i + 1;
                         return true;
                 }
         return false;
@@ -349,8 +355,9 @@ static bool run_command(Probe *p, char *line)
 
         if (line[0] == '#')
                 return false;
-        if (strncmp(line, "expect ", 7) == 0) {
-                p->expecting = line + 7;
+        if (strncmp(line, "expect ", 7) == 0 || strncmp(line, "wait ", 5) == 0) {
+                p->anywhere = line[0] == 'w';
+                p->expecting = line + (p->anywhere ? 5 : 7);
                 if (expect_met(p)) {
                         p->expecting = NULL;
                         return false;
@@ -358,6 +365,13 @@ static bool run_command(Probe *p, char *line)
                 (void) sd_event_add_time_relative(p->event, &p->wait_timer, CLOCK_MONOTONIC, p->timeout, 0,
                                                   on_wait_timer, p);
                 return true;
+        }
+        if (strncmp(line, "run ", 4) == 0) {
+                /* Blocks the loop for as long as the command runs: keep it short. */
+                int status = system(line + 4);
+                if (status != 0)
+                        out(p, "run failed (%d): %s", status, line + 4);
+                return false;
         }
         for (char *t = strtok_r(line, " \t", &save); t && argc < ELEMENTSOF(argv);
              t = strtok_r(NULL, " \t", &save))
@@ -412,14 +426,14 @@ static bool run_command(Probe *p, char *line)
                 if (r < 0)
                         out(p, "read %s %s (at once)", argv[1], errname(r));
         } else if (streq(argv[0], "power-cycle") && argc == 2) {
-                char *tag = result_tag(p, "power-cycle", argv[1]);
+                ResultTag *tag = result_tag(p, "power-cycle", argv[1]);
                 r = bluez_client_power_cycle(p->client, argv[1], on_result, tag);
                 if (r < 0) {
                         out(p, "power-cycle %s %s (at once)", argv[1], errname(r));
                         free(tag);
                 }
         } else if (streq(argv[0], "remove") && argc == 2) {
-                char *tag = result_tag(p, "remove", argv[1]);
+                ResultTag *tag = result_tag(p, "remove", argv[1]);
                 r = bluez_client_remove_device(p->client, argv[1], on_result, tag);
                 if (r < 0) {
                         out(p, "remove %s %s (at once)", argv[1], errname(r));
@@ -454,7 +468,8 @@ static int script_step(sd_event_source *s, void *userdata)
         while (p->pc < p->n_script && !p->expecting && !p->wait_timer) {
                 _cleanup_free_ char *line = strdup(p->script[p->pc]);
                 /* expect keeps a pointer into the script: pass the original for it */
-                if (strncmp(p->script[p->pc], "expect ", 7) == 0) {
+                if (strncmp(p->script[p->pc], "expect ", 7) == 0 ||
+                    strncmp(p->script[p->pc], "wait ", 5) == 0) {
                         p->pc++;
                         if (run_command(p, p->script[p->pc - 1]))
                                 return 0;

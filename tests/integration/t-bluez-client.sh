@@ -1,0 +1,221 @@
+#!/bin/sh
+# The BlueZ client library (src/bluez/) against lockhub-sim, driven by
+# build/tools/bluez-probe scripts: object cache and adverts, discovery, the
+# connection queue and its priorities, GATT writes with notifications enabled, idle
+# disconnect, retry of le-connection-abort-by-local, the connect timeout of an absent
+# lock, remote disconnects, adapter power cycles, RemoveDevice, and a bluetoothd
+# crash and restart.
+. "$LOCKHUB_TOP/tests/integration/lib.sh"
+
+SIM="$BUILD/lockhub-sim"
+PROBE="$BUILD/tools/bluez-probe"
+[ -x "$SIM" ] || skip "build/lockhub-sim is not built"
+[ -x "$PROBE" ] || skip "build/tools/bluez-probe is not built"
+
+FRONT=54:D2:72:00:00:01  # pairing mode, gen 2
+BACK=54:D2:72:00:00:02
+GARAGE=54:D2:72:00:00:03
+GDIO=a92ee101-5501-11e4-916c-0800200c9a66
+# Request Data (0x0001) for Public Key (0x0003), CRC-16/CCITT-FALSE
+REQ_PUBKEY=0100030027a7
+
+start_dbus || exit 1
+# Time scale 10: the kernel's 20 s LE connect timeout is 2 s, Disconnect's 2 s is 0.2 s.
+"$SIM" --scale 10 --seed 7 >"$T/sim.log" 2>&1 &
+track $!
+"$SIM" ctl wait-bluez 10 || { cat "$T/sim.log"; exit 1; }
+
+busctl --address="$DBUS_SYSTEM_BUS_ADDRESS" monitor >"$T/monitor.log" 2>&1 &
+track $!
+sleep 0.3
+
+# probe NAME [OPTION...] < script: runs bluez-probe; stdout in $T/NAME.out, log in .err
+probe() {
+	_n=$1; shift
+	"$PROBE" --debug --timeout 15 "$@" >"$T/$_n.out" 2>"$T/$_n.err"
+	_rc=$?
+	if [ $_rc -ne 0 ]; then
+		echo "--- $_n.out"; tail -n 30 "$T/$_n.out"
+		echo "--- $_n.err"; tail -n 30 "$T/$_n.err"
+	fi
+	return $_rc
+}
+has() { grep -q -- "$2" "$T/$1.out"; }
+count() { grep -c -- "$2" "$T/$1.out"; }
+# order NAME A B: the first line matching A comes before the first matching B
+order() {
+	_a=$(grep -n -m1 -- "$2" "$T/$1.out" | cut -d: -f1)
+	_b=$(grep -n -m1 -- "$3" "$T/$1.out" | cut -d: -f1)
+	[ -n "$_a" ] && [ -n "$_b" ] && [ "$_a" -lt "$_b" ]
+}
+set_blocked() {
+	busctl --address="$DBUS_SYSTEM_BUS_ADDRESS" set-property org.bluez \
+		"/org/bluez/hci0/dev_$(echo "$1" | tr : _)" org.bluez.Device1 Blocked b "$2"
+}
+
+# --- 1. cache, discovery, adverts, connect, write, idle disconnect ------------------
+probe basic --idle 1 <<EOF
+expect service up
+expect adapter hci0 added powered=1
+scan on
+expect adapter hci0 discovery-on
+wait advert hci0 $FRONT
+wait advert hci0 $BACK
+wait advert hci0 $GARAGE
+adapters
+connect $FRONT user
+expect connected $FRONT via hci0
+connect $FRONT user
+write $FRONT $GDIO $REQ_PUBKEY
+expect write $FRONT ok
+write $FRONT 00000000-0000-1000-8000-00805f9b34fb 00
+adapters
+expect disconnected $FRONT ok
+state $FRONT
+scan off
+expect adapter hci0 discovery-off
+EOF
+check "basic script ran to the end" test $? = 0
+# Every client's GetManagedObjects comes after its own four AddMatch calls.
+check "matches are installed before GetManagedObjects" \
+	awk '/Member=AddMatch/ { for (i = 1; i <= NF; i++) if ($i ~ /^Sender=/) m[$i]++ }
+		/Member=GetManagedObjects/ { for (i = 1; i <= NF; i++) if ($i ~ /^Sender=/) { n++; if (m[$i] < 4) bad = 1 } }
+		END { exit bad || n == 0 }' "$T/monitor.log"
+filter=$(grep -A14 'Member=SetDiscoveryFilter' "$T/monitor.log" | tr -s ' \n' ' ')
+check "discovery filter: Transport=le" sh -c "echo '$filter' | grep -q 'STRING \"Transport\"; VARIANT \"s\" { STRING \"le\"; }'"
+check "discovery filter: DuplicateData=true" sh -c "echo '$filter' | grep -q 'STRING \"DuplicateData\"; VARIANT \"b\" { BOOLEAN true; }'"
+check "discovery filter: no UUIDs (Nuki beacons carry none)" sh -c "! echo '$filter' | grep -q UUIDs"
+check "adverts carry the Nuki iBeacon (company 0x004c)" \
+	has basic "advert hci0 $BACK .*mfr=004c:0215a92ee200550111e4916c0800200c9a66"
+check "pairing mode shows as service data a92ee100" \
+	has basic "advert hci0 $FRONT .*sd=a92ee100-5501-11e4-916c-0800200c9a66:"
+check "no pairing service data from a lock not in pairing mode" \
+	sh -c "! grep -q 'advert hci0 $BACK .*sd=a92ee100' '$T/basic.out'"
+check "adapter info shows our discovery session" has basic "adapter hci0 info powered=1 discovery=1 links=0"
+check "connect while connected returns at once" has basic "connect $FRONT already"
+check "connected link uses a slot" has basic "adapter hci0 info powered=1 discovery=1 links=1"
+check "StartNotify on the GATT characteristics before connected()" \
+	test "$(grep -c 'Member=StartNotify' "$T/monitor.log")" -ge 3
+check "write with response succeeds" has basic "write $FRONT ok"
+check "write to a missing characteristic fails at once" has basic "write $FRONT ENOENT (at once)"
+check "idle link disconnected by us" has basic "disconnected $FRONT ok"
+check "link idle after disconnect" has basic "state $FRONT idle"
+write=$(grep -A16 'Member=WriteValue' "$T/monitor.log" | tr -s ' \n' ' ')
+check "WriteValue carries type=request" sh -c "echo '$write' | grep -q 'STRING \"type\"; VARIANT \"s\" { STRING \"request\"; }'"
+
+# --- 2. the queue: one slot, user before refresh before maintenance ----------------
+probe queue --idle 0.5 --max-connections 1 <<EOF
+scan on
+wait advert hci0 $FRONT
+wait advert hci0 $BACK
+wait advert hci0 $GARAGE
+connect $GARAGE maintenance
+connect $BACK refresh
+connect $FRONT user
+expect connected $FRONT
+adapters
+expect disconnected $FRONT ok
+expect connected $BACK
+expect disconnected $BACK ok
+expect connected $GARAGE
+expect disconnected $GARAGE ok
+EOF
+check "queue script ran to the end" test $? = 0
+check "one connection at a time" has queue "adapter hci0 info powered=1 discovery=1 links=1"
+check "user request first" order queue "connected $FRONT" "connected $BACK"
+check "refresh before maintenance" order queue "connected $BACK" "connected $GARAGE"
+
+# --- 3. le-connection-abort-by-local is retried; a retry can succeed ---------------
+set_blocked $BACK true
+probe retry --attempts 3 <<EOF
+connect $BACK user
+expect failed $BACK ECONNABORTED org.bluez.Error.Failed le-connection-abort-by-local
+EOF
+check "retry script ran to the end" test $? = 0
+check "three attempts before giving up" test "$(grep -c "connecting via hci0 (attempt" "$T/retry.err")" = 3
+
+probe retry2 --attempts 5 <<EOF
+connect $BACK user
+sleep 0.4
+run busctl --address="\$DBUS_SYSTEM_BUS_ADDRESS" set-property org.bluez /org/bluez/hci0/dev_54_D2_72_00_00_02 org.bluez.Device1 Blocked b false
+expect connected $BACK
+disconnect $BACK
+expect disconnected $BACK ok
+EOF
+check "connect succeeds on a retry after a transient abort" test $? = 0
+set_blocked $BACK false
+
+# --- 4. an absent lock: the kernel's connect timeout, no retry ----------------------
+"$SIM" ctl back SetInRange false
+probe absent --connect-timeout 3 --attempts 3 <<EOF
+expect service up
+connect $BACK user
+expect failed $BACK ECONNABORTED org.bluez.Error.Failed le-connection-abort-by-local
+EOF
+check "absent lock fails with le-connection-abort-by-local" test $? = 0
+check "a slow failure (connect timeout) is not retried" \
+	test "$(grep -c "connecting via hci0 (attempt" "$T/absent.err")" = 1
+"$SIM" ctl back SetInRange true
+
+# --- 5. remote disconnect, power cycle, RemoveDevice --------------------------------
+probe faults <<EOF
+scan on
+wait advert hci0 $FRONT
+connect $FRONT user
+expect connected $FRONT
+run "$SIM" ctl front DropLink
+expect disconnected $FRONT ECONNRESET
+connect $FRONT user
+expect connected $FRONT
+power-cycle hci0
+expect adapter hci0 powered-off
+wait disconnected $FRONT ECONNRESET
+expect adapter hci0 powered-on
+wait power-cycle hci0 ok
+expect adapter hci0 discovery-on
+wait advert hci0 $GARAGE
+remove $GARAGE
+expect remove $GARAGE ok
+sleep 0.5
+remove 11:22:33:44:55:66
+EOF
+check "faults script ran to the end" test $? = 0
+check "remote disconnect reported as ECONNRESET" has faults "disconnected $FRONT ECONNRESET"
+check "power cycle reported" has faults "power-cycle hci0 ok"
+check "discovery restarted after the power cycle" test "$(count faults "discovery-on")" = 2
+check "RemoveDevice called" grep -q 'Member=RemoveDevice' "$T/monitor.log"
+check "removing an unknown device fails at once" has faults "remove 11:22:33:44:55:66 ENOENT (at once)"
+
+# --- 6. bluetoothd crashes and comes back -------------------------------------------
+probe crash <<EOF
+scan on
+wait advert hci0 $FRONT
+connect $FRONT user
+expect connected $FRONT
+run "$SIM" ctl hub CrashBluez 500
+expect disconnected $FRONT EHOSTDOWN
+expect service down
+expect service up
+expect adapter hci0 added
+expect adapter hci0 discovery-on
+wait advert hci0 $FRONT
+connect $FRONT user
+expect connected $FRONT
+run "$SIM" ctl hub StopBluez 500
+expect service down
+expect service up
+expect adapter hci0 discovery-on
+EOF
+check "crash script ran to the end" test $? = 0
+check "adapter reported removed when bluetoothd went away" has crash "adapter hci0 removed"
+
+# --- 7. adapter selection ------------------------------------------------------------
+probe select --adapter hci1 --queue-timeout 1 <<EOF
+expect service up
+connect $FRONT user
+expect failed $FRONT ENETDOWN
+EOF
+check "select script ran to the end" test $? = 0
+check "an adapter not in the configuration is ignored" sh -c "! grep -q 'adapter hci0 added' '$T/select.out'"
+
+finish
