@@ -19,7 +19,8 @@
  * Return values of the feed functions:
  *    0  continue (send *ret_len bytes if > 0, then wait for the next message)
  *    1  paired: nuki_pair_*_get_result()
- *   <0  failed, the machine is in state FAILED and its secrets are wiped:
+ *   <0  failed, the machine is in state FAILED and its secrets are wiped (a machine that
+ *       is already DONE answers further messages with -EPROTO and keeps its result):
  *       -EPERM         the lock is not in pairing mode (P_ERROR_NOT_PAIRING)
  *       -EACCES        the lock rejected our authenticator (P_ERROR_BAD_AUTHENTICATOR)
  *       -EINVAL        the lock rejected a parameter (P_ERROR_BAD_PARAMETER)
