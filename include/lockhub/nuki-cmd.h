@@ -23,6 +23,11 @@
  * (2 is tried first; the only ambiguous case is Set Advanced Config, where a 4-byte PIN
  * cannot be told from two more 1-byte fields: pass the size you know).
  *
+ * Not covered (fact sheet 9): Opener-specific lock state meanings (open question 6; the
+ * Opener's states share values with different meanings, so they are shown as Smart Lock
+ * states), and ids above 0x004C other than 0x0100, which only [ESP] lists (open question
+ * 7): they decode as unknown commands (-ENOENT) and `lockhubctl decode` shows their bytes.
+ *
  * Errors: -ENOENT unknown command id, -EMSGSIZE payload length does not fit the layout
  * (or exceeds a buffer), -ERANGE a value does not fit its wire field (a PIN > 65535 with
  * pin_size 2), -EINVAL bad arguments, -ENOBUFS output too small.
@@ -369,7 +374,9 @@ typedef struct NukiMsg {
                         uint8_t trigger;
                         NukiTime current_time;
                         int16_t timezone_offset;
-                        uint8_t battery; /* bit 0 critical, bit 1 charging, bits 2-7 percent/2 */
+                        /* bit 0 critical, bit 1 charging ([S23]); bits 2-7 = percent / 2 from [CLI],
+                         * [PY] and [HUB] only: the V2.3.0 text lost that row (open question 2) */
+                        uint8_t battery;
                         uint8_t config_update_count;
                         uint8_t lockngo_timer;
                         /* optional, by length (15..27 bytes) */
@@ -378,6 +385,9 @@ typedef struct NukiMsg {
                         uint8_t last_lock_action_completion_status;
                         uint8_t door_sensor_state;
                         bool nightmode_active;
+                        /* bits: 0 keypad reports, 1 keypad critical, 2 door sensor reports,
+                         * 3 door sensor critical; meanings from [CLI][HUB] only (open question 2),
+                         * so shown raw */
                         uint8_t accessory_battery_state;
                         uint8_t remote_access_status;
                         int8_t ble_strength;

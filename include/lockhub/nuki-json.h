@@ -20,18 +20,23 @@
 
 #include "lockhub/nuki-cmd.h"
 
-/* The "fields" object of a message. NULL on allocation failure. */
+/* The "fields" object of a message. NULL on allocation failure. Secrets (security PINs,
+ * the key of an invite) are shown as "redacted" (nuki_json_fields) unless show_secrets is
+ * set: DESIGN.md keeps them out of logs and diagnostics. */
 json_object *nuki_json_fields(const NukiMsg *m);
+json_object *nuki_json_fields_full(const NukiMsg *m, bool show_secrets);
 
 typedef struct NukiJsonOptions {
         const uint8_t *shared_key;        /* NULL: encrypted frames cannot be decoded */
         const uint32_t *expected_auth_id; /* NULL: any (ADATA must still equal PDATA) */
         unsigned pin_size;                /* 0 = infer from the length */
+        bool show_secrets;                /* PINs and keys in clear */
 } NukiJsonOptions;
 
-/* Decode one complete frame, plain or encrypted (told apart by shape: a plain frame whose
- * CRC matches, else an encrypted one whose length field matches). *ret always gets an
- * object; the return value is 0, or the negative errno of the failure it describes. */
+/* Decode one complete frame, plain or encrypted, told apart by shape: with a key, a frame
+ * whose length field matches and that decrypts is encrypted; otherwise a frame whose CRC
+ * matches is plain; otherwise the shape decides which error to report. *ret always gets
+ * an object; the return value is 0, or the negative errno of the failure it describes. */
 int nuki_json_decode_frame(const uint8_t *buf, size_t n, const NukiJsonOptions *o, json_object **ret);
 
 /* Would buf be a complete message (plain CRC matches, encrypted length reached, or a known

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * lockhubctl decode [--shared-key HEX] [--auth-id N] [--pin-size 2|4] HEX...
+ * lockhubctl decode [--shared-key HEX] [--auth-id N] [--pin-size 2|4] [--show-secrets] HEX...
  *
  * Offline decoder for captured Nuki BLE traffic. Each argument is one indication or
  * write, in hex (any case, spaces and colons allowed). A 20-byte argument that does not
@@ -53,12 +53,14 @@ static int parse_hex(const char *s, uint8_t *out, size_t size)
 
 static void help(void)
 {
-        printf("Usage: lockhubctl decode [--shared-key HEX] [--auth-id N] [--pin-size 2|4] HEX...\n\n"
+        printf("Usage: lockhubctl decode [--shared-key HEX] [--auth-id N] [--pin-size 2|4] [--show-secrets] "
+               "HEX...\n\n"
                "Decode captured Nuki BLE messages offline, one JSON object per message.\n"
                "20-byte fragments of one message may be given as consecutive arguments.\n\n"
                "  --shared-key HEX  the 32-byte pairing key, to decrypt encrypted messages\n"
                "  --auth-id N       the expected authorization id of encrypted messages\n"
-               "  --pin-size 2|4    security PIN size (2: Smart Lock 1-4, 4: Ultra; default: guess)\n");
+               "  --pin-size 2|4    security PIN size (2: Smart Lock 1-4, 4: Ultra; default: guess)\n"
+               "  --show-secrets    print security PINs and invite keys instead of \"redacted\"\n");
 }
 
 static int print_object(json_object *o)
@@ -75,11 +77,9 @@ static int print_object(json_object *o)
 int verb_decode(int argc, char *argv[])
 {
         static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "shared-key", required_argument, NULL, 'k' },
-                { "auth-id", required_argument, NULL, 'a' },
-                { "pin-size", required_argument, NULL, 'p' },
-                {},
+                { "help", no_argument, NULL, 'h' },          { "shared-key", required_argument, NULL, 'k' },
+                { "auth-id", required_argument, NULL, 'a' }, { "pin-size", required_argument, NULL, 'p' },
+                { "show-secrets", no_argument, NULL, 's' },  {},
         };
         uint8_t key[NUKI_KEY_SIZE], buf[NUKI_FRAME_MAX], frag[NUKI_FRAME_MAX];
         NukiJsonOptions opts = {};
@@ -88,7 +88,7 @@ int verb_decode(int argc, char *argv[])
         int c, r, failed = 0;
 
         optind = 0;
-        while ((c = getopt_long(argc, argv, "hk:a:p:", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "hk:a:p:s", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
                         help();
@@ -120,6 +120,9 @@ int verb_decode(int argc, char *argv[])
                                 return CTL_EXIT_USAGE;
                         }
                         opts.pin_size = (unsigned) (optarg[0] - '0');
+                        break;
+                case 's':
+                        opts.show_secrets = true;
                         break;
                 default:
                         return CTL_EXIT_USAGE;

@@ -183,7 +183,12 @@ static json_object *field_value(const NukiMsg *m, const NukiField *f)
         return NULL;
 }
 
-json_object *nuki_json_fields(const NukiMsg *m)
+static bool is_secret(const NukiField *f)
+{
+        return f->type == NUKI_FIELD_PIN || streq(f->name, "security_pin") || streq(f->name, "shared_key");
+}
+
+json_object *nuki_json_fields_full(const NukiMsg *m, bool show_secrets)
 {
         const NukiCommand *c;
         json_object *o;
@@ -212,9 +217,14 @@ json_object *nuki_json_fields(const NukiMsg *m)
                         continue;
                 add(o,
                     streq(f->name, "command") && m->command == NUKI_CMD_REQUEST_DATA ? "requested" : f->name,
-                    field_value(m, f));
+                    !show_secrets && is_secret(f) ? json_object_new_string("redacted") : field_value(m, f));
         }
         return o;
+}
+
+json_object *nuki_json_fields(const NukiMsg *m)
+{
+        return nuki_json_fields_full(m, false);
 }
 
 static bool plain_crc_ok(const uint8_t *buf, size_t n)
@@ -267,7 +277,15 @@ int nuki_json_decode_frame(const uint8_t *buf, size_t n, const NukiJsonOptions *
         }
         *ret = obj;
 
-        encrypted = !plain_crc_ok(buf, n) && looks_encrypted(buf, n);
+        /* With a key, a successful decryption settles it (a random tail can pass as a plain
+         * CRC once in 65536); without one, a matching CRC means plain. */
+        encrypted = false;
+        r = -EBADMSG;
+        if (looks_encrypted(buf, n) && o && o->shared_key) {
+                r = nuki_frame_decode_encrypted(o->shared_key, o->expected_auth_id, buf, n, &f);
+                encrypted = r >= 0 || !plain_crc_ok(buf, n);
+        } else if (looks_encrypted(buf, n) && !plain_crc_ok(buf, n))
+                encrypted = true;
         if (encrypted) {
                 uint32_t aid = nuki_get_u32(buf + 24);
 
@@ -277,7 +295,6 @@ int nuki_json_decode_frame(const uint8_t *buf, size_t n, const NukiJsonOptions *
                         add(obj, "auth_id", json_object_new_int64(aid));
                         return -ENOKEY;
                 }
-                r = nuki_frame_decode_encrypted(o->shared_key, o->expected_auth_id, buf, n, &f);
                 if (r < 0) {
                         add(obj, "error", json_object_new_string(nuki_frame_strerror(r)));
                         add(obj, "encrypted", json_object_new_boolean(true));
@@ -319,7 +336,7 @@ int nuki_json_decode_frame(const uint8_t *buf, size_t n, const NukiJsonOptions *
                 add(obj, "error", json_object_new_string(msg));
                 add(obj, "payload", hex_string(f.payload, f.payload_len));
         } else
-                add(obj, "fields", nuki_json_fields(&m));
+                add(obj, "fields", nuki_json_fields_full(&m, o && o->show_secrets));
         nuki_msg_wipe(&m);
         nuki_frame_wipe(&f);
         return r;

@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pin = pins[data[2] % 3];
         if (nuki_msg_decode_payload(nuki_get_u16(data), data + 3, size - 3, pin, &m) < 0)
                 return 0;
-        j = nuki_json_fields(&m);
+        j = nuki_json_fields_full(&m, true);
         json_object_put(j);
 
         /* with an inferred size, a PIN that fits 16 bits may have come in 2 or 4 bytes */

@@ -31,7 +31,7 @@ static void check_message(const NukiFrame *f)
                         continue;
                 assert(nuki_msg_encode_payload(&m, pin ? pin : 4, out, sizeof(out)) >= 0 ||
                        nuki_msg_encode_payload(&m, 2, out, sizeof(out)) >= 0);
-                j = nuki_json_fields(&m);
+                j = nuki_json_fields_full(&m, true);
                 json_object_put(j);
         }
 }

@@ -14,6 +14,9 @@ S=217FCB0F18CAF284E9BDEA0B94B83B8D10867ED706BFDEDBD2381F4CB3B8F730
 KTS=101112131415161718191A1B1C1D1E1F20212223242526270200000033003D855155EF71B7DC7D8C298463BE6777E9AB29B3BE33F818900AFD023AA679045630A3AC03624E049090851C6B451987735B66
 LOCK_ACTION=991112131415161718191A1B1C1D1E1F2021222324252627020000003E00432D855260F0DD6CDF88DE5DD5AC14090CC0552F4EAA50B89032E3665EF06DD05F84CF02A1EB35D0C46194EF535657A1D01F943540E6CA4BA7D8D659458A
 
+# Request Calibration with security PIN 1234 (a secret: redacted unless asked for)
+CALIBRATION=404142434445464748494A4B4C4D4E4F5051525354555657020000003A00F577E1E35935F35EA09741A943030E8873817EB972C68C5CC5CC3D1F7B2FC873FF15003A3272269FD32FCA2D770D8E49B6109D0E407AB1257091
+
 # has FILE STRING: the output contains STRING
 has() { grep -qF -- "$2" "$1"; }
 lines() { [ "$(wc -l <"$1")" -eq "$2" ]; }
@@ -47,6 +50,12 @@ check "keyturner states fields" \
 check "keyturner states optional fields" has "$T/enc" '"last_lock_action":"lock"'
 check "lock action fields" \
 	has "$T/enc" '"fields":{"action":"unlock","app_id":0,"flags":"0x00","nonce":"6cd4163d159050c798553eaa57e278a579affcbc56f09fc57fe879e51c42df17"}'
+
+"$CTL" decode --shared-key "$S" "$CALIBRATION" >"$T/pin" 2>&1
+check "PIN redacted by default" has "$T/pin" '"name":"request_calibration"'
+check "PIN redacted by default (value)" has "$T/pin" '"pin":"redacted"'
+"$CTL" decode --shared-key "$S" --show-secrets "$CALIBRATION" >"$T/pin2" 2>&1
+check "PIN shown with --show-secrets" has "$T/pin2" '"pin":1234'
 
 # failures: a corrupted CRC, a flipped ciphertext bit, a wrong auth-id, no key
 "$CTL" decode 0E00009DD8 >"$T/bad" 2>&1

@@ -28,6 +28,11 @@
         "991112131415161718191A1B1C1D1E1F2021222324252627020000003E00432D855260F0DD6CDF88DE5DD5AC14090CC0" \
         "552F4EAA50B89032E3665EF06DD05F84CF02A1EB35D0C46194EF535657A1D01F943540E6CA4BA7D8D659458A"
 
+/* Request Calibration with PIN 1234, same key and auth-id: the PIN is a secret */
+#define CALIBRATION_ENCRYPTED                                                                              \
+        "404142434445464748494A4B4C4D4E4F5051525354555657020000003A00F577E1E35935F35EA09741A943030E887381" \
+        "7EB972C68C5CC5CC3D1F7B2FC873FF15003A3272269FD32FCA2D770D8E49B6109D0E407AB1257091"
+
 static json_object *decode(const char *hex, const NukiJsonOptions *o, int expect)
 {
         uint8_t buf[NUKI_FRAME_MAX];
@@ -132,6 +137,16 @@ static void test_encrypted_frames(void **state)
         assert_null(str(j, "fields.name_suffix"));
         json_object_put(j);
 
+        /* secrets are redacted unless asked for */
+        j = decode(CALIBRATION_ENCRYPTED, &o, 0);
+        assert_string_equal(str(j, "name"), "request_calibration");
+        assert_string_equal(str(j, "fields.pin"), "redacted");
+        json_object_put(j);
+        o.show_secrets = true;
+        j = decode(CALIBRATION_ENCRYPTED, &o, 0);
+        assert_string_equal(str(j, "fields.pin"), "1234");
+        json_object_put(j);
+
         /* wrong auth-id expected */
         o.expected_auth_id = &three;
         j = decode(KTS_ENCRYPTED, &o, -EPROTO);
@@ -221,7 +236,7 @@ static void test_all_commands(void **state)
                         if (fd->type == NUKI_FIELD_NAME)
                                 ((char *) &m + fd->offset)[fd->size] = 0;
                 }
-                f = nuki_json_fields(&m);
+                f = nuki_json_fields_full(&m, true);
                 assert_non_null(f);
                 for (size_t k = 0; k < t[i].n_fields; k++) {
                         const NukiField *fd = &t[i].fields[k];
