@@ -113,7 +113,8 @@ void mqtt_client_set_handlers(MqttClient *c, mqtt_connect_handler_t on_connect,
 int mqtt_client_start(MqttClient *c);
 /* While connected: publishes the will payload (if any), then disconnects cleanly,
  * waiting at most about a second for the bytes to leave. Then stays down: no
- * reconnects, handlers are no longer called. Idempotent. */
+ * reconnects, handlers are no longer called. Idempotent. Called from a message
+ * handler, it takes effect when the handler returns. */
 void mqtt_client_stop(MqttClient *c);
 
 bool mqtt_client_is_connected(const MqttClient *c);

@@ -176,6 +176,7 @@ struct MqttClient {
         int disconnect_rc; /* MOSQ_ERR_*, or a v5 reason code >= 0x80; -1: none */
         int disconnect_errno;
         bool force_down;
+        bool stop_requested;  /* mqtt_client_stop() from a handler inside libmosquitto */
         char mosq_error[256]; /* last error line libmosquitto logged (OpenSSL's text) */
 
         unsigned in_mosq; /* > 0 while inside a libmosquitto call */
@@ -589,6 +590,10 @@ static void client_after_call(MqttClient *c)
         c->in_after_call = true;
         do {
                 c->after_call_again = false;
+                if (c->stop_requested) {
+                        c->stop_requested = false;
+                        mqtt_client_stop(c);
+                }
                 if (c->state == CLIENT_STOPPED) {
                         client_drop_io(c);
                         break;
@@ -649,7 +654,7 @@ static void on_mosq_message(struct mosquitto *m, void *userdata, const struct mo
 {
         MqttClient *c = userdata;
 
-        if (current_job || c->state != CLIENT_CONNECTED || !c->on_message)
+        if (current_job || c->state != CLIENT_CONNECTED || c->stop_requested || !c->on_message)
                 return;
         if (msg->payloadlen < 0)
                 return;
@@ -725,7 +730,8 @@ static int on_job_done(sd_event_source *s, int fd, uint32_t revents, void *userd
         char b;
 
         (void) recv(fd, &b, 1, MSG_DONTWAIT);
-        if (!atomic_load(&j->done) && !(revents & (EPOLLHUP | EPOLLERR)))
+        /* The thread sets done before it writes or closes its end. */
+        if (!atomic_load(&j->done))
                 return 0;
 
         c->job_source = sd_event_source_disable_unref(c->job_source);
@@ -733,7 +739,7 @@ static int on_job_done(sd_event_source *s, int fd, uint32_t revents, void *userd
         c->job = NULL;
         if (j->error_text[0])
                 snprintf(c->mosq_error, sizeof(c->mosq_error), "%s", j->error_text);
-        int rc = atomic_load(&j->done) ? j->rc : MOSQ_ERR_UNKNOWN, saved_errno = j->saved_errno;
+        int rc = j->rc, saved_errno = j->saved_errno;
         connect_job_unref(j);
 
         if (c->state != CLIENT_RESOLVING)
@@ -1254,6 +1260,12 @@ void mqtt_client_stop(MqttClient *c)
 
         if (!c || c->state == CLIENT_STOPPED)
                 return;
+        if (c->in_mosq > 0) {
+                /* Called by a handler from inside libmosquitto: finish there first;
+                 * client_after_call() comes back here. */
+                c->stop_requested = true;
+                return;
+        }
         prev = c->state;
         client_set_state(c, CLIENT_STOPPED);
         if (c->timer)

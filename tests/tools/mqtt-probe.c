@@ -9,8 +9,9 @@
  *      message <topic> <payload>          (retained messages: "message-retained")
  *      publish <rc>                       (the result of a stdin "pub"/"pubr" command)
  * Commands on stdin, one per line: "pub TOPIC PAYLOAD", "pubr TOPIC PAYLOAD" (retained),
- * "sub FILTER", "unsub FILTER", "stop". SIGTERM/SIGINT stop cleanly (the will payload
- * is published first). Logs go to stderr.
+ * "sub FILTER", "unsub FILTER", "stop" (stop the client and exit), "free" (free the
+ * client but keep running), "quit". SIGTERM/SIGINT stop cleanly (the will payload is
+ * published first). Logs go to stderr.
  */
 
 #include <getopt.h>
@@ -56,7 +57,19 @@ static void probe_command(Probe *p, char *line)
                 if (payload)
                         *payload++ = '\0';
         }
-        if ((streq(line, "pub") || streq(line, "pubr")) && arg) {
+        if (streq(line, "quit")) {
+                (void) sd_event_exit(p->event, 0);
+                return;
+        }
+        if (!p->client) {
+                printf("no client\n");
+                fflush(stdout);
+                return;
+        }
+        if (streq(line, "free")) {
+                p->client = mqtt_client_free(p->client);
+                printf("freed\n");
+        } else if ((streq(line, "pub") || streq(line, "pubr")) && arg) {
                 r = mqtt_client_publish_string(p->client, arg, strempty(payload), 1, streq(line, "pubr"));
                 printf("publish %d\n", r);
         } else if (streq(line, "sub") && arg) {
