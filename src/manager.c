@@ -24,7 +24,9 @@
 
 #include "lockhub/api.h"
 #include "lockhub/log.h"
+#include "lockhub/manager-bluez.h"
 #include "lockhub/manager.h"
+#include "lockhub/mqtt-bridge.h"
 
 #define USEC_PER_SEC            1000000ULL
 #define RETENTION_FIRST_USEC    (30 * USEC_PER_SEC)
@@ -68,9 +70,11 @@ Manager *manager_free(Manager *m)
                 return NULL;
         sd_event_source_disable_unref(m->retention_timer);
         sd_event_source_disable_unref(m->retention_defer);
+        m->mqtt = mqtt_bridge_free(m->mqtt); /* publishes offline while the loop still exists */
         for (size_t i = 0; i < m->n_locks; i++)
                 lock_free(m->locks[i]);
         free(m->locks);
+        manager_bluez_free(m);
         sd_bus_flush_close_unref(m->bus);
         store_free(m->store);
         conf_free(m->conf);
@@ -120,7 +124,7 @@ static int manager_record_event(Lock *l, const char *kind, LockSource source, co
         return 0;
 }
 
-static int manager_add_lock(Manager *m, const struct store_lock *sl)
+int manager_add_lock(Manager *m, const struct store_lock *sl)
 {
         _cleanup_(lock_freep) Lock *l = NULL;
         Lock **n;
@@ -140,16 +144,31 @@ static int manager_add_lock(Manager *m, const struct store_lock *sl)
         l->link.last_seen_usec = sl->last_seen_usec;
         l->event_sink = manager_record_event;
         l->event_sink_userdata = m;
+        (void) manager_bluez_lock_added(m, l, sl);
 
         n = reallocarray(m->locks, m->n_locks + 1, sizeof *n);
         if (!n)
                 return log_oom();
         m->locks = n;
         m->locks[m->n_locks++] = l;
+        if (m->mqtt)
+                (void) mqtt_bridge_lock_added(m->mqtt, l);
         r = api_lock_added(m, TAKE_PTR(l));
         if (r < 0)
                 return log_error_errno(r, "Failed to publish lock %s on D-Bus: %m", sl->name);
         return 0;
+}
+
+int manager_remove_lock(Manager *m, Lock *l)
+{
+        for (size_t i = 0; i < m->n_locks; i++)
+                if (m->locks[i] == l) {
+                        memmove(m->locks + i, m->locks + i + 1, (m->n_locks - i - 1) * sizeof *m->locks);
+                        m->n_locks--;
+                        lock_free(l);
+                        return 0;
+                }
+        return -ENOENT;
 }
 
 static int manager_load_locks(Manager *m)
@@ -249,6 +268,7 @@ int manager_reload(Manager *m)
                 m->conf = TAKE_PTR(c);
                 manager_apply_log_level(m);
                 m->reloads++;
+                mqtt_bridge_reload(m->mqtt);
                 log_info("Configuration %s reloaded.", m->config_path);
         }
 
@@ -323,9 +343,20 @@ int manager_start(Manager *m)
         if (r < 0)
                 return r;
 
+        r = manager_bluez_start(m);
+        if (r < 0)
+                return r;
         r = manager_load_locks(m);
         if (r < 0)
                 return r;
+
+        if (m->conf->mqtt.enabled) {
+                r = mqtt_bridge_new(m, &m->mqtt);
+                if (r >= 0)
+                        r = mqtt_bridge_start(m->mqtt);
+                if (r < 0)
+                        return r;
+        }
 
         r = sd_event_set_watchdog(m->event, true);
         if (r < 0)
