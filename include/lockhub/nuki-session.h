@@ -19,6 +19,17 @@
  * replies. Which reply to send is the simulator's business.
  *
  * Nonces: every function that encrypts takes a 24-byte message nonce; NULL means random.
+ *
+ * A simulated lock, per connection and authorization:
+ *   USDIO write → NukiReasm (NUKI_REASM_ENCRYPTED) → nuki_frame_peek_auth_id() to find the
+ *   authorization (unknown: nuki_lock_plain_error(K_ERROR_NOT_AUTHORIZED, 0) on the
+ *   Keyturner GDIO, as [WEB t/7912] observed) → nuki_lock_session_receive(), then
+ *     > 0                    nuki_lock_session_send_error(code, m.command)
+ *     Request Data(0x0004)   nuki_lock_session_challenge()
+ *     Request Data(0x000C)   nuki_lock_session_send() of a Keyturner States message
+ *     Lock Action            send_status(ACCEPTED), Keyturner States..., send_status(COMPLETE)
+ *     configuration commands send_status(COMPLETE), or the data they ask for
+ *   and, for bridges, nuki_lock_plain_status(0xF1) on the Keyturner GDIO when state changes.
  */
 
 #include <stdbool.h>

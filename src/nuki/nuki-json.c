@@ -265,7 +265,7 @@ static void add_command(json_object *o, uint16_t cmd)
 int nuki_json_decode_frame(const uint8_t *buf, size_t n, const NukiJsonOptions *o, json_object **ret)
 {
         json_object *obj;
-        NukiFrame f;
+        NukiFrame f = { 0 };
         NukiMsg m;
         bool encrypted;
         int r;
