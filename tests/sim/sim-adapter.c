@@ -703,16 +703,17 @@ static int power_timer_handler(sd_event_source *s, uint64_t usec, void *userdata
                 }
                 a->powered = false;
                 sim_obj_changed(a->obj, "org.bluez.Adapter1", "Powered");
+                if (a->hung) {
+                        /* powering off resets the controller: the next power-on works */
+                        a->hung = false;
+                        release_held(a);
+                        log_info("Adapter %s recovered by a power cycle", a->name);
+                }
         } else {
                 a->powered = true;
                 a->class_ = 0x6c0000;
                 sim_obj_changed(a->obj, "org.bluez.Adapter1", "Powered");
                 sim_obj_changed(a->obj, "org.bluez.Adapter1", "Class");
-                if (a->hung) {
-                        a->hung = false;
-                        release_held(a);
-                        log_info("Adapter %s recovered by a power cycle", a->name);
-                }
         }
         return 0;
 }

@@ -182,6 +182,19 @@ static int m_inject_att_error(sd_bus_message *m, void *userdata, sd_bus_error *e
         return sd_bus_reply_method_return(m, NULL);
 }
 
+static int m_set_user_limit(sd_bus_message *m, void *userdata, sd_bus_error *e)
+{
+        SimLock *l = userdata;
+        uint32_t v;
+        int r = sd_bus_message_read(m, "u", &v);
+        if (r < 0)
+                return r;
+        if (v < 1 || v > SIM_MAX_AUTHS)
+                return sd_bus_error_setf(e, SD_BUS_ERROR_INVALID_ARGS, "limit must be 1..%d", SIM_MAX_AUTHS);
+        l->max_auths = v;
+        return sd_bus_reply_method_return(m, NULL);
+}
+
 static int m_drop_link(sd_bus_message *m, void *userdata, sd_bus_error *e)
 {
         SimLock *l = userdata;
@@ -409,6 +422,7 @@ static const sd_bus_vtable lock_vtable[] = {
         SD_BUS_METHOD("SetAdvInterval", "u", "", m_set_adv_interval, 0),
         SD_BUS_METHOD("InjectJam", "u", "", m_inject_jam, 0),
         SD_BUS_METHOD("InjectAttError", "yu", "", m_inject_att_error, 0),
+        SD_BUS_METHOD("SetUserLimit", "u", "", m_set_user_limit, 0),
         SD_BUS_METHOD("DropLink", "", "", m_drop_link, 0),
         SD_BUS_METHOD("ManualAction", "s", "", m_manual_action, 0),
         SD_BUS_METHOD("KeypadEntry", "u", "b", m_keypad_entry, 0),

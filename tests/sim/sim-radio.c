@@ -31,7 +31,9 @@ static int adv_handler(sd_event_source *s, uint64_t usec, void *userdata)
                 l->n_adverts++;
                 sim_deliver_advert(l->sim, l, &ad);
         }
-        return sim_timer(l->sim, &l->adv_timer, adv_period(l), adv_handler, l);
+        /* however fast time runs, no more than one advert per lock every 2 ms of real time */
+        return sim_timer(l->sim, &l->adv_timer, MAX(adv_period(l), (uint64_t) (2000 * l->sim->scale)), adv_handler,
+                         l);
 }
 
 int sim_radio_start(SimLock *l)

@@ -70,7 +70,7 @@ int sim_timer(Sim *sim, sd_event_source **s, uint64_t real_usec, sd_event_time_h
          * a source from its own callback is fine in sd-event) */
         *s = sd_event_source_disable_unref(*s);
         return sd_event_add_time(sim->event, s, CLOCK_MONOTONIC, sim_now(sim) + sim_scaled(sim, real_usec),
-                                 0, cb, userdata);
+                                 1, cb, userdata); /* accuracy 0 would mean 250 ms */
 }
 
 void sim_timer_stop(sd_event_source **s)
@@ -338,6 +338,6 @@ int sim_bluez_crash(Sim *sim, uint32_t restart_after_ms, bool clean)
         if (restart_after_ms == UINT32_MAX)
                 return 0;
         return sd_event_add_time_relative(sim->event, &sim->restart_timer, CLOCK_MONOTONIC,
-                                          (uint64_t) restart_after_ms * USEC_PER_MSEC, 0, restart_handler,
+                                          (uint64_t) restart_after_ms * USEC_PER_MSEC, 1, restart_handler,
                                           sim);
 }
