@@ -91,18 +91,23 @@ check "clean stop is logged" grep -q 'disconnected from broker' "$T/b.err"
 
 # ---- broker restart ----------------------------------------------------------------
 mkfifo "$T/r.in"
-"$P" --host 127.0.0.1 --port "$PORT" --client-id probe-r --reconnect-min 1 --reconnect-max 2 \
+"$P" --host 127.0.0.1 --port "$PORT" --client-id probe-r --reconnect-min 1 --reconnect-max 2 --queue-max 2 \
 	--birth-topic r/state --birth-payload online --sub test/r <"$T/r.in" >"$T/r.out" 2>"$T/r.err" &
 r_pid=$!
 track $r_pid
 exec 3>"$T/r.in"
 check "restart: connects" wait_for 10 has_line r connected
+echo "pub test/r/# x" >&3
+check "a topic with wildcards is refused (-EINVAL)" wait_for 5 has_line r "publish -22"
 kill -TERM $plain_pid
 wait_exit $plain_pid 10
 check "restart: the loss is reported" wait_for 10 grep -q '^disconnected ' "$T/r.out"
 check "restart: the loss is logged" grep -q 'lost the connection to broker' "$T/r.err"
-echo "pubr r/held v2" >&3
-check "restart: a retained publish while down is held (1)" wait_for 5 has_line r "publish 1"
+# Held while down: newest per topic, at most --queue-max 2 topics, oldest dropped.
+for m in "r/old o" "r/held v1" "r/held v2" "r/new n"; do echo "pubr $m" >&3; done
+held4() { test "$(count_lines r "publish 1")" = 4; }
+check "restart: retained publishes while down are held (1)" wait_for 5 held4
+check "restart: a full hold queue is logged" grep -q 'dropping the oldest (r/old)' "$T/r.err"
 echo "pub r/event e1" >&3
 check "restart: a non-retained publish while down is refused (-ENOTCONN)" wait_for 5 has_line r "publish -107"
 check "restart: failed attempts are logged" wait_for 10 grep -q 'cannot connect to broker' "$T/r.err"
@@ -113,7 +118,9 @@ plain_pid=$broker_pid
 connected_twice() { test "$(count_lines r connected)" -ge 2; }
 check "restart: reconnects" wait_for 15 connected_twice
 check "restart: birth sent again" wait_for 5 retained_is "$PORT" r/state online
-check "restart: held retained message sent" wait_for 5 retained_is "$PORT" r/held v2
+check "restart: held retained message sent, newest value" wait_for 5 retained_is "$PORT" r/held v2
+check "restart: held retained message sent (2)" retained_is "$PORT" r/new n
+check "restart: the oldest held message was dropped" retained_is "$PORT" r/old ""
 check "restart: non-retained message was not sent later" test -z "$(mosquitto_sub -p "$PORT" -t r/event -C 1 -W 1 2>/dev/null)"
 mosquitto_pub -p "$PORT" -t test/r -m after-restart
 check "restart: re-subscribed" wait_for 5 has_line r "message test/r after-restart"

@@ -124,7 +124,7 @@ static void usage(void)
                         "--cert F --key F --insecure] [--username U --password-file F] [--client-id ID] "
                         "[--protocol 3.1.1|5] [--keepalive S] [--reconnect-min S --reconnect-max S] "
                         "[--will-topic T --will-payload P] [--birth-topic T --birth-payload P] [--sub F]... "
-                        "[--debug]\n");
+                        "[--queue-max N] [--debug]\n");
 }
 
 int main(int argc, char **argv)
@@ -152,6 +152,7 @@ int main(int argc, char **argv)
                 ARG_BIRTH_PAYLOAD,
                 ARG_SUB,
                 ARG_DEBUG,
+                ARG_QUEUE_MAX,
         };
         static const struct option options[] = {
                 { "host", required_argument, NULL, ARG_HOST },
@@ -176,6 +177,7 @@ int main(int argc, char **argv)
                 { "birth-payload", required_argument, NULL, ARG_BIRTH_PAYLOAD },
                 { "sub", required_argument, NULL, ARG_SUB },
                 { "debug", no_argument, NULL, ARG_DEBUG },
+                { "queue-max", required_argument, NULL, ARG_QUEUE_MAX },
                 {},
         };
         MqttClientOptions o = { .will_retain = true, .birth_retain = true };
@@ -252,6 +254,9 @@ int main(int argc, char **argv)
                 case ARG_SUB:
                         if (n_subs < ELEMENTSOF(subs))
                                 subs[n_subs++] = optarg;
+                        break;
+                case ARG_QUEUE_MAX:
+                        o.queue_max = (size_t) atoi(optarg);
                         break;
                 case ARG_DEBUG:
                         log_set_max_level(LOG_DEBUG);
