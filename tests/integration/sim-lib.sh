@@ -16,3 +16,72 @@ start_sim() {
 simctl() { "$SIM" ctl "$@"; }
 
 scenario() { cat >"$1"; }
+
+# lockhubd against the simulator (used by the t-lock-* tests; after start_sim):
+#
+# write_conf [LINE...]      $T/lockhub.conf with short timeouts, MQTT off; extra lines appended
+# start_lockhubd            lockhubd on $T/lockhub.conf and $T/state (tracked); $LOCKHUBD_PID;
+#                           its log is $T/lockhubd.log; waits for org.lockhub
+# stop_lockhubd [SIGNAL]    stop it (TERM by default) and wait; $exit_code
+# ctl ARGS...               lockhubctl ARGS...
+# pair_lock NAME SIMLOCK [PIN]   SetPairingMode on SIMLOCK, then lockhubctl pair ADDRESS
+# lock_prop NAME PROP       a Lock1 property of lockhubd, bare value
+# db SQL                    sqlite3 on lockhubd's database
+write_conf() {
+	{
+		printf '[Hub]\nLogLevel=debug\nTimeSyncDriftSec=0\n'
+		printf '[Bluetooth]\nConnectTimeoutSec=2s\nCommandTimeoutSec=5s\nIdleDisconnectSec=1s\n'
+		printf '[MQTT]\nEnabled=no\n'
+		for _l in "$@"; do printf '%s\n' "$_l"; done
+	} >"$T/lockhub.conf"
+}
+
+start_lockhubd() {
+	mkdir -p "$T/state"
+	[ -f "$T/lockhub.conf" ] || write_conf
+	"$BUILD/lockhubd" --config "$T/lockhub.conf" --state-dir "$T/state" >>"$T/lockhubd.log" 2>&1 &
+	LOCKHUBD_PID=$!
+	track $LOCKHUBD_PID
+	wait_for 10 busctl --address="$DBUS_SYSTEM_BUS_ADDRESS" get-property org.lockhub /org/lockhub \
+		org.lockhub.Manager1 Version || { echo "lockhubd did not start"; tail -n 30 "$T/lockhubd.log"; return 1; }
+}
+
+stop_lockhubd() {
+	kill -"${1:-TERM}" "$LOCKHUBD_PID" 2>/dev/null
+	wait_exit "$LOCKHUBD_PID" 10
+}
+
+ctl() { "$BUILD/lockhubctl" "$@"; }
+
+pair_lock() {
+	simctl "$2" SetPairingMode yes || return 1
+	ctl pair "$(simctl "$2" get Address)" --name "$1" ${3:+--pin "$3"}
+}
+
+lock_prop() {
+	busctl --address="$DBUS_SYSTEM_BUS_ADDRESS" get-property org.lockhub "/org/lockhub/lock/$1" \
+		org.lockhub.Lock1 "$2" | sed 's/^[a-z(]* //; s/"//g'
+}
+
+db() { sqlite3 "$T/state/lockhub.db" "$@"; }
+
+# sim_test NAME [SIM ARGS...]: a fresh simulator for one `lockhub-sim test NAME`
+# (tests/sim/sim-test.c), stopped by pid afterwards; its log is shown on failure.
+sim_test() {
+	_name=$1
+	shift
+	"$SIM" --log-level debug "$@" >"$T/sim-$_name.log" 2>&1 &
+	_pid=$!
+	track $_pid
+	if ! "$SIM" ctl wait-bluez 10; then
+		echo "lockhub-sim did not come up"
+		kill $_pid 2>/dev/null
+		return 1
+	fi
+	timeout 300 "$SIM" test "$_name"
+	_rc=$?
+	kill $_pid 2>/dev/null
+	wait $_pid 2>/dev/null
+	[ $_rc -eq 0 ] || tail -n 30 "$T/sim-$_name.log"
+	return $_rc
+}

@@ -573,9 +573,10 @@ void sim_adapter_finish_removal(SimAdapter *a, SimDevice *d)
 {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = TAKE_PTR(d->remove_call);
 
-        remove_device(a, d);
+        /* 5.66: the reply once the link is down, then the removal */
         if (call)
                 (void) sim_reply(call, NULL);
+        remove_device(a, d);
 }
 
 static int connect_device(sd_bus_message *m, void *data)

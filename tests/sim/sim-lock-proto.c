@@ -293,6 +293,10 @@ static void pairing_write(SimLock *l, const uint8_t *data, size_t len)
 
         (void) nuki_reasm_feed(&s->reasm_pairing, data, len, 0);
         while ((r = nuki_reasm_pop(&s->reasm_pairing, msg, sizeof(msg), &n)) > 0) {
+                if (s->pair && n >= 2 && nuki_get_u16(msg) == NUKI_CMD_REQUEST_DATA &&
+                    nuki_pair_lock_state(s->pair) != NUKI_PAIR_LOCK_WAIT_REQUEST)
+                        /* the client starts over: so does the lock */
+                        s->pair = nuki_pair_lock_free(s->pair);
                 if (!s->pair) {
                         NukiPairLockParams p;
 

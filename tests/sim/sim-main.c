@@ -25,8 +25,10 @@
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
         Sim *sim = userdata;
+        /* a clean shutdown, like bluetoothd on SIGTERM; the loop ends when it is done */
+        sim->exiting = true;
         sim_bluez_stop(sim, true);
-        return sd_event_exit(sim->event, 0);
+        return 0;
 }
 
 static void help(void)
@@ -134,6 +136,8 @@ int main(int argc, char **argv)
         r = sd_event_loop(sim.event);
 
         sim.restart_timer = sd_event_source_disable_unref(sim.restart_timer);
+        sim.stop_timer = sd_event_source_disable_unref(sim.stop_timer);
+        sim.exiting = false;
         sim_bluez_stop(&sim, false);
         for (size_t i = 0; i < sim.n_locks; i++)
                 sim_lock_free(sim.locks[i]);

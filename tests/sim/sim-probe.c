@@ -275,7 +275,8 @@ static int on_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
                 fprintf(f, "IR %s ", o);
                 if (r >= 0)
                         r = sd_bus_message_enter_container(m, 'a', "s");
-                for (bool first = true; r >= 0 && (r = sd_bus_message_read(m, "s", &iface)) > 0; first = false)
+                for (bool first = true; r >= 0 && (r = sd_bus_message_read(m, "s", &iface)) > 0;
+                     first = false)
                         fprintf(f, "%s%s", first ? "" : ",", short_iface(iface));
         } else if (sd_bus_message_is_signal(m, "org.freedesktop.DBus.Properties", "PropertiesChanged")) {
                 const char *iface, *inv;
@@ -294,13 +295,16 @@ static int on_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
                         const uint8_t *d;
                         size_t len;
                         (void) sd_bus_message_rewind(m, true);
-                        if (sd_bus_message_skip(m, "s") >= 0 && sd_bus_message_enter_container(m, 'a', "{sv}") > 0) {
+                        if (sd_bus_message_skip(m, "s") >= 0 &&
+                            sd_bus_message_enter_container(m, 'a', "{sv}") > 0) {
                                 while (sd_bus_message_enter_container(m, 'e', "sv") > 0) {
                                         const char *k;
                                         if (sd_bus_message_read(m, "s", &k) < 0)
                                                 break;
-                                        if (streq(k, "Value") && sd_bus_message_enter_container(m, 'v', "ay") > 0 &&
-                                            sd_bus_message_read_array(m, 'y', (const void **) &d, &len) >= 0) {
+                                        if (streq(k, "Value") &&
+                                            sd_bus_message_enter_container(m, 'v', "ay") > 0 &&
+                                            sd_bus_message_read_array(m, 'y', (const void **) &d, &len) >=
+                                                            0) {
                                                 p->value_cb(p, path, d, len);
                                                 break;
                                         }
@@ -341,7 +345,8 @@ int probe_new(Probe **ret)
         if (r < 0)
                 goto fail;
         r = sd_bus_add_match(p->bus, NULL,
-                             "type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged',arg0='org.bluez'",
+                             "type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged',arg0='"
+                             "org.bluez'",
                              on_signal, p);
         if (r < 0)
                 goto fail;
@@ -496,8 +501,8 @@ int probe_send(Probe *p, sd_bus_message *m, uint64_t timeout, const char *member
         return pd->result;
 }
 
-static int call_v(Probe *p, bool wait, uint64_t timeout, const char *dest, const char *path, const char *iface,
-                  const char *member, const char *types, va_list ap)
+static int call_v(Probe *p, bool wait, uint64_t timeout, const char *dest, const char *path,
+                  const char *iface, const char *member, const char *types, va_list ap)
 {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         int r;
@@ -543,7 +548,8 @@ int probe_call_async(Probe *p, uint64_t timeout, const char *path, const char *i
 
 int probe_get(Probe *p, const char *path, const char *iface, const char *prop, char *buf, size_t size)
 {
-        int r = probe_call(p, 5 * USEC_PER_SEC, path, "org.freedesktop.DBus.Properties", "Get", "ss", iface, prop);
+        int r = probe_call(p, 5 * USEC_PER_SEC, path, "org.freedesktop.DBus.Properties", "Get", "ss", iface,
+                           prop);
         if (r < 0)
                 return r;
         return probe_format_value(p->reply, buf, size);
@@ -551,8 +557,8 @@ int probe_get(Probe *p, const char *path, const char *iface, const char *prop, c
 
 int probe_set_bool(Probe *p, const char *path, const char *iface, const char *prop, bool v)
 {
-        return probe_call(p, 5 * USEC_PER_SEC, path, "org.freedesktop.DBus.Properties", "Set", "ssv", iface, prop,
-                          "b", v);
+        return probe_call(p, 5 * USEC_PER_SEC, path, "org.freedesktop.DBus.Properties", "Set", "ssv", iface,
+                          prop, "b", v);
 }
 
 int probe_ctl(Probe *p, const char *lock, const char *method, const char *types, ...)
@@ -566,8 +572,8 @@ int probe_ctl(Probe *p, const char *lock, const char *method, const char *types,
         else
                 snprintf(path, sizeof(path), "/org/lockhub/sim");
         va_start(ap, types);
-        r = call_v(p, true, 10 * USEC_PER_SEC, "org.lockhub.Sim", path, lock ? "org.lockhub.Sim1" : "org.lockhub.SimHub1",
-                   method, types, ap);
+        r = call_v(p, true, 10 * USEC_PER_SEC, "org.lockhub.Sim", path,
+                   lock ? "org.lockhub.Sim1" : "org.lockhub.SimHub1", method, types, ap);
         va_end(ap);
         return r;
 }
@@ -581,8 +587,9 @@ int probe_ctl_get(Probe *p, const char *lock, const char *prop, char *buf, size_
         if (!lock)
                 path[strlen(path) - 1] = 0;
         p->reply = sd_bus_message_unref(p->reply);
-        r = sd_bus_call_method(p->bus, "org.lockhub.Sim", path, "org.freedesktop.DBus.Properties", "Get", NULL,
-                               &p->reply, "ss", lock ? "org.lockhub.Sim1" : "org.lockhub.SimHub1", prop);
+        r = sd_bus_call_method(p->bus, "org.lockhub.Sim", path, "org.freedesktop.DBus.Properties", "Get",
+                               NULL, &p->reply, "ss", lock ? "org.lockhub.Sim1" : "org.lockhub.SimHub1",
+                               prop);
         if (r < 0)
                 return r;
         r = probe_format_value(p->reply, buf, size);

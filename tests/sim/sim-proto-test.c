@@ -65,7 +65,8 @@ static void on_value(Probe *p, const char *path, const uint8_t *d, size_t n)
                 if (!streq(path, k->path[ch]))
                         continue;
                 (void) nuki_reasm_feed(&k->reasm[ch], d, n, 0);
-                while (nuki_reasm_pop(&k->reasm[ch], msg, sizeof(msg), &len) > 0 && k->n_queue < ELEMENTSOF(k->queue)) {
+                while (nuki_reasm_pop(&k->reasm[ch], msg, sizeof(msg), &len) > 0 &&
+                       k->n_queue < ELEMENTSOF(k->queue)) {
                         Msg *m = &k->queue[k->n_queue++];
                         m->ch = ch;
                         m->len = len;
@@ -211,6 +212,9 @@ static int do_cmd(Link *k, NukiSession *s, const NukiMsg *cmd, uint16_t request,
         *n_rep = 0;
         if (plain_err)
                 *plain_err = -1;
+        /* a list may end with a Status the session did not wait for ([P]): drop leftovers */
+        probe_run(k->p, 30 * USEC_PER_MSEC);
+        k->n_queue = 0;
         r = cmd ? nuki_session_begin(s, cmd, NULL, out, sizeof(out))
                 : nuki_session_request(s, request, NULL, out, sizeof(out));
         if (r < 0)
@@ -223,8 +227,8 @@ static int do_cmd(Link *k, NukiSession *s, const NukiMsg *cmd, uint16_t request,
                 }
                 if (m.ch == CH_GDIO) {
                         NukiFrame f;
-                        if (nuki_frame_decode_plain(m.data, m.len, &f) >= 0 && f.command == NUKI_CMD_ERROR_REPORT &&
-                            f.payload_len >= 1) {
+                        if (nuki_frame_decode_plain(m.data, m.len, &f) >= 0 &&
+                            f.command == NUKI_CMD_ERROR_REPORT && f.payload_len >= 1) {
                                 if (plain_err)
                                         *plain_err = f.payload[0];
                                 nuki_session_reset(s);
@@ -322,8 +326,8 @@ void sim_proto_test_pairing(Probe *p)
         CHECK(p, link_open(p, &k, "54:D2:72:00:00:02"), "connect back (not in pairing mode)");
         nuki_pair_params_init(&pp);
         r = do_pair(&k, &pp, &res, &e);
-        CHECK(p, r == -EPERM && e == NUKI_P_ERROR_NOT_PAIRING, "not in pairing mode: P_ERROR_NOT_PAIRING (%d, 0x%02x)",
-              r, (unsigned) e);
+        CHECK(p, r == -EPERM && e == NUKI_P_ERROR_NOT_PAIRING,
+              "not in pairing mode: P_ERROR_NOT_PAIRING (%d, 0x%02x)", r, (unsigned) e);
         link_close(&k);
 
         CHECK(p, link_open(p, &k, "54:D2:72:00:00:01"), "connect front (pairing mode)");
@@ -367,24 +371,26 @@ void sim_proto_test_protocol(Probe *p)
 
         r = do_cmd(&k, &s, NULL, NUKI_CMD_KEYTURNER_STATES, rep, 64, &n, NULL);
         x = find_reply(rep, n, NUKI_CMD_KEYTURNER_STATES);
-        CHECK(p, r == 0 && x && x->keyturner_states.lock_state == NUKI_LOCK_STATE_LOCKED &&
-                         x->keyturner_states.nuki_state == NUKI_STATE_DOOR_MODE &&
-                         nuki_battery_percent(x->keyturner_states.battery) == 80,
+        CHECK(p,
+              r == 0 && x && x->keyturner_states.lock_state == NUKI_LOCK_STATE_LOCKED &&
+                              x->keyturner_states.nuki_state == NUKI_STATE_DOOR_MODE &&
+                              nuki_battery_percent(x->keyturner_states.battery) == 80,
               "Keyturner States: locked, door mode, 80 %%");
 
         static const struct {
                 uint8_t action;
                 const char *state;
         } actions[] = {
-                { NUKI_LOCK_ACTION_UNLOCK, "unlocked" },    { NUKI_LOCK_ACTION_LOCK, "locked" },
-                { NUKI_LOCK_ACTION_UNLATCH, "unlocked" },   { NUKI_LOCK_ACTION_FULL_LOCK, "locked" },
+                { NUKI_LOCK_ACTION_UNLOCK, "unlocked" },          { NUKI_LOCK_ACTION_LOCK, "locked" },
+                { NUKI_LOCK_ACTION_UNLATCH, "unlocked" },         { NUKI_LOCK_ACTION_FULL_LOCK, "locked" },
                 { NUKI_LOCK_ACTION_LOCKNGO, "unlocked-lockngo" },
         };
         for (size_t i = 0; i < ELEMENTSOF(actions); i++) {
                 bool accepted = false, moving = false;
                 r = lock_action(&k, &s, actions[i].action, rep, 64, &n);
                 for (size_t j = 0; j < n; j++) {
-                        if (rep[j].command == NUKI_CMD_STATUS && rep[j].status.status == NUKI_STATUS_ACCEPTED)
+                        if (rep[j].command == NUKI_CMD_STATUS &&
+                            rep[j].status.status == NUKI_STATUS_ACCEPTED)
                                 accepted = true;
                         if (rep[j].command == NUKI_CMD_KEYTURNER_STATES &&
                             (rep[j].keyturner_states.lock_state == NUKI_LOCK_STATE_UNLOCKING ||
@@ -393,13 +399,15 @@ void sim_proto_test_protocol(Probe *p)
                                 moving = true;
                 }
                 x = n ? &rep[n - 1] : NULL;
-                CHECK(p, r == 0 && accepted && moving && x && x->command == NUKI_CMD_STATUS &&
-                                 x->status.status == NUKI_STATUS_COMPLETE &&
-                                 ctl_is(p, "front", "LockState", actions[i].state),
+                CHECK(p,
+                      r == 0 && accepted && moving && x && x->command == NUKI_CMD_STATUS &&
+                                      x->status.status == NUKI_STATUS_COMPLETE &&
+                                      ctl_is(p, "front", "LockState", actions[i].state),
                       "lock action 0x%02x: ACCEPTED, moving states, COMPLETE, lock %s", actions[i].action,
                       actions[i].state);
         }
-        CHECK(p, wait_ctl(p, "front", "LockState", "locked", T(25 * SEC)), "lock'n'go locks again by itself");
+        CHECK(p, wait_ctl(p, "front", "LockState", "locked", T(25 * SEC)),
+              "lock'n'go locks again by itself");
 
         nuki_msg_init(&cmd, NUKI_CMD_SIMPLE_LOCK_ACTION, NUKI_VARIANT_DEFAULT);
         cmd.simple_lock_action.action = NUKI_LOCK_ACTION_UNLOCK;
@@ -410,8 +418,9 @@ void sim_proto_test_protocol(Probe *p)
         nuki_msg_init(&cmd, NUKI_CMD_REQUEST_CONFIG, NUKI_VARIANT_DEFAULT);
         r = do_cmd(&k, &s, &cmd, 0, rep, 64, &n, NULL);
         x = find_reply(rep, n, NUKI_CMD_CONFIG);
-        CHECK(p, r == 0 && x && x->config.nuki_id == 0x2A000001 && x->config.firmware_version[0] == 2 &&
-                         x->config.firmware_version[1] == 12 && x->config.firmware_version[2] == 4,
+        CHECK(p,
+              r == 0 && x && x->config.nuki_id == 0x2A000001 && x->config.firmware_version[0] == 2 &&
+                              x->config.firmware_version[1] == 12 && x->config.firmware_version[2] == 4,
               "Config: Nuki ID and firmware 2.12.4");
         nuki_msg_init(&cmd, NUKI_CMD_SET_CONFIG, NUKI_VARIANT_DEFAULT);
         snprintf(cmd.set_config.name, sizeof(cmd.set_config.name), "Hall");
@@ -450,7 +459,9 @@ void sim_proto_test_protocol(Probe *p)
         x = find_reply(rep, n, NUKI_CMD_LOG_ENTRY_COUNT);
         {
                 const NukiMsg *le = find_reply(rep, n, NUKI_CMD_LOG_ENTRY);
-                CHECK(p, r == 0 && x && x->log_entry_count.count >= 7 && le && le->log_entry.auth_id == res.auth_id,
+                CHECK(p,
+                      r == 0 && x && x->log_entry_count.count >= 7 && le &&
+                                      le->log_entry.auth_id == res.auth_id,
                       "activity log: count, entries with our auth-id");
         }
         {
@@ -458,8 +469,9 @@ void sim_proto_test_protocol(Probe *p)
                 for (size_t j = 0; j < n && !first; j++)
                         if (rep[j].command == NUKI_CMD_LOG_ENTRY)
                                 first = &rep[j];
-                CHECK(p, first && first->log_entry.type == 2 && first->log_entry.data.data[0] == 1 &&
-                                 first->log_entry.data.data[3] == 0,
+                CHECK(p,
+                      first && first->log_entry.type == 2 && first->log_entry.data.data[0] == 1 &&
+                                      first->log_entry.data.data[3] == 0,
                       "newest entry first: unlock, completed");
         }
 
@@ -483,14 +495,15 @@ void sim_proto_test_protocol(Probe *p)
                         CHECK(p, r == -EREMOTEIO && nuki_session_lock_error(&s) == codes[i].err,
                               "keypad code %u refused with 0x%02x", codes[i].code, (unsigned) codes[i].err);
                 else
-                        CHECK(p, r == 0 && find_reply(rep, n, NUKI_CMD_KEYPAD_CODE_ID), "keypad code %u added",
-                              codes[i].code);
+                        CHECK(p, r == 0 && find_reply(rep, n, NUKI_CMD_KEYPAD_CODE_ID),
+                              "keypad code %u added", codes[i].code);
         }
         nuki_msg_init(&cmd, NUKI_CMD_REQUEST_KEYPAD_CODES, NUKI_VARIANT_DEFAULT);
         cmd.request_keypad_codes.count = 10;
         r = do_cmd(&k, &s, &cmd, 0, rep, 64, &n, NULL);
         x = find_reply(rep, n, NUKI_CMD_KEYPAD_CODE);
-        CHECK(p, r == 0 && x && x->keypad_code.code == 234567 && streq(x->keypad_code.name, "Kid"), "list keypad codes");
+        CHECK(p, r == 0 && x && x->keypad_code.code == 234567 && streq(x->keypad_code.name, "Kid"),
+              "list keypad codes");
         nuki_msg_init(&cmd, NUKI_CMD_UPDATE_KEYPAD_CODE, NUKI_VARIANT_DEFAULT);
         cmd.update_keypad_code.code_id = x ? x->keypad_code.code_id : 1;
         cmd.update_keypad_code.code = 345678;
@@ -523,8 +536,9 @@ void sim_proto_test_protocol(Probe *p)
                         for (size_t j = 0; j < n && !first; j++)
                                 if (rep[j].command == NUKI_CMD_AUTHORIZATION_ENTRY)
                                         first = &rep[j];
-                        CHECK(p, r == 0 && x && x->authorization_entry_count.count == 2 && first &&
-                                         first->authorization_entry.auth_id == res.auth_id,
+                        CHECK(p,
+                              r == 0 && x && x->authorization_entry_count.count == 2 && first &&
+                                              first->authorization_entry.auth_id == res.auth_id,
                               "list authorizations: the caller's own first");
                 }
                 nuki_msg_init(&cmd, NUKI_CMD_REMOVE_AUTHORIZATION_ENTRY, NUKI_VARIANT_DEFAULT);
@@ -540,7 +554,8 @@ void sim_proto_test_protocol(Probe *p)
         s.security_pin = 4321;
         nuki_msg_init(&cmd, NUKI_CMD_VERIFY_SECURITY_PIN, NUKI_VARIANT_DEFAULT);
         r = do_cmd(&k, &s, &cmd, 0, rep, 64, &n, NULL);
-        CHECK(p, r == -EREMOTEIO && nuki_session_lock_error(&s) == NUKI_K_ERROR_BAD_PIN, "wrong PIN: K_ERROR_BAD_PIN");
+        CHECK(p, r == -EREMOTEIO && nuki_session_lock_error(&s) == NUKI_K_ERROR_BAD_PIN,
+              "wrong PIN: K_ERROR_BAD_PIN");
         s.security_pin = 1234;
         r = do_cmd(&k, &s, &cmd, 0, rep, 64, &n, NULL);
         CHECK(p, r == 0, "right PIN: COMPLETE");
@@ -556,7 +571,8 @@ void sim_proto_test_protocol(Probe *p)
                 memcpy(frame, k.last_write, len);
                 (void) link_write(&k, CH_USDIO, frame, len);
                 while (link_next(&k, &m, T(2 * SEC)))
-                        if (m.ch == CH_USDIO && nuki_frame_decode_encrypted(res.shared_key, NULL, m.data, m.len, &f) >= 0 &&
+                        if (m.ch == CH_USDIO &&
+                            nuki_frame_decode_encrypted(res.shared_key, NULL, m.data, m.len, &f) >= 0 &&
                             f.command == NUKI_CMD_ERROR_REPORT) {
                                 got = f.payload[0] == NUKI_K_ERROR_BAD_NONCE;
                                 break;
@@ -599,19 +615,22 @@ void sim_proto_test_model(Probe *p)
 
         probe_ctl(p, "front", "InjectJam", "u", 1);
         r = lock_action(&k, &s, NUKI_LOCK_ACTION_UNLOCK, rep, 64, &n);
-        CHECK(p, r == -EREMOTEIO && nuki_session_lock_error(&s) == NUKI_K_ERROR_MOTOR_BLOCKED &&
-                         ctl_is(p, "front", "LockState", "motor-blocked"),
+        CHECK(p,
+              r == -EREMOTEIO && nuki_session_lock_error(&s) == NUKI_K_ERROR_MOTOR_BLOCKED &&
+                              ctl_is(p, "front", "LockState", "motor-blocked"),
               "an injected jam: K_ERROR_MOTOR_BLOCKED, lock state motor blocked");
 
         probe_ctl(p, "front", "ManualAction", "s", "lock");
-        CHECK(p, ctl_is(p, "front", "LockState", "locked"), "manual action (key, thumb-turn) changes the state");
+        CHECK(p, ctl_is(p, "front", "LockState", "locked"),
+              "manual action (key, thumb-turn) changes the state");
 
         nuki_msg_init(&cmd, NUKI_CMD_ADD_KEYPAD_CODE, NUKI_VARIANT_DEFAULT);
         cmd.add_keypad_code.code = 234567;
         snprintf(cmd.add_keypad_code.name, sizeof(cmd.add_keypad_code.name), "Kid");
         do_cmd(&k, &s, &cmd, 0, rep, 64, &n, NULL);
         r = probe_ctl(p, "front", "KeypadEntry", "u", 234567);
-        CHECK(p, r == 0 && wait_ctl(p, "front", "LockState", "unlocked", T(5 * SEC)), "keypad entry unlocks");
+        CHECK(p, r == 0 && wait_ctl(p, "front", "LockState", "unlocked", T(5 * SEC)),
+              "keypad entry unlocks");
         probe_ctl(p, "front", "KeypadEntry", "u", 999999);
         probe_ctl(p, "front", "SetDoor", "s", "opened");
         CHECK(p, ctl_is(p, "front", "Door", "opened"), "door sensor");
@@ -629,41 +648,51 @@ void sim_proto_test_model(Probe *p)
                 /* newest first: door, bad code, keypad unlock, manual lock, jam */
                 CHECK(p, r == 0 && ne >= 5, "log read (%zu entries)", ne);
                 if (ne >= 5) {
-                        CHECK(p, e[0]->log_entry.type == 6 && e[0]->log_entry.data.data[0] == 0, "door opened logged");
+                        CHECK(p, e[0]->log_entry.type == 6 && e[0]->log_entry.data.data[0] == 0,
+                              "door opened logged");
                         CHECK(p, e[1]->log_entry.type == 5 && e[1]->log_entry.data.data[2] == 0xE0,
                               "wrong keypad code logged (invalid code)");
-                        CHECK(p, e[2]->log_entry.type == 5 && e[2]->log_entry.data.data[2] == 0 &&
-                                         e[2]->log_entry.data.data[3] == 1,
+                        CHECK(p,
+                              e[2]->log_entry.type == 5 && e[2]->log_entry.data.data[2] == 0 &&
+                                              e[2]->log_entry.data.data[3] == 1,
                               "keypad unlock logged with the code id");
-                        CHECK(p, e[3]->log_entry.type == 2 && e[3]->log_entry.data.data[1] == NUKI_TRIGGER_MANUAL,
+                        CHECK(p,
+                              e[3]->log_entry.type == 2 &&
+                                              e[3]->log_entry.data.data[1] == NUKI_TRIGGER_MANUAL,
                               "manual lock logged with trigger manual");
-                        CHECK(p, e[4]->log_entry.type == 2 && e[4]->log_entry.data.data[3] == NUKI_COMPLETION_MOTOR_BLOCKED,
+                        CHECK(p,
+                              e[4]->log_entry.type == 2 &&
+                                              e[4]->log_entry.data.data[3] == NUKI_COMPLETION_MOTOR_BLOCKED,
                               "the jam logged with completion motor blocked");
                 }
         }
         r = do_cmd(&k, &s, NULL, NUKI_CMD_KEYTURNER_STATES, rep, 64, &n, NULL);
         x = find_reply(rep, n, NUKI_CMD_KEYTURNER_STATES);
-        CHECK(p, r == 0 && x && x->keyturner_states.door_sensor_state == 0x03 &&
-                         x->keyturner_states.last_lock_action_trigger == 0x00,
+        CHECK(p,
+              r == 0 && x && x->keyturner_states.door_sensor_state == 0x03 &&
+                              x->keyturner_states.last_lock_action_trigger == 0x00,
               "Keyturner States report door and last action");
 
         probe_ctl(p, "front", "SetBattery", "y", 15);
         r = do_cmd(&k, &s, NULL, NUKI_CMD_KEYTURNER_STATES, rep, 64, &n, NULL);
         x = find_reply(rep, n, NUKI_CMD_KEYTURNER_STATES);
-        CHECK(p, r == 0 && x && nuki_battery_critical(x->keyturner_states.battery) &&
-                         nuki_battery_percent(x->keyturner_states.battery) == 14,
+        CHECK(p,
+              r == 0 && x && nuki_battery_critical(x->keyturner_states.battery) &&
+                              nuki_battery_percent(x->keyturner_states.battery) == 14,
               "battery critical below 20 %%");
 
         probe_ctl(p, "front", "FactoryReset", NULL);
-        CHECK(p, ctl_uint(p, "front", "Authorizations") == 0 && ctl_uint(p, "front", "KeypadCodes") == 0 &&
-                         ctl_uint(p, "front", "LogEntries") == 0 && ctl_uint(p, "front", "NukiState") == 0,
+        CHECK(p,
+              ctl_uint(p, "front", "Authorizations") == 0 && ctl_uint(p, "front", "KeypadCodes") == 0 &&
+                              ctl_uint(p, "front", "LogEntries") == 0 &&
+                              ctl_uint(p, "front", "NukiState") == 0,
               "factory reset wipes authorizations, codes and log; uninitialized");
         CHECK(p, probe_wait(p, 0, "{Connected=b:false;ServicesResolved=b:false}", T(SEC)) >= 0,
               "the reset drops the link");
         {
                 size_t m = probe_mark(p);
-                (void) probe_call(p, 5 * SEC, ADAPTER, "org.bluez.Adapter1", "SetDiscoveryFilter", "a{sv}", 1,
-                                  "DuplicateData", "b", 1);
+                (void) probe_call(p, 5 * SEC, ADAPTER, "org.bluez.Adapter1", "SetDiscoveryFilter", "a{sv}",
+                                  1, "DuplicateData", "b", 1);
                 (void) probe_call(p, 5 * SEC, ADAPTER, "org.bluez.Adapter1", "StopDiscovery", NULL);
                 (void) probe_call(p, 5 * SEC, ADAPTER, "org.bluez.Adapter1", "StartDiscovery", NULL);
                 r = probe_wait(p, m, "a92ee000-5501-11e4-916c-0800200c9a66", T(5 * SEC));
@@ -694,7 +723,8 @@ void sim_proto_test_advert_bit(Probe *p)
         CHECK(p, ctl_is(p, "front", "StateChanged", "true"), "a state change sets the advert bit");
         nuki_session_init(&s, app.shared_key, app.auth_id, 1234, false);
         r = do_cmd(&k, &s, NULL, NUKI_CMD_KEYTURNER_STATES, rep, 64, &n, NULL);
-        CHECK(p, r == 0 && ctl_is(p, "front", "StateChanged", "true"), "an App reading the states leaves it set");
+        CHECK(p, r == 0 && ctl_is(p, "front", "StateChanged", "true"),
+              "an App reading the states leaves it set");
         nuki_session_wipe(&s);
         link_close(&k);
 
@@ -710,12 +740,13 @@ void sim_proto_test_advert_bit(Probe *p)
         CHECK(p, f1, "a connected bridge gets the unencrypted Status 0xF1 on the Keyturner GDIO");
         nuki_session_init(&s, bridge.shared_key, bridge.auth_id, 1234, false);
         r = do_cmd(&k, &s, NULL, NUKI_CMD_KEYTURNER_STATES, rep, 64, &n, NULL);
-        CHECK(p, r == 0 && ctl_is(p, "back", "StateChanged", "false"), "a Bridge reading the states clears it");
+        CHECK(p, r == 0 && ctl_is(p, "back", "StateChanged", "false"),
+              "a Bridge reading the states clears it");
         nuki_session_wipe(&s);
         link_close(&k);
         m = probe_mark(p);
-        (void) probe_call(p, 5 * SEC, ADAPTER, "org.bluez.Adapter1", "SetDiscoveryFilter", "a{sv}", 1, "DuplicateData",
-                          "b", 1);
+        (void) probe_call(p, 5 * SEC, ADAPTER, "org.bluez.Adapter1", "SetDiscoveryFilter", "a{sv}", 1,
+                          "DuplicateData", "b", 1);
         (void) probe_call(p, 5 * SEC, ADAPTER, "org.bluez.Adapter1", "StopDiscovery", NULL);
         (void) probe_call(p, 5 * SEC, ADAPTER, "org.bluez.Adapter1", "StartDiscovery", NULL);
         CHECK(p, probe_wait(p, m, "0215a92ee200550111e4916c0800200c9a662a000002c8", T(3 * SEC)) >= 0,
@@ -739,8 +770,8 @@ void sim_proto_test_ultra(Probe *p)
         nuki_pair_params_init(&pp);
         pp.security_pin = 111111;
         r = do_pair(&k, &pp, &res, &e);
-        CHECK(p, r < 0 && e == NUKI_K_ERROR_BAD_PIN, "Ultra pairing with a wrong PIN: K_ERROR_BAD_PIN (%d, 0x%02x)", r,
-              (unsigned) e);
+        CHECK(p, r < 0 && e == NUKI_K_ERROR_BAD_PIN,
+              "Ultra pairing with a wrong PIN: K_ERROR_BAD_PIN (%d, 0x%02x)", r, (unsigned) e);
         pp.security_pin = 123456;
         r = do_pair(&k, &pp, &res, &e);
         CHECK(p, r == 1 && res.ultra, "Ultra pairing (Authorization Info, encrypted Authorization Data)");

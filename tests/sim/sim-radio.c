@@ -32,8 +32,8 @@ static int adv_handler(sd_event_source *s, uint64_t usec, void *userdata)
                 sim_deliver_advert(l->sim, l, &ad);
         }
         /* however fast time runs, no more than one advert per lock every 2 ms of real time */
-        return sim_timer(l->sim, &l->adv_timer, MAX(adv_period(l), (uint64_t) (2000 * l->sim->scale)), adv_handler,
-                         l);
+        return sim_timer(l->sim, &l->adv_timer, MAX(adv_period(l), (uint64_t) (2000 * l->sim->scale)),
+                         adv_handler, l);
 }
 
 int sim_radio_start(SimLock *l)

@@ -18,7 +18,7 @@
  *   rssi-offset = 0             # dB added to every lock as this adapter hears it
  *
  *   [lock front]                # name: [A-Za-z0-9_], the control object's last element
- *   address = 54:D2:72:00:00:01
+ *   address = 54:D2:72:00:00:01 # default: 54:D2:72:00:00:NN, NN = position in the file
  *   generation = 2              # 1, 2, 3, 4 or ultra
  *   nuki-id = 2A000001          # hex
  *   firmware = 2.12.4

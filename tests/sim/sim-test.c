@@ -114,13 +114,17 @@ static void test_objects(Probe *p)
         r = probe_call(p, SEC, "/org/bluez", IF_OM, "GetManagedObjects", NULL);
         CHECK(p, err_is(p, r, "org.freedesktop.DBus.Error.UnknownMethod", NULL), "ObjectManager only at /");
         r = probe_call(p, SEC, "/", IF_OM, "GetManagedObjects", NULL);
-        CHECK(p, r == 0 && line_of(p, 0,
-                                   "/org/bluez=[org.freedesktop.DBus.Introspectable=[],org.bluez.AgentManager1=[],"
-                                   "org.bluez.ProfileManager1=[],org.freedesktop.DBus.Properties=[]]",
-                                   NULL) >= 0,
-              "/org/bluez has AgentManager1 and ProfileManager1, with empty Introspectable/Properties entries");
-        CHECK(p, line_of(p, 0, "REPLY GetManagedObjects", "/org/bluez/hci0=[") >= 0 &&
-                         line_of(p, 0, "REPLY GetManagedObjects [/=", NULL) < 0,
+        CHECK(p,
+              r == 0 && line_of(p, 0,
+                                "/org/"
+                                "bluez=[org.freedesktop.DBus.Introspectable=[],org.bluez.AgentManager1=[],"
+                                "org.bluez.ProfileManager1=[],org.freedesktop.DBus.Properties=[]]",
+                                NULL) >= 0,
+              "/org/bluez has AgentManager1 and ProfileManager1, with empty Introspectable/Properties "
+              "entries");
+        CHECK(p,
+              line_of(p, 0, "REPLY GetManagedObjects", "/org/bluez/hci0=[") >= 0 &&
+                              line_of(p, 0, "REPLY GetManagedObjects [/=", NULL) < 0,
               "adapter at /org/bluez/hci0; / itself is not listed");
         r = probe_get(p, ADAPTER, IF_AD, "Class", v, sizeof(v));
         CHECK(p, r == 0, "Adapter Class is u (%s)", v);
@@ -129,15 +133,21 @@ static void test_objects(Probe *p)
         CHECK(p, discover(p, FRONT), "device path dev_54_D2_72_00_00_01 (upper case, underscores)");
         i_dev = line_of(p, 0, "IA " FRONT " ", NULL);
         ia = i_dev >= 0 ? p->ev[i_dev] : "";
-        CHECK(p, strstr(ia, " Introspectable{} Device1{Address=s:54:D2:72:00:00:01;") && strstr(ia, "} Properties{}"),
+        CHECK(p,
+              strstr(ia, " Introspectable{} Device1{Address=s:54:D2:72:00:00:01;") &&
+                              strstr(ia, "} Properties{}"),
               "InterfacesAdded: Introspectable first, Properties last, current values");
         CHECK(p, strstr(ia, "RSSI=n:") != NULL, "RSSI is n");
-        CHECK(p, strstr(ia, "ManufacturerData=a{qv}:[76=ay:0215a92ee200550111e4916c0800200c9a662a000001c") != NULL,
+        CHECK(p,
+              strstr(ia, "ManufacturerData=a{qv}:[76=ay:0215a92ee200550111e4916c0800200c9a662a000001c") !=
+                              NULL,
               "ManufacturerData is a{qv} with ay variant (iBeacon under 0x004C)");
         CHECK(p, strstr(ia, "ServiceData=a{sv}:[a92ee100-5501-11e4-916c-0800200c9a66=ay:2a000001]") != NULL,
               "ServiceData is a{sv} keyed by the 128-bit UUID");
         CHECK(p, strstr(ia, "UUIDs=as:[") && strstr(ia, "Adapter=o:/org/bluez/hci0"), "UUIDs as, Adapter o");
-        CHECK(p, !strstr(ia, "TxPower") && !strstr(ia, "Appearance") && !strstr(ia, "Icon") && !strstr(ia, "Class"),
+        CHECK(p,
+              !strstr(ia, "TxPower") && !strstr(ia, "Appearance") && !strstr(ia, "Icon") &&
+                              !strstr(ia, "Class"),
               "optional properties absent, not zero");
 
         discover(p, BACK);
@@ -148,13 +158,16 @@ static void test_objects(Probe *p)
         i_desc = line_of(p, m, "IA " FRONT "/service0020/char0021/desc0023 ", NULL);
         i_res = line_of(p, m, "PC " FRONT " Device1 {ServicesResolved=b:true}", NULL);
         CHECK(p, i_svc >= 0 && i_svc < i_chr && i_chr < i_desc && i_desc < i_res,
-              "service%%04x, char%%04x (declaration handle), desc%%04x; parents first, then ServicesResolved");
-        CHECK(p, line_of(p, m, "IA " FRONT "/service0001", NULL) < 0 &&
-                         line_of(p, m, "IA " FRONT "/service", "UUID=s:00001800-") < 0,
+              "service%%04x, char%%04x (declaration handle), desc%%04x; parents first, then "
+              "ServicesResolved");
+        CHECK(p,
+              line_of(p, m, "IA " FRONT "/service0001", NULL) < 0 &&
+                              line_of(p, m, "IA " FRONT "/service", "UUID=s:00001800-") < 0,
               "no GAP (0x1800) service exported");
         ia = i_chr >= 0 ? p->ev[i_chr] : "";
-        CHECK(p, strstr(ia, "Flags=as:[write,indicate]") && strstr(ia, "MTU=q:23") && strstr(ia, "Notifying=b:false") &&
-                         !strstr(ia, "Value="),
+        CHECK(p,
+              strstr(ia, "Flags=as:[write,indicate]") && strstr(ia, "MTU=q:23") &&
+                              strstr(ia, "Notifying=b:false") && !strstr(ia, "Value="),
               "characteristic: Flags as, MTU q, Notifying b, no Value before a read");
         CHECK(p, line_of(p, m, "IA " FRONT "/service0020 ", "Primary=b:true;Includes=ao:[]") >= 0,
               "service: Primary b, Includes ao");
@@ -178,27 +191,38 @@ static void test_errors(Probe *p)
         int r;
 
         r = probe_get(p, ADAPTER, IF_AD, "Nope", v, sizeof(v));
-        CHECK(p, err_is(p, r, "org.freedesktop.DBus.Error.InvalidArgs", NULL), "Get unknown property: InvalidArgs");
+        CHECK(p, err_is(p, r, "org.freedesktop.DBus.Error.InvalidArgs", NULL),
+              "Get unknown property: InvalidArgs");
         r = probe_call(p, SEC, ADAPTER, IF_PROP, "Set", "ssv", IF_AD, "Discovering", "b", 1);
-        CHECK(p, err_is(p, r, "org.freedesktop.DBus.Error.PropertyReadOnly", NULL), "Set read-only: PropertyReadOnly");
+        CHECK(p, err_is(p, r, "org.freedesktop.DBus.Error.PropertyReadOnly", NULL),
+              "Set read-only: PropertyReadOnly");
         r = probe_call(p, SEC, ADAPTER, IF_PROP, "Set", "ssv", IF_AD, "Nope", "b", 1);
-        CHECK(p, err_is(p, r, "org.freedesktop.DBus.Error.UnknownProperty", NULL), "Set unknown: UnknownProperty");
+        CHECK(p, err_is(p, r, "org.freedesktop.DBus.Error.UnknownProperty", NULL),
+              "Set unknown: UnknownProperty");
         r = probe_call(p, SEC, ADAPTER, IF_PROP, "Set", "ssv", IF_AD, "Powered", "s", "yes");
-        CHECK(p, err_is(p, r, "org.freedesktop.DBus.Error.InvalidSignature", NULL), "Set wrong type: InvalidSignature");
+        CHECK(p, err_is(p, r, "org.freedesktop.DBus.Error.InvalidSignature", NULL),
+              "Set wrong type: InvalidSignature");
         r = probe_call(p, SEC, ADAPTER, IF_PROP, "Set", "ssv", "org.bluez.Nope", "Powered", "b", 1);
-        CHECK(p, err_is(p, r, "org.freedesktop.DBus.Error.InvalidArgs", NULL), "Set on unknown interface: InvalidArgs");
+        CHECK(p, err_is(p, r, "org.freedesktop.DBus.Error.InvalidArgs", NULL),
+              "Set on unknown interface: InvalidArgs");
         r = probe_call(p, SEC, ADAPTER, IF_AD, "StartDiscovery", "s", "x");
-        CHECK(p, err_is(p, r, "org.freedesktop.DBus.Error.UnknownMethod",
-                        "Method \"StartDiscovery\" with signature \"s\" on interface \"org.bluez.Adapter1\" doesn't "
-                        "exist\n"),
+        CHECK(p,
+              err_is(p, r, "org.freedesktop.DBus.Error.UnknownMethod",
+                     "Method \"StartDiscovery\" with signature \"s\" on interface \"org.bluez.Adapter1\" "
+                     "doesn't "
+                     "exist\n"),
               "wrong signature: UnknownMethod with libdbus's text");
         r = probe_call(p, SEC, ADAPTER "/dev_00_11_22_33_44_55", IF_DEV, "Connect", NULL);
-        CHECK(p, err_is(p, r, "org.freedesktop.DBus.Error.UnknownObject", NULL), "missing path: UnknownObject");
-        r = probe_call(p, SEC, ADAPTER, IF_AD, "ConnectDevice", "a{sv}", 1, "Address", "s", "54:D2:72:00:00:01");
+        CHECK(p, err_is(p, r, "org.freedesktop.DBus.Error.UnknownObject", NULL),
+              "missing path: UnknownObject");
+        r = probe_call(p, SEC, ADAPTER, IF_AD, "ConnectDevice", "a{sv}", 1, "Address", "s",
+                       "54:D2:72:00:00:01");
         CHECK(p, err_is(p, r, "org.freedesktop.DBus.Error.UnknownMethod", NULL),
               "ConnectDevice absent without experimental mode");
-        r = probe_call(p, SEC, "/org/bluez", "org.bluez.AgentManager1", "RegisterAgent", "os", "/agent", "Bogus");
-        CHECK(p, err_is(p, r, "org.bluez.Error.InvalidArguments", NULL), "RegisterAgent checks the capability");
+        r = probe_call(p, SEC, "/org/bluez", "org.bluez.AgentManager1", "RegisterAgent", "os", "/agent",
+                       "Bogus");
+        CHECK(p, err_is(p, r, "org.bluez.Error.InvalidArguments", NULL),
+              "RegisterAgent checks the capability");
         r = probe_call(p, SEC, "/org/bluez", "org.bluez.AgentManager1", "RegisterAgent", "os", "/agent",
                        "NoInputNoOutput");
         CHECK(p, r == 0, "RegisterAgent");
@@ -228,11 +252,13 @@ static void test_power(Probe *p)
               "temporary devices removed before the reply");
         CHECK(p, i_pc >= 0 && strstr(p->ev[i_pc], "Class=u:0") && strstr(p->ev[i_pc], "Discovering=b:false"),
               "Class=0, Discovering=false and Powered=false batched into one PropertiesChanged");
-        CHECK(p, line_of(p, m, "PC " FRONT " Device1 {Connected=b:false;ServicesResolved=b:false}", NULL) >= 0,
+        CHECK(p,
+              line_of(p, m, "PC " FRONT " Device1 {Connected=b:false;ServicesResolved=b:false}", NULL) >= 0,
               "connections torn down: Connected and ServicesResolved false together");
         CHECK(p, line_of(p, m, "IR " FRONT, NULL) < 0, "the non-temporary device stays");
         r = start_discovery(p);
-        CHECK(p, err_is(p, r, "org.bluez.Error.NotReady", "Resource Not Ready"), "StartDiscovery while off: NotReady");
+        CHECK(p, err_is(p, r, "org.bluez.Error.NotReady", "Resource Not Ready"),
+              "StartDiscovery while off: NotReady");
         r = stop_discovery(p);
         CHECK(p, err_is(p, r, "org.bluez.Error.NotReady", NULL), "StopDiscovery while off: NotReady");
         r = probe_call(p, SEC, ADAPTER, IF_AD, "SetDiscoveryFilter", "a{sv}", 0);
@@ -258,7 +284,9 @@ static void test_sessions(Probe *p)
 
         r = start_discovery(p);
         probe_wait(p, m, "Discovering=b:true", T(SEC));
-        CHECK(p, r == 0 && line_of(p, m, "Discovering=b:true", NULL) > line_of(p, m, "REPLY StartDiscovery", NULL),
+        CHECK(p,
+              r == 0 && line_of(p, m, "Discovering=b:true", NULL) >
+                                              line_of(p, m, "REPLY StartDiscovery", NULL),
               "Discovering=true signalled after the StartDiscovery reply");
         r = start_discovery(p);
         CHECK(p, err_is(p, r, "org.bluez.Error.InProgress", "Operation already in progress"),
@@ -267,7 +295,8 @@ static void test_sessions(Probe *p)
                 return;
         r = start_discovery(q);
         probe_run(p, T(100 * USEC_PER_MSEC));
-        CHECK(p, r == 0 && probe_count(p, m, "Discovering=b:true") == 1, "a second client: success, no signal");
+        CHECK(p, r == 0 && probe_count(p, m, "Discovering=b:true") == 1,
+              "a second client: success, no signal");
         r = stop_discovery(p);
         probe_run(p, T(100 * USEC_PER_MSEC));
         CHECK(p, r == 0 && probe_count(p, m, "Discovering=b:false") == 0,
@@ -287,26 +316,31 @@ static void test_filter(Probe *p)
         int r;
 
         r = probe_call(p, SEC, ADAPTER, IF_AD, "SetDiscoveryFilter", "a{sv}", 1, "Nope", "b", 1);
-        CHECK(p, err_is(p, r, "org.bluez.Error.InvalidArguments", "Invalid arguments in method call"), "unknown key");
+        CHECK(p, err_is(p, r, "org.bluez.Error.InvalidArguments", "Invalid arguments in method call"),
+              "unknown key");
         r = probe_call(p, SEC, ADAPTER, IF_AD, "SetDiscoveryFilter", "a{sv}", 1, "RSSI", "i", 5);
         CHECK(p, err_is(p, r, "org.bluez.Error.InvalidArguments", NULL), "wrong type (RSSI i)");
-        r = probe_call(p, SEC, ADAPTER, IF_AD, "SetDiscoveryFilter", "a{sv}", 1, "RSSI", "n", (int16_t) -128);
+        r = probe_call(p, SEC, ADAPTER, IF_AD, "SetDiscoveryFilter", "a{sv}", 1, "RSSI", "n",
+                       (int16_t) -128);
         CHECK(p, err_is(p, r, "org.bluez.Error.InvalidArguments", NULL), "RSSI out of -127..20");
         r = probe_call(p, SEC, ADAPTER, IF_AD, "SetDiscoveryFilter", "a{sv}", 2, "RSSI", "n", (int16_t) -70,
                        "Pathloss", "q", (uint16_t) 10);
         CHECK(p, err_is(p, r, "org.bluez.Error.InvalidArguments", NULL), "RSSI and Pathloss together");
         r = probe_call(p, SEC, ADAPTER, IF_AD, "SetDiscoveryFilter", "a{sv}", 1, "Transport", "s", "zigbee");
         CHECK(p, err_is(p, r, "org.bluez.Error.InvalidArguments", NULL), "bad Transport");
-        r = probe_call(p, SEC, ADAPTER, IF_AD, "SetDiscoveryFilter", "a{sv}", 1, "UUIDs", "as", 1, "not-a-uuid");
+        r = probe_call(p, SEC, ADAPTER, IF_AD, "SetDiscoveryFilter", "a{sv}", 1, "UUIDs", "as", 1,
+                       "not-a-uuid");
         CHECK(p, err_is(p, r, "org.bluez.Error.InvalidArguments", NULL), "bad UUID");
         r = probe_call(p, SEC, ADAPTER, IF_AD, "GetDiscoveryFilters", NULL);
-        CHECK(p, r == 0 && line_of(p, 0,
-                                   "REPLY GetDiscoveryFilters [UUIDs,RSSI,Pathloss,Transport,DuplicateData,"
-                                   "Discoverable,Pattern]",
-                                   NULL) >= 0,
+        CHECK(p,
+              r == 0 && line_of(p, 0,
+                                "REPLY GetDiscoveryFilters [UUIDs,RSSI,Pathloss,Transport,DuplicateData,"
+                                "Discoverable,Pattern]",
+                                NULL) >= 0,
               "GetDiscoveryFilters");
 
-        r = probe_call(p, SEC, ADAPTER, IF_AD, "SetDiscoveryFilter", "a{sv}", 1, "Pattern", "s", "Nuki_2A000002");
+        r = probe_call(p, SEC, ADAPTER, IF_AD, "SetDiscoveryFilter", "a{sv}", 1, "Pattern", "s",
+                       "Nuki_2A000002");
         CHECK(p, r == 0, "filter set before StartDiscovery");
         start_discovery(p);
         CHECK(p, discover(p, BACK), "Pattern filter: the matching lock is found");
@@ -374,7 +408,8 @@ static void test_adverts(Probe *p)
         {
                 char v[256];
                 r = probe_get(p, FRONT, IF_DEV, "ServiceData", v, sizeof(v));
-                CHECK(p, r == 0 && strstr(v, "a92ee100"), "ServiceData entries no longer advertised are kept");
+                CHECK(p, r == 0 && strstr(v, "a92ee100"),
+                      "ServiceData entries no longer advertised are kept");
         }
         stop_discovery(p);
         probe_call(p, SEC, ADAPTER, IF_AD, "SetDiscoveryFilter", "a{sv}", 1, "Transport", "s", "le");
@@ -387,19 +422,23 @@ static void test_adverts(Probe *p)
         CHECK(p, probe_count(p, m, "PC " FRONT " Device1 {RSSI") + 2 >= (a1 - a0) * 2 / 3,
               "with a filter: RSSI on every advert (%zu signals, %u adverts)",
               probe_count(p, m, "PC " FRONT " Device1 {RSSI"), a1 - a0);
-        CHECK(p, count2(p, m, "PC " FRONT " ", "ManufacturerData") == 0, "DuplicateData false: no repeats of the same bytes");
+        CHECK(p, count2(p, m, "PC " FRONT " ", "ManufacturerData") == 0,
+              "DuplicateData false: no repeats of the same bytes");
         stop_discovery(p);
         probe_call(p, SEC, ADAPTER, IF_AD, "SetDiscoveryFilter", "a{sv}", 1, "DuplicateData", "b", 1);
         start_discovery(p);
         probe_run(p, T(300 * USEC_PER_MSEC));
         m = probe_mark(p);
         probe_run(p, T(2 * SEC));
-        CHECK(p, probe_count(p, m, "PC " FRONT " Device1 {RSSI=n:") >= 3 &&
-                         probe_count(p, m, "ManufacturerData") >= 3,
-              "DuplicateData true: ManufacturerData on every advert (%zu)", probe_count(p, m, "ManufacturerData"));
+        CHECK(p,
+              probe_count(p, m, "PC " FRONT " Device1 {RSSI=n:") >= 3 &&
+                              probe_count(p, m, "ManufacturerData") >= 3,
+              "DuplicateData true: ManufacturerData on every advert (%zu)",
+              probe_count(p, m, "ManufacturerData"));
         m = probe_mark(p);
         stop_discovery(p);
-        CHECK(p, probe_wait(p, m, "PC " FRONT " Device1 {} inv=[RSSI]", T(SEC)) >= 0, "RSSI invalidated at the end");
+        CHECK(p, probe_wait(p, m, "PC " FRONT " Device1 {} inv=[RSSI]", T(SEC)) >= 0,
+              "RSSI invalidated at the end");
 }
 
 static void test_temporary(Probe *p)
@@ -413,11 +452,13 @@ static void test_temporary(Probe *p)
         CHECK(p, connect_resolved(p, FRONT), "Connect makes front persistent");
         m = probe_mark(p);
         stop_discovery(p);
-        CHECK(p, probe_wait(p, m, "IR " BACK, T(31 * SEC)) >= 0, "a temporary device expires without adverts");
+        CHECK(p, probe_wait(p, m, "IR " BACK, T(31 * SEC)) >= 0,
+              "a temporary device expires without adverts");
         probe_run(p, T(SEC));
         CHECK(p, line_of(p, m, "IR " FRONT, NULL) < 0, "the connected, non-temporary one does not");
         r = probe_call(p, SEC, ADAPTER, IF_AD, "RemoveDevice", "o", ADAPTER "/dev_00_00_00_00_00_01");
-        CHECK(p, err_is(p, r, "org.bluez.Error.DoesNotExist", "Does Not Exist"), "RemoveDevice unknown: DoesNotExist");
+        CHECK(p, err_is(p, r, "org.bluez.Error.DoesNotExist", "Does Not Exist"),
+              "RemoveDevice unknown: DoesNotExist");
         m = probe_mark(p);
         r = probe_call(p, 10 * SEC, ADAPTER, IF_AD, "RemoveDevice", "o", FRONT);
         probe_run(p, T(100 * USEC_PER_MSEC));
@@ -426,7 +467,8 @@ static void test_temporary(Probe *p)
         i_ir = line_of(p, m, "IR " FRONT " ", NULL);
         CHECK(p, r == 0 && i_off >= 0 && i_off < i_reply && i_reply < i_ir,
               "RemoveDevice of a connected device: disconnect, reply, removal");
-        CHECK(p, line_of(p, m, "IR " FRONT "/service0020/char0021 ", NULL) >= 0, "its GATT objects go with it");
+        CHECK(p, line_of(p, m, "IR " FRONT "/service0020/char0021 ", NULL) >= 0,
+              "its GATT objects go with it");
 }
 
 /* ---- device ---- */
@@ -456,9 +498,11 @@ static void test_connect(Probe *p)
         r = probe_call(p, 10 * SEC, FRONT, IF_DEV, "Disconnect", NULL);
         probe_run(p, T(50 * USEC_PER_MSEC));
         CHECK(p, r == 0 && now() - t0 >= (uint64_t) (2.0 * SEC / scale * 0.9), "Disconnect waits ~2 s");
-        CHECK(p, line_of(p, m, "{ServicesResolved=b:false}", NULL) < line_of(p, m, "REPLY Disconnect", NULL) &&
-                         line_of(p, m, "REPLY Disconnect", NULL) < line_of(p, m, "{Connected=b:false}", NULL) &&
-                         line_of(p, m, "{ServicesResolved=b:false}", NULL) >= 0,
+        CHECK(p,
+              line_of(p, m, "{ServicesResolved=b:false}", NULL) < line_of(p, m, "REPLY Disconnect", NULL) &&
+                              line_of(p, m, "REPLY Disconnect", NULL) <
+                                              line_of(p, m, "{Connected=b:false}", NULL) &&
+                              line_of(p, m, "{ServicesResolved=b:false}", NULL) >= 0,
               "ServicesResolved=false, reply, Connected=false");
         r = probe_call(p, 5 * SEC, FRONT, IF_DEV, "Disconnect", NULL);
         CHECK(p, r == 0, "Disconnect when not connected: success");
@@ -476,19 +520,24 @@ static void test_connect(Probe *p)
         r = probe_call(p, 40 * SEC, GARAGE, IF_DEV, "Connect", NULL);
         CHECK(p, err_is(p, r, "org.bluez.Error.Failed", "le-connection-abort-by-local"),
               "out of range: Failed \"le-connection-abort-by-local\"");
-        CHECK(p, now() - t0 >= (uint64_t) (20.0 * SEC / scale * 0.9), "after the 20 s LE connection timeout");
+        CHECK(p, now() - t0 >= (uint64_t) (20.0 * SEC / scale * 0.9),
+              "after the 20 s LE connection timeout");
 
         m = probe_mark(p);
         probe_call_async(p, 40 * SEC, BACK, IF_DEV, "Connect", NULL);
         r = probe_call(p, 10 * SEC, BACK, IF_DEV, "Disconnect", NULL);
         probe_wait(p, m, "Connect org.bluez", T(SEC));
-        CHECK(p, r == 0 && line_of(p, m, "ERROR Connect org.bluez.Error.Failed br-connection-canceled", NULL) >= 0,
+        CHECK(p,
+              r == 0 && line_of(p, m, "ERROR Connect org.bluez.Error.Failed br-connection-canceled", NULL) >=
+                                              0,
               "Disconnect during Connect: Failed \"br-connection-canceled\"");
 
         CHECK(p, connect_resolved(p, FRONT), "connect again");
         m = probe_mark(p);
         probe_ctl(p, "front", "DropLink", NULL);
-        CHECK(p, probe_wait(p, m, "PC " FRONT " Device1 {Connected=b:false;ServicesResolved=b:false}", T(SEC)) >= 0,
+        CHECK(p,
+              probe_wait(p, m, "PC " FRONT " Device1 {Connected=b:false;ServicesResolved=b:false}",
+                         T(SEC)) >= 0,
               "link loss: Connected and ServicesResolved false in one signal");
 }
 
@@ -503,12 +552,15 @@ static void test_device_misc(Probe *p)
         discover(p, FRONT);
         m = probe_mark(p);
         r = probe_call(p, 20 * SEC, FRONT, IF_DEV, "Pair", NULL);
-        CHECK(p, r == 0 && line_of(p, m, "Paired=b:true", NULL) >= 0 && line_of(p, m, "Bonded=b:true", NULL) >= 0,
+        CHECK(p,
+              r == 0 && line_of(p, m, "Paired=b:true", NULL) >= 0 &&
+                              line_of(p, m, "Bonded=b:true", NULL) >= 0,
               "Pair (Just Works, no agent): Paired and Bonded true");
         r = probe_call(p, 20 * SEC, FRONT, IF_DEV, "Pair", NULL);
         CHECK(p, err_is(p, r, "org.bluez.Error.AlreadyExists", NULL), "Pair again: AlreadyExists");
         r = probe_call(p, 20 * SEC, FRONT, IF_DEV, "CancelPairing", NULL);
-        CHECK(p, err_is(p, r, "org.bluez.Error.DoesNotExist", NULL), "CancelPairing without a pairing: DoesNotExist");
+        CHECK(p, err_is(p, r, "org.bluez.Error.DoesNotExist", NULL),
+              "CancelPairing without a pairing: DoesNotExist");
         r = probe_set_bool(p, FRONT, IF_DEV, "Trusted", true);
         CHECK(p, r == 0 && probe_wait(p, m, "{Trusted=b:true}", T(SEC)) >= 0, "Trusted is writable");
         r = probe_call(p, SEC, FRONT, IF_PROP, "Set", "ssv", IF_DEV, "Alias", "s", "Front door");
@@ -570,20 +622,23 @@ static void test_gatt(Probe *p)
         r = probe_call(p, 5 * SEC, F_DIS_FW, IF_CHR, "ReadValue", "a{sv}", 0);
         probe_run(p, T(50 * USEC_PER_MSEC));
         i = line_of(p, m, "PC " F_DIS_FW " GattCharacteristic1 {Value=ay:322e31322e34}", NULL);
-        CHECK(p, r == 0 && i >= 0 && i < line_of(p, m, "REPLY ReadValue", NULL), "Value signalled before the reply");
+        CHECK(p, r == 0 && i >= 0 && i < line_of(p, m, "REPLY ReadValue", NULL),
+              "Value signalled before the reply");
         CHECK(p, probe_count(p, m, "REPLY ReadValue 322e31322e34") == 2 && probe_count(p, m, "{Value=") == 1,
               "two reads at the same offset share one ATT read");
         r = probe_call(p, 5 * SEC, F_DIS_FW, IF_CHR, "ReadValue", "a{sv}", 1, "offset", "q", (uint16_t) 2);
         CHECK(p, r == 0 && line_of(p, m, "REPLY ReadValue 31322e34", NULL) >= 0, "offset (q)");
         r = probe_call(p, 5 * SEC, F_DIS_FW, IF_CHR, "ReadValue", "a{sv}", 1, "offset", "u", (uint32_t) 2);
-        CHECK(p, err_is(p, r, "org.bluez.Error.InvalidArguments", NULL), "offset of the wrong type: InvalidArguments");
+        CHECK(p, err_is(p, r, "org.bluez.Error.InvalidArguments", NULL),
+              "offset of the wrong type: InvalidArguments");
         r = probe_call(p, 5 * SEC, F_DIS_FW, IF_CHR, "ReadValue", "a{sv}", 1, "offset", "q", (uint16_t) 100);
         CHECK(p, err_is(p, r, "org.bluez.Error.InvalidArguments", "Invalid offset"), "ATT Invalid Offset");
         probe_call_async(p, 5 * SEC, F_DIS_FW, IF_CHR, "ReadValue", "a{sv}", 0);
         r = probe_call(p, 5 * SEC, F_DIS_FW, IF_CHR, "ReadValue", "a{sv}", 1, "offset", "q", (uint16_t) 1);
         CHECK(p, err_is(p, r, "org.bluez.Error.InProgress", NULL), "a read at another offset: InProgress");
         r = probe_call(p, 5 * SEC, F_PAIRING, IF_CHR, "ReadValue", "a{sv}", 0);
-        CHECK(p, err_is(p, r, "org.bluez.Error.NotPermitted", "Read not permitted"), "reading a write-only value");
+        CHECK(p, err_is(p, r, "org.bluez.Error.NotPermitted", "Read not permitted"),
+              "reading a write-only value");
 
         /* WriteValue */
         r = write_value(p, F_PAIRING, request_public_key, 6, "bogus", false);
@@ -594,14 +649,17 @@ static void test_gatt(Probe *p)
                 sd_bus_message_append_array(w, 'y', request_public_key, 6);
                 sd_bus_message_append(w, "a{sv}", 2, "type", "s", "command", "offset", "q", (uint16_t) 1);
                 r = probe_send(p, w, 5 * SEC, "WriteValue");
-                CHECK(p, err_is(p, r, "org.bluez.Error.NotSupported", NULL), "command with an offset: NotSupported");
+                CHECK(p, err_is(p, r, "org.bluez.Error.NotSupported", NULL),
+                      "command with an offset: NotSupported");
         }
         write_value(p, F_USDIO, request_public_key, 6, "request", true);
         r = write_value(p, F_USDIO, request_public_key, 6, "request", false);
-        CHECK(p, err_is(p, r, "org.bluez.Error.InProgress", NULL), "a second write request while one is pending");
+        CHECK(p, err_is(p, r, "org.bluez.Error.InProgress", NULL),
+              "a second write request while one is pending");
         probe_run(p, T(300 * USEC_PER_MSEC));
         r = probe_call(p, 5 * SEC, F_PAIR_CCC, IF_DESC, "WriteValue", "aya{sv}", 2, 2, 0, 0);
-        CHECK(p, err_is(p, r, "org.bluez.Error.NotPermitted", "Write not permitted"), "writing the CCCD: NotPermitted");
+        CHECK(p, err_is(p, r, "org.bluez.Error.NotPermitted", "Write not permitted"),
+              "writing the CCCD: NotPermitted");
         r = probe_get(p, F_PAIRING, IF_CHR, "MTU", v, sizeof(v));
         CHECK(p, r == 0 && streq(v, "q:23"), "MTU while connected (%s)", v);
 
@@ -609,19 +667,22 @@ static void test_gatt(Probe *p)
         r = probe_call(p, 5 * SEC, F_DIS_FW, IF_CHR, "StartNotify", NULL);
         CHECK(p, err_is(p, r, "org.bluez.Error.NotSupported", NULL), "StartNotify without notify/indicate");
         r = probe_call(p, 5 * SEC, F_PAIRING, IF_CHR, "StopNotify", NULL);
-        CHECK(p, err_is(p, r, "org.bluez.Error.Failed", "No notify session started"), "StopNotify without a session");
+        CHECK(p, err_is(p, r, "org.bluez.Error.Failed", "No notify session started"),
+              "StopNotify without a session");
         m = probe_mark(p);
         r = probe_call(p, 5 * SEC, F_PAIRING, IF_CHR, "StartNotify", NULL);
         i = line_of(p, m, "PC " F_PAIRING " GattCharacteristic1 {Notifying=b:true}", NULL);
-        CHECK(p, r == 0 && i >= 0 && i < line_of(p, m, "REPLY StartNotify", NULL), "Notifying=true before the reply");
+        CHECK(p, r == 0 && i >= 0 && i < line_of(p, m, "REPLY StartNotify", NULL),
+              "Notifying=true before the reply");
         r = probe_call(p, 5 * SEC, F_PAIRING, IF_CHR, "StartNotify", NULL);
         CHECK(p, r == 0, "StartNotify again: success");
         m = probe_mark(p);
         write_value(p, F_PAIRING, request_public_key, 6, "request", false);
         write_value(p, F_PAIRING, request_public_key, 6, "request", false);
         probe_run(p, T(500 * USEC_PER_MSEC));
-        CHECK(p, probe_count(p, m, "PC " F_PAIRING " GattCharacteristic1 {Value=ay:0300") == 2 &&
-                         probe_count(p, m, "PC " F_PAIRING " GattCharacteristic1 {Value=ay:") == 4,
+        CHECK(p,
+              probe_count(p, m, "PC " F_PAIRING " GattCharacteristic1 {Value=ay:0300") == 2 &&
+                              probe_count(p, m, "PC " F_PAIRING " GattCharacteristic1 {Value=ay:") == 4,
               "indications: one Value signal per PDU (36 bytes at MTU 23: 20 + 16), duplicates included");
 
         /* ATT error mapping */
@@ -658,9 +719,11 @@ static void test_gatt(Probe *p)
         r = probe_get(p, F_PAIRING, IF_CHR, "MTU", v, sizeof(v));
         CHECK(p, err_is(p, r, "org.freedesktop.DBus.Error.InvalidArgs", NULL), "no MTU while disconnected");
         r = probe_call(p, 5 * SEC, F_DIS_FW, IF_CHR, "ReadValue", "a{sv}", 0);
-        CHECK(p, err_is(p, r, "org.bluez.Error.Failed", "Not connected"), "ReadValue: Failed \"Not connected\"");
+        CHECK(p, err_is(p, r, "org.bluez.Error.Failed", "Not connected"),
+              "ReadValue: Failed \"Not connected\"");
         r = write_value(p, F_USDIO, request_public_key, 6, NULL, false);
-        CHECK(p, err_is(p, r, "org.bluez.Error.Failed", "Not connected"), "WriteValue: Failed \"Not connected\"");
+        CHECK(p, err_is(p, r, "org.bluez.Error.Failed", "Not connected"),
+              "WriteValue: Failed \"Not connected\"");
         if (probe_new(&q) < 0)
                 return;
         r = probe_call(q, 5 * SEC, F_PAIRING, IF_CHR, "StartNotify", NULL);
@@ -673,11 +736,14 @@ static void test_gatt(Probe *p)
               "sessions survive the reconnect (re-enabled by the daemon)");
         q = probe_free(q);
         probe_run(p, T(100 * USEC_PER_MSEC));
-        CHECK(p, line_of(p, m, "{Notifying=b:false}", NULL) < 0, "one client leaving: the other's session stays");
+        CHECK(p, line_of(p, m, "{Notifying=b:false}", NULL) < 0,
+              "one client leaving: the other's session stays");
         r = probe_call(p, 5 * SEC, F_PAIRING, IF_CHR, "StopNotify", NULL);
-        CHECK(p, r == 0 && probe_wait(p, m, "{Notifying=b:false}", T(SEC)) >= 0, "the last StopNotify: Notifying=false");
+        CHECK(p, r == 0 && probe_wait(p, m, "{Notifying=b:false}", T(SEC)) >= 0,
+              "the last StopNotify: Notifying=false");
         r = probe_call(p, 5 * SEC, F_PAIRING, IF_CHR, "AcquireWrite", "a{sv}", 0);
-        CHECK(p, err_is(p, r, "org.bluez.Error.NotSupported", NULL), "AcquireWrite without write-without-response");
+        CHECK(p, err_is(p, r, "org.bluez.Error.NotSupported", NULL),
+              "AcquireWrite without write-without-response");
 }
 
 static void test_service_changed(Probe *p)
@@ -692,8 +758,9 @@ static void test_service_changed(Probe *p)
         probe_ctl(p, "front", "ServiceChangedIndicate", NULL);
         r = probe_wait(p, m, "IA " FRONT "/service0030 ", T(SEC));
         probe_run(p, T(100 * USEC_PER_MSEC));
-        CHECK(p, r >= 0 && line_of(p, m, "IR " FRONT "/service0020 ", NULL) >= 0 &&
-                         line_of(p, m, "IR " FRONT "/service0020 ", NULL) < r,
+        CHECK(p,
+              r >= 0 && line_of(p, m, "IR " FRONT "/service0020 ", NULL) >= 0 &&
+                              line_of(p, m, "IR " FRONT "/service0020 ", NULL) < r,
               "Service Changed: objects removed and re-added live");
         CHECK(p, line_of(p, m, "ServicesResolved", NULL) < 0, "ServicesResolved does not toggle");
         CHECK(p, line_of(p, m, "IA " FRONT "/service0030 ", "UUID=s:a92ee100") >= 0, "at the new handles");
@@ -728,9 +795,10 @@ static void test_lifecycle(Probe *p)
         m = probe_mark(p);
         probe_ctl(p, NULL, "StopBluez", "u", 500);
         i_noc = probe_wait(p, m, "NOC org.bluez owner->none", 5 * SEC);
-        CHECK(p, i_noc >= 0 && line_of(p, m, "Powered=b:false", NULL) >= 0 &&
-                         line_of(p, m, "Powered=b:false", NULL) < i_noc &&
-                         line_of(p, m, "{Connected=b:false;ServicesResolved=b:false}", NULL) < i_noc,
+        CHECK(p,
+              i_noc >= 0 && line_of(p, m, "Powered=b:false", NULL) >= 0 &&
+                              line_of(p, m, "Powered=b:false", NULL) < i_noc &&
+                              line_of(p, m, "{Connected=b:false;ServicesResolved=b:false}", NULL) < i_noc,
               "clean shutdown: the Powered=false cascade, then the name goes");
         CHECK(p, line_of(p, m, "IR ", NULL) < 0 || line_of(p, m, "IR ", NULL) < i_noc,
               "no InterfacesRemoved after the name is gone");
@@ -740,7 +808,8 @@ static void test_lifecycle(Probe *p)
         i_on = probe_wait(p, m, "PC " ADAPTER " Adapter1 {", 5 * SEC);
         CHECK(p, r >= 0 && r < i_ia && i_ia < i_on && strstr(p->ev[i_on], "Powered=b:true"),
               "restart: name first, adapter later, Powered=true shortly after");
-        CHECK(p, line_of(p, m, "IA " FRONT " ", NULL) >= 0 && line_of(p, m, "IA " FRONT "/service", NULL) < 0,
+        CHECK(p,
+              line_of(p, m, "IA " FRONT " ", NULL) >= 0 && line_of(p, m, "IA " FRONT "/service", NULL) < 0,
               "the stored device is back, without GATT objects until it connects");
         r = stop_discovery(p);
         CHECK(p, err_is(p, r, "org.bluez.Error.Failed", "No discovery started"), "all sessions forgotten");
@@ -776,17 +845,25 @@ static void test_experimental(Probe *p)
         size_t m;
         int r;
 
-        r = probe_call(p, 5 * SEC, ADAPTER, IF_AD, "ConnectDevice", "a{sv}", 1, "Address", "s", "11:22:33:44:55:66");
-        CHECK(p, err_is(p, r, "org.bluez.Failed", NULL), "ConnectDevice failure uses the malformed name org.bluez.Failed");
-        r = probe_call(p, 5 * SEC, ADAPTER, IF_AD, "ConnectDevice", "a{sv}", 1, "Address", "s", "54:D2:72:00:00:02");
+        r = probe_call(p, 5 * SEC, ADAPTER, IF_AD, "ConnectDevice", "a{sv}", 1, "Address", "s",
+                       "11:22:33:44:55:66");
+        CHECK(p, err_is(p, r, "org.bluez.Failed", NULL),
+              "ConnectDevice failure uses the malformed name org.bluez.Failed");
+        r = probe_call(p, 5 * SEC, ADAPTER, IF_AD, "ConnectDevice", "a{sv}", 1, "Address", "s",
+                       "54:D2:72:00:00:02");
         CHECK(p, r == 0, "ConnectDevice");
         r = probe_get(p, BACK, IF_DEV, "Alias", v, sizeof(v));
-        CHECK(p, r == 0 && strstr(v, "54-D2-72-00-00-02"), "Alias falls back to the address with dashes (%s)", v);
-        r = probe_call(p, 5 * SEC, ADAPTER, IF_AD, "ConnectDevice", "a{sv}", 1, "Address", "s", "54:D2:72:00:00:02");
-        CHECK(p, err_is(p, r, "org.bluez.Error.AlreadyExists", NULL), "ConnectDevice of a known device: AlreadyExists");
+        CHECK(p, r == 0 && strstr(v, "54-D2-72-00-00-02"),
+              "Alias falls back to the address with dashes (%s)", v);
+        r = probe_call(p, 5 * SEC, ADAPTER, IF_AD, "ConnectDevice", "a{sv}", 1, "Address", "s",
+                       "54:D2:72:00:00:02");
+        CHECK(p, err_is(p, r, "org.bluez.Error.AlreadyExists", NULL),
+              "ConnectDevice of a known device: AlreadyExists");
         m = probe_mark(p);
         start_discovery(p);
-        CHECK(p, probe_wait(p, m, "PC " BACK " Device1 {Name=s:Nuki_2A000002;Alias=s:Nuki_2A000002", T(5 * SEC)) >= 0,
+        CHECK(p,
+              probe_wait(p, m, "PC " BACK " Device1 {Name=s:Nuki_2A000002;Alias=s:Nuki_2A000002",
+                         T(5 * SEC)) >= 0,
               "a Name change also signals Alias");
 }
 
@@ -796,15 +873,24 @@ typedef struct Test {
 } Test;
 
 static const Test tests[] = {
-        { "objects", test_objects },       { "errors", test_errors },
-        { "power", test_power },           { "sessions", test_sessions },
-        { "filter", test_filter },         { "adverts", test_adverts },
-        { "temporary", test_temporary },   { "connect", test_connect },
-        { "device", test_device_misc },    { "gatt", test_gatt },
-        { "service-changed", test_service_changed }, { "lifecycle", test_lifecycle },
-        { "hang", test_hang },             { "experimental", test_experimental },
-        { "protocol", sim_proto_test_protocol }, { "pairing", sim_proto_test_pairing },
-        { "model", sim_proto_test_model }, { "advert-bit", sim_proto_test_advert_bit },
+        { "objects", test_objects },
+        { "errors", test_errors },
+        { "power", test_power },
+        { "sessions", test_sessions },
+        { "filter", test_filter },
+        { "adverts", test_adverts },
+        { "temporary", test_temporary },
+        { "connect", test_connect },
+        { "device", test_device_misc },
+        { "gatt", test_gatt },
+        { "service-changed", test_service_changed },
+        { "lifecycle", test_lifecycle },
+        { "hang", test_hang },
+        { "experimental", test_experimental },
+        { "protocol", sim_proto_test_protocol },
+        { "pairing", sim_proto_test_pairing },
+        { "model", sim_proto_test_model },
+        { "advert-bit", sim_proto_test_advert_bit },
         { "ultra", sim_proto_test_ultra },
 };
 

@@ -298,30 +298,6 @@ static void bluez_drop(Sim *sim)
         }
 }
 
-void sim_bluez_stop(Sim *sim, bool clean)
-{
-        if (!sim->bluez)
-                return;
-        if (clean) {
-                bool pending = true;
-                /* power everything down and let the cascade go out before the name goes */
-                for (size_t i = 0; i < sim->n_adapters; i++)
-                        if (sim->adapters[i]->registered)
-                                (void) sim_adapter_set_powered(sim->adapters[i], false, NULL);
-                for (unsigned n = 0; pending && n < 200; n++) {
-                        pending = false;
-                        for (size_t i = 0; i < sim->n_adapters; i++)
-                                if (sim->adapters[i]->power_pending)
-                                        pending = true;
-                        if (pending)
-                                (void) sd_event_run(sim->event, 10 * USEC_PER_MSEC);
-                }
-                sim_bus_flush(sim->bluez);
-        }
-        log_info("org.bluez goes away (%s)", clean ? "clean shutdown" : "crash");
-        bluez_drop(sim);
-}
-
 static int restart_handler(sd_event_source *s, uint64_t usec, void *userdata)
 {
         Sim *sim = userdata;
@@ -330,14 +306,62 @@ static int restart_handler(sd_event_source *s, uint64_t usec, void *userdata)
         return 0;
 }
 
+static int schedule_restart(Sim *sim, uint32_t ms)
+{
+        sim->restart_timer = sd_event_source_disable_unref(sim->restart_timer);
+        if (ms == UINT32_MAX)
+                return 0;
+        return sd_event_add_time_relative(sim->event, &sim->restart_timer, CLOCK_MONOTONIC,
+                                          (uint64_t) ms * USEC_PER_MSEC, 1, restart_handler, sim);
+}
+
+static int stop_timer_handler(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        Sim *sim = userdata;
+
+        for (size_t i = 0; i < sim->n_adapters; i++)
+                if (sim->adapters[i]->power_pending)
+                        return sim_timer(sim, &sim->stop_timer, 5 * USEC_PER_MSEC, stop_timer_handler, sim);
+        sim->stop_timer = sd_event_source_disable_unref(sim->stop_timer);
+        /* the cascade goes out before the name does */
+        sim_bus_flush(sim->bluez);
+        log_info("org.bluez goes away (clean shutdown)");
+        bluez_drop(sim);
+        if (sim->exiting)
+                return sd_event_exit(sim->event, 0);
+        return schedule_restart(sim, sim->restart_ms);
+}
+
+void sim_bluez_stop(Sim *sim, bool clean)
+{
+        if (!sim->bluez) {
+                if (sim->exiting)
+                        (void) sd_event_exit(sim->event, 0);
+                return;
+        }
+        if (!clean) {
+                sim->stop_timer = sd_event_source_disable_unref(sim->stop_timer);
+                log_info("org.bluez goes away (crash)");
+                bluez_drop(sim);
+                return;
+        }
+        if (sim->stop_timer)
+                return;
+        /* power everything down first; the event loop carries the cascade out */
+        for (size_t i = 0; i < sim->n_adapters; i++)
+                if (sim->adapters[i]->registered)
+                        (void) sim_adapter_set_powered(sim->adapters[i], false, NULL);
+        (void) sim_timer(sim, &sim->stop_timer, sim->t.power_delay + USEC_PER_MSEC, stop_timer_handler, sim);
+}
+
 /* restart_after_ms is wall-clock (not scaled): it is a test's own timing. */
 int sim_bluez_crash(Sim *sim, uint32_t restart_after_ms, bool clean)
 {
-        sim_bluez_stop(sim, clean);
-        sim->restart_timer = sd_event_source_disable_unref(sim->restart_timer);
-        if (restart_after_ms == UINT32_MAX)
+        if (clean && sim->bluez) {
+                sim->restart_ms = restart_after_ms;
+                sim_bluez_stop(sim, true);
                 return 0;
-        return sd_event_add_time_relative(sim->event, &sim->restart_timer, CLOCK_MONOTONIC,
-                                          (uint64_t) restart_after_ms * USEC_PER_MSEC, 1, restart_handler,
-                                          sim);
+        }
+        sim_bluez_stop(sim, false);
+        return schedule_restart(sim, restart_after_ms);
 }

@@ -86,6 +86,8 @@ struct Sim {
         sd_bus_slot *name_owner_slot;
         sd_event_source *restart_timer;
         sd_event_source *probe_timer;
+        sd_event_source *stop_timer;
+        uint32_t restart_ms; /* after a clean stop; UINT32_MAX: stay down */
 
         double scale;
         SimTimings t;
@@ -204,7 +206,7 @@ struct SimDevice {
         char *alias; /* set by a client; NULL: falls back */
         char name[32];
         bool has_name;
-        char *uuids[4];
+        char *uuids[12];
         size_t n_uuids;
         bool has_rssi;
         int16_t rssi;
