@@ -24,6 +24,7 @@
 
 #include "lockhub/api.h"
 #include "lockhub/log.h"
+#include "lockhub/manager-bluez.h"
 #include "lockhub/manager.h"
 #include "lockhub/mqtt-bridge.h"
 
@@ -73,6 +74,7 @@ Manager *manager_free(Manager *m)
         for (size_t i = 0; i < m->n_locks; i++)
                 lock_free(m->locks[i]);
         free(m->locks);
+        manager_bluez_free(m);
         sd_bus_flush_close_unref(m->bus);
         store_free(m->store);
         conf_free(m->conf);
@@ -122,7 +124,7 @@ static int manager_record_event(Lock *l, const char *kind, LockSource source, co
         return 0;
 }
 
-static int manager_add_lock(Manager *m, const struct store_lock *sl)
+int manager_add_lock(Manager *m, const struct store_lock *sl)
 {
         _cleanup_(lock_freep) Lock *l = NULL;
         Lock **n;
@@ -142,6 +144,7 @@ static int manager_add_lock(Manager *m, const struct store_lock *sl)
         l->link.last_seen_usec = sl->last_seen_usec;
         l->event_sink = manager_record_event;
         l->event_sink_userdata = m;
+        (void) manager_bluez_lock_added(m, l, sl);
 
         n = reallocarray(m->locks, m->n_locks + 1, sizeof *n);
         if (!n)
@@ -154,6 +157,18 @@ static int manager_add_lock(Manager *m, const struct store_lock *sl)
         if (r < 0)
                 return log_error_errno(r, "Failed to publish lock %s on D-Bus: %m", sl->name);
         return 0;
+}
+
+int manager_remove_lock(Manager *m, Lock *l)
+{
+        for (size_t i = 0; i < m->n_locks; i++)
+                if (m->locks[i] == l) {
+                        memmove(m->locks + i, m->locks + i + 1, (m->n_locks - i - 1) * sizeof *m->locks);
+                        m->n_locks--;
+                        lock_free(l);
+                        return 0;
+                }
+        return -ENOENT;
 }
 
 static int manager_load_locks(Manager *m)
@@ -328,6 +343,9 @@ int manager_start(Manager *m)
         if (r < 0)
                 return r;
 
+        r = manager_bluez_start(m);
+        if (r < 0)
+                return r;
         r = manager_load_locks(m);
         if (r < 0)
                 return r;

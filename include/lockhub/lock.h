@@ -56,10 +56,15 @@ typedef enum LockDoor {
 
 /* Who or what caused a change: the first column of every event. */
 typedef enum LockSource {
-        LOCK_SOURCE_HUB,  /* lockhub itself (recovery, sync, time) */
-        LOCK_SOURCE_DBUS, /* lockhubctl or another D-Bus client */
-        LOCK_SOURCE_MQTT, /* Home Assistant or another MQTT client */
-        LOCK_SOURCE_LOCK, /* the lock reported it: manual, button, keypad, app, auto lock */
+        LOCK_SOURCE_HUB,    /* lockhub itself (recovery, sync, time) */
+        LOCK_SOURCE_DBUS,   /* lockhubctl or another D-Bus client */
+        LOCK_SOURCE_MQTT,   /* Home Assistant or another MQTT client */
+        LOCK_SOURCE_LOCK,   /* the lock reported it, trigger unknown */
+        LOCK_SOURCE_MANUAL, /* turned by hand (key, thumb turn) */
+        LOCK_SOURCE_BUTTON, /* the lock's button */
+        LOCK_SOURCE_KEYPAD, /* keypad or fingerprint */
+        LOCK_SOURCE_AUTO,   /* auto lock, lock 'n' go, time control on the lock */
+        LOCK_SOURCE_APP,    /* another authorization: phone app, fob, another bridge */
         _LOCK_SOURCE_MAX,
 } LockSource;
 
@@ -123,6 +128,23 @@ typedef void (*lock_listener_t)(Lock *l, unsigned changes, void *userdata);
 typedef int (*lock_event_sink_t)(Lock *l, const char *kind, LockSource source, const char *actor,
                                  const char *detail_json, void *userdata);
 
+/* An entry of the lock's own activity log, imported into the event table at most once
+ * (the sink de-duplicates on the lock's log index). Strings are borrowed. */
+typedef struct LockLogEntry {
+        uint32_t index;          /* the lock's log index */
+        uint64_t lock_time_usec; /* the lock's timestamp; 0 unknown */
+        const char *kind;        /* events.kind: "action", "keypad", "door", "log", ... */
+        LockSource source;
+        const char *actor; /* authorization, code or "Manual"; NULL unknown */
+        int64_t auth_id;   /* -1: none */
+        bool is_action;    /* a successful lock action: becomes the last action */
+        LockAction action;
+        const char *detail_json; /* NULL or a JSON object */
+} LockLogEntry;
+
+/* Returns 1 when the entry was stored, 0 when it was already there, <0 on failure. */
+typedef int (*lock_log_sink_t)(Lock *l, const LockLogEntry *e, void *userdata);
+
 struct Lock {
         char *name;    /* unique, [A-Za-z0-9_-], used in D-Bus paths and MQTT topics */
         char *address; /* "AA:BB:CC:DD:EE:FF" */
@@ -142,6 +164,8 @@ struct Lock {
 
         lock_event_sink_t event_sink;
         void *event_sink_userdata;
+        lock_log_sink_t log_sink; /* may be NULL: log entries are then dropped */
+        void *log_sink_userdata;
 
         struct lock_listener {
                 lock_listener_t fn;
@@ -173,6 +197,11 @@ int lock_set_link(Lock *l, const LockLink *link);
 int lock_set_info(Lock *l, const char *model, const char *firmware);
 int lock_set_last_action(Lock *l, LockAction a, LockSource source, const char *actor, uint64_t time_usec);
 int lock_set_needs_repair(Lock *l, bool b);
+/* Imports one log entry through log_sink. A new (not yet stored) successful action entry
+ * becomes the last action (listeners told, no second event row); entries are imported
+ * oldest first.
+ * Returns what the sink returned (1 new, 0 duplicate), or 0 without a sink. */
+int lock_import_log_entry(Lock *l, const LockLogEntry *e);
 
 /* Stable lower-case names used in events, D-Bus properties, MQTT and the CLI. */
 const char *lock_state_to_string(LockState s);

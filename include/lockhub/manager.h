@@ -27,6 +27,7 @@ typedef struct Manager {
         Conf *conf;
         Store *store;
         sd_bus *bus;
+        struct ManagerBluez *bluez; /* BlueZ client, drivers, pairing (src/manager-bluez.c) */
         /* NULL when [MQTT] Enabled=no */
         MqttBridge *mqtt;
         Lock **locks; /* owned; paired locks, in the order they were paired */
@@ -54,6 +55,10 @@ int manager_start(Manager *m);
 int manager_run(Manager *m);
 
 Lock *manager_find_lock(Manager *m, const char *name);
+/* Creates the Lock of a stored lock, attaches its driver and announces it. */
+int manager_add_lock(Manager *m, const struct store_lock *sl);
+/* Takes the lock out of the table and frees it (its rows are the caller's business). */
+int manager_remove_lock(Manager *m, Lock *l);
 
 /* Re-reads the configuration; on any error keeps the old one and returns the error. */
 int manager_reload(Manager *m);

@@ -14,6 +14,7 @@
 
 #include "lockhub/api.h"
 #include "lockhub/log.h"
+#include "lockhub/manager-bluez.h"
 #include "lockhub/manager.h"
 
 static const struct {
@@ -152,10 +153,104 @@ static int property_version(sd_bus *bus, const char *path, const char *interface
         return sd_bus_message_append(reply, "s", LOCKHUB_VERSION);
 }
 
+/* Errors of pairing and unpairing, beyond api_error_name(). */
+static const char *pair_error_name(int r)
+{
+        switch (-r) {
+        case EPERM:
+        case ENOENT:
+                return "org.lockhub.Error.NotInPairingMode";
+        case EEXIST:
+                return "org.lockhub.Error.AlreadyPaired";
+        case EINVAL:
+        case ENOTUNIQ:
+                return "org.lockhub.Error.InvalidArgs";
+        case ENOSPC:
+                return "org.lockhub.Error.LockFull";
+        case EACCES:
+                return "org.lockhub.Error.NotAuthorized";
+        default:
+                return api_error_name(r);
+        }
+}
+
+static void on_pair_done(Manager *m, int r, const char *message, Lock *l, void *userdata)
+{
+        sd_bus_message *call = userdata;
+        _cleanup_free_ char *path = NULL;
+
+        if (r >= 0 && l && api_lock_path(l->name, &path) >= 0)
+                (void) sd_bus_reply_method_return(call, "o", path);
+        else
+                (void) sd_bus_reply_method_errorf(call, pair_error_name(r < 0 ? r : -EIO), "%s",
+                                                  message ?: strerror(r < 0 ? -r : EIO));
+        sd_bus_message_unref(call);
+}
+
+static int method_pair(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        Manager *m = userdata;
+        _cleanup_free_ char *message = NULL;
+        const char *address, *name, *pin;
+        int r;
+
+        r = check_caller(msg, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(msg, "sss", &address, &name, &pin);
+        if (r < 0)
+                return r;
+        r = manager_pair(m, address, name, pin, on_pair_done, sd_bus_message_ref(msg), &message);
+        if (r < 0) {
+                sd_bus_message_unref(msg);
+                return sd_bus_error_setf(error, pair_error_name(r), "%s", message ?: strerror(-r));
+        }
+        return 1; /* answered when the pairing is done */
+}
+
+static void on_unpair_done(Manager *m, int r, const char *message, void *userdata)
+{
+        sd_bus_message *call = userdata;
+
+        if (r >= 0)
+                (void) sd_bus_reply_method_return(call, "s", strempty(message));
+        else
+                (void) sd_bus_reply_method_errorf(call, api_error_name(r), "%s", message ?: strerror(-r));
+        sd_bus_message_unref(call);
+}
+
+static int method_unpair(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        Manager *m = userdata;
+        const char *name;
+        int r;
+
+        r = check_caller(msg, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(msg, "s", &name);
+        if (r < 0)
+                return r;
+        r = manager_unpair(m, name, on_unpair_done, sd_bus_message_ref(msg));
+        if (r < 0) {
+                sd_bus_message_unref(msg);
+                if (r == -ENOENT)
+                        return sd_bus_error_setf(error, "org.lockhub.Error.NoSuchLock",
+                                                 "No lock named '%s'.", name);
+                return sd_bus_error_setf(error, api_error_name(r), "Cannot unpair %s: %s", name,
+                                         strerror(-r));
+        }
+        return 1;
+}
+
 static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Version", "s", property_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_METHOD_WITH_NAMES("ListLocks", "", , "a(sos)", SD_BUS_PARAM(locks), method_list_locks,
+                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("Pair", "sss", SD_BUS_PARAM(address) SD_BUS_PARAM(name) SD_BUS_PARAM(pin),
+                                 "o", SD_BUS_PARAM(lock), method_pair, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("Unpair", "s", SD_BUS_PARAM(name), "s", SD_BUS_PARAM(result), method_unpair,
                                  SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
@@ -228,6 +323,47 @@ static int method_refresh(sd_bus_message *msg, void *userdata, sd_bus_error *err
         return start_command(msg, userdata, -1, error);
 }
 
+/* Events(t since_usec, u limit) → a(ttssss): id, time, kind, source, actor, detail (JSON
+ * or ""), oldest first; limit 0: all, else the newest `limit`. */
+static int method_events(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Lock *l = userdata;
+        Manager *m;
+        struct store_event *ev = NULL;
+        size_t n = 0;
+        uint64_t since;
+        uint32_t limit;
+        int r;
+
+        r = sd_bus_message_read(msg, "tu", &since, &limit);
+        if (r < 0)
+                return r;
+        if (l->store_id <= 0 || !l->event_sink_userdata)
+                return sd_bus_reply_method_return(msg, "a(ttssss)", 0);
+        m = l->event_sink_userdata; /* the manager: it records this lock's events */
+        r = store_event_list(m->store,
+                             &(struct store_event_filter){
+                                             .lock_id = l->store_id, .since_usec = since, .limit = limit },
+                             &ev, &n);
+        if (r < 0)
+                return sd_bus_error_setf(error, "org.lockhub.Error.Failed",
+                                         "Cannot read the events of %s: %s", l->name, strerror(-r));
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(ttssss)");
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = sd_bus_message_append(reply, "(ttssss)", (uint64_t) ev[i].id, ev[i].ts_usec,
+                                          strempty(ev[i].kind), strempty(ev[i].source),
+                                          strempty(ev[i].actor), strempty(ev[i].detail));
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        store_event_array_free(ev, n);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
 static int property_get(sd_bus *bus, const char *path, const char *interface, const char *property,
                         sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
@@ -294,6 +430,8 @@ static const sd_bus_vtable lock_vtable[] = {
         SD_BUS_METHOD("Unlock", "", "", method_unlock, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("Unlatch", "", "", method_unlatch, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("Refresh", "", "", method_refresh, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("Events", "tu", SD_BUS_PARAM(since_usec) SD_BUS_PARAM(limit), "a(ttssss)",
+                                 SD_BUS_PARAM(events), method_events, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
 

@@ -15,6 +15,10 @@ int verb_decode(int argc, char *argv[]);
 int verb_list(int argc, char *argv[]);
 int verb_status(int argc, char *argv[]);
 int verb_action(int argc, char *argv[]); /* lock, unlock, open */
+int verb_pair(int argc, char *argv[]);
+int verb_unpair(int argc, char *argv[]);
+int verb_events(int argc, char *argv[]);
+int verb_monitor(int argc, char *argv[]);
 
 /* Shared by the D-Bus verbs. */
 #include <systemd/sd-bus.h>

@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <json-c/json.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "lockhub/lock.h"
 
@@ -36,10 +37,9 @@ static const char *const door_names[_LOCK_DOOR_MAX] = {
 };
 
 static const char *const source_names[_LOCK_SOURCE_MAX] = {
-        [LOCK_SOURCE_HUB] = "hub",
-        [LOCK_SOURCE_DBUS] = "dbus",
-        [LOCK_SOURCE_MQTT] = "mqtt",
-        [LOCK_SOURCE_LOCK] = "lock",
+        [LOCK_SOURCE_HUB] = "hub",       [LOCK_SOURCE_DBUS] = "dbus",     [LOCK_SOURCE_MQTT] = "mqtt",
+        [LOCK_SOURCE_LOCK] = "lock",     [LOCK_SOURCE_MANUAL] = "manual", [LOCK_SOURCE_BUTTON] = "button",
+        [LOCK_SOURCE_KEYPAD] = "keypad", [LOCK_SOURCE_AUTO] = "auto",     [LOCK_SOURCE_APP] = "app",
 };
 
 const char *lock_state_to_string(LockState s)
@@ -337,6 +337,30 @@ int lock_set_needs_repair(Lock *l, bool b)
                     detail_pair("status", b ? "needs-repair" : "repaired", NULL, NULL));
         lock_notify(l, LOCK_CHANGE_HEALTH);
         return 1;
+}
+
+int lock_import_log_entry(Lock *l, const LockLogEntry *e)
+{
+        int r;
+
+        if (!l->log_sink)
+                return 0;
+        r = l->log_sink(l, e, l->log_sink_userdata);
+        if (r <= 0)
+                return r;
+        /* Entries arrive oldest first; the lock's clock may be off, so the time of the
+         * last action is when the hub learnt of it. */
+        if (e->is_action && e->action >= 0 && e->action < _LOCK_ACTION_MAX) {
+                struct timespec ts;
+
+                clock_gettime(CLOCK_REALTIME, &ts);
+                l->last_action.action = e->action;
+                l->last_action.source = e->source;
+                snprintf(l->last_action.actor, sizeof l->last_action.actor, "%s", strempty(e->actor));
+                l->last_action.time_usec = (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
+                lock_notify(l, LOCK_CHANGE_LAST_ACTION);
+        }
+        return r;
 }
 
 char *lock_to_json(const Lock *l)

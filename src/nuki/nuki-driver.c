@@ -1,0 +1,1350 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The Nuki driver (see lockhub/nuki-driver.h for the contract).
+ *
+ * Data: one NukiDriver per Lock, holding the BluezLink, the credentials, the client
+ * session (nuki-session.h), a reassembly buffer per characteristic and a queue of jobs
+ * ordered by priority. Exactly one job runs at a time and only while the link is
+ * CONNECTED; everything else waits in the queue.
+ *
+ * Driver states (function behind each transition in brackets):
+ *
+ *                 job queued [driver_kick]
+ *     +------+  -------------------------->  +------------+  failed(): every queued job
+ *     | IDLE |                               | CONNECTING | ---------------------------> IDLE
+ *     +------+  <--------------------------  +------------+   fails -EHOSTUNREACH
+ *        ^        queue empty, link idle-        | connected() [on_link_connected]
+ *        |        disconnected by BlueZ          v
+ *        |                                  +-----------+  a job's command is written,
+ *        |     disconnected() [on_link_     |  RUNNING  |  replies are fed to the session;
+ *        +-------------------------------   +-----------+  the last reply finishes the job
+ *              disconnected]: the running        |  ^      [job_finish], and the next one
+ *              job fails -EHOSTUNREACH,          v  |      starts at once [driver_kick]
+ *              queued jobs reconnect        +-----------+
+ *                                           | CONNECTED |  no job: BlueZ's idle timer
+ *                                           +-----------+  disconnects
+ *
+ * Invariants: d->current is set only in RUNNING; the step timer runs only while a job
+ * waits for a reply (or for its connection); every job's done callback runs exactly once.
+ *
+ * Errors of a command, as lock_command_done_t wants them: Error Report MOTOR_BLOCKED and
+ * friends → -EDEADLK (and state jammed), BUSY → -EBUSY, NOT_AUTHORIZED or a frame we
+ * cannot decrypt → -EACCES (and needs-repair), no connection → -EHOSTUNREACH, no
+ * answer → -ETIMEDOUT.
+ */
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "lockhub/log.h"
+#include "lockhub/macro.h"
+#include "lockhub/nuki-cmd.h"
+#include "lockhub/nuki-crypto.h"
+#include "lockhub/nuki-driver.h"
+#include "lockhub/nuki-json.h"
+#include "lockhub/nuki-session.h"
+
+#define USEC_PER_SEC          1000000ULL
+#define LOG_BATCH             20U
+#define REFRESH_HOLDOFF_USEC  (3 * USEC_PER_SEC) /* ignore stale state-changed bits after a refresh */
+#define CONNECT_DEADLINE_MULT 4U                 /* connect timeout × this bounds a wait for a link */
+
+typedef enum NukiJobKind {
+        NUKI_JOB_ACTION,
+        NUKI_JOB_REMOVE_AUTH,
+        NUKI_JOB_REFRESH,
+        NUKI_JOB_CONFIG,
+        NUKI_JOB_LOG_SYNC,
+        NUKI_JOB_TIME_SYNC,
+        _NUKI_JOB_MAX,
+} NukiJobKind;
+
+typedef struct NukiJob NukiJob;
+struct NukiJob {
+        NukiJobKind kind;
+        LockAction action;
+        LockSource source;
+        char actor[64];
+        lock_command_done_t done;
+        void *userdata;
+        unsigned step;
+        unsigned received; /* log entries in this batch */
+        uint32_t max_index;
+        bool accepted;
+        NukiJob *next;
+};
+
+typedef struct NukiDriver {
+        Lock *lock;
+        NukiDriverContext ctx;
+        NukiCredentials cred;
+        BluezLink *link;
+        NukiSession session;
+        NukiReasm reasm_usdio, reasm_gdio;
+        NukiJob *queue;   /* waiting, by priority then FIFO */
+        NukiJob *current; /* running */
+        sd_event_source *timer;
+        bool connecting;
+        uint64_t last_refresh_usec;  /* monotonic */
+        int64_t config_update_count; /* -1 unknown; of the config we last read */
+        int seen_config_count;       /* -1 unknown; in the last Keyturner States */
+        int64_t log_synced_index;    /* -1 nothing yet */
+} NukiDriver;
+
+static void driver_kick(NukiDriver *d);
+
+static void json_putp(json_object **o)
+{
+        json_object_put(*o);
+}
+static void job_fail(NukiDriver *d, int r, const char *message);
+
+static uint64_t now_usec(clockid_t clock)
+{
+        struct timespec ts;
+        clock_gettime(clock, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static const Conf *driver_conf(const NukiDriver *d)
+{
+        return *d->ctx.conf;
+}
+
+static const char *job_kind_to_string(NukiJobKind k)
+{
+        static const char *const names[_NUKI_JOB_MAX] = {
+                [NUKI_JOB_ACTION] = "action",     [NUKI_JOB_REMOVE_AUTH] = "remove-auth",
+                [NUKI_JOB_REFRESH] = "refresh",   [NUKI_JOB_CONFIG] = "config",
+                [NUKI_JOB_LOG_SYNC] = "log-sync", [NUKI_JOB_TIME_SYNC] = "time-sync",
+        };
+        return k < _NUKI_JOB_MAX ? names[k] : "?";
+}
+
+static BluezPriority job_priority(NukiJobKind k)
+{
+        switch (k) {
+        case NUKI_JOB_ACTION:
+        case NUKI_JOB_REMOVE_AUTH:
+                return BLUEZ_PRIORITY_USER;
+        case NUKI_JOB_REFRESH:
+                return BLUEZ_PRIORITY_REFRESH;
+        case NUKI_JOB_CONFIG:
+        case NUKI_JOB_LOG_SYNC:
+        case NUKI_JOB_TIME_SYNC:
+        case _NUKI_JOB_MAX:
+                break;
+        }
+        return BLUEZ_PRIORITY_MAINTENANCE;
+}
+
+#define driver_log(d, level, error, ...)                                            \
+        ({                                                                          \
+                char _f1_[64], _f2_[40];                                            \
+                snprintf(_f1_, sizeof _f1_, "LOCK=%s", (d)->lock->name);            \
+                snprintf(_f2_, sizeof _f2_, "LOCK_ADDRESS=%s", (d)->lock->address); \
+                log_struct((level), (error), LOG_FIELDS(_f1_, _f2_), __VA_ARGS__);  \
+        })
+
+/* ---- store ------------------------------------------------------------------------- */
+
+/* Read-modify-write of the lock's row; fn changes what it knows. */
+static void driver_save(NukiDriver *d, void (*fn)(NukiDriver *d, struct store_lock *row, void *data),
+                        void *data)
+{
+        struct store_lock row;
+        int r;
+
+        if (!d->ctx.store || d->lock->store_id <= 0)
+                return;
+        store_lock_init(&row);
+        r = store_lock_get(d->ctx.store, d->lock->store_id, &row);
+        if (r >= 0) {
+                fn(d, &row, data);
+                row.updated_usec = 0;
+                r = store_lock_update(d->ctx.store, &row);
+        }
+        if (r < 0)
+                driver_log(d, LOG_WARNING, r, "%s: failed to update the stored lock: %m", d->lock->name);
+        store_lock_done(&row);
+}
+
+static void save_state(NukiDriver *d, struct store_lock *row, void *data)
+{
+        free(row->last_state);
+        row->last_state = lock_to_json(d->lock);
+        row->last_seen_usec = d->lock->link.last_seen_usec;
+        row->config_update_count = d->config_update_count;
+        row->log_synced_index = d->log_synced_index;
+        row->needs_repair = d->lock->needs_repair;
+}
+
+struct info_update {
+        const char *model, *firmware, *hardware;
+        int device_type;
+};
+
+static void save_info(NukiDriver *d, struct store_lock *row, void *data)
+{
+        const struct info_update *u = data;
+
+        save_state(d, row, NULL);
+        free(row->model);
+        row->model = u->model ? strdup(u->model) : NULL;
+        free(row->firmware);
+        row->firmware = u->firmware ? strdup(u->firmware) : NULL;
+        free(row->hardware);
+        row->hardware = u->hardware ? strdup(u->hardware) : NULL;
+        row->device_type = u->device_type;
+}
+
+/* ---- model updates ------------------------------------------------------------------- */
+
+static LockState lock_state_from_nuki(uint8_t s)
+{
+        switch (s) {
+        case NUKI_LOCK_STATE_UNCALIBRATED:
+                return LOCK_STATE_UNCALIBRATED;
+        case NUKI_LOCK_STATE_LOCKED:
+                return LOCK_STATE_LOCKED;
+        case NUKI_LOCK_STATE_UNLOCKING:
+                return LOCK_STATE_UNLOCKING;
+        case NUKI_LOCK_STATE_UNLOCKED:
+        case NUKI_LOCK_STATE_UNLOCKED_LOCKNGO:
+                return LOCK_STATE_UNLOCKED;
+        case NUKI_LOCK_STATE_LOCKING:
+                return LOCK_STATE_LOCKING;
+        case NUKI_LOCK_STATE_UNLATCHED:
+                return LOCK_STATE_UNLATCHED;
+        case NUKI_LOCK_STATE_UNLATCHING:
+                return LOCK_STATE_UNLATCHING;
+        case NUKI_LOCK_STATE_MOTOR_BLOCKED:
+                return LOCK_STATE_JAMMED;
+        default:
+                return LOCK_STATE_UNKNOWN;
+        }
+}
+
+static LockSource source_from_trigger(uint8_t trigger)
+{
+        switch (trigger) {
+        case NUKI_TRIGGER_MANUAL:
+                return LOCK_SOURCE_MANUAL;
+        case NUKI_TRIGGER_BUTTON:
+                return LOCK_SOURCE_BUTTON;
+        case NUKI_TRIGGER_AUTOMATIC:
+        case NUKI_TRIGGER_AUTO_LOCK:
+                return LOCK_SOURCE_AUTO;
+        default:
+                return LOCK_SOURCE_LOCK;
+        }
+}
+
+static LockDoor door_from_nuki(uint8_t s)
+{
+        switch (s) {
+        case 0x00: /* unavailable */
+        case 0x01: /* deactivated (SL 1/2) */
+                return LOCK_DOOR_NONE;
+        case 0x02:
+                return LOCK_DOOR_CLOSED;
+        case 0x03:
+                return LOCK_DOOR_OPEN;
+        case 0xF0:
+                return LOCK_DOOR_TAMPERED;
+        default:
+                return LOCK_DOOR_UNKNOWN;
+        }
+}
+
+static bool nuki_action_from_lock(LockAction a, uint8_t *ret)
+{
+        switch (a) {
+        case LOCK_ACTION_LOCK:
+                *ret = NUKI_LOCK_ACTION_LOCK;
+                return true;
+        case LOCK_ACTION_UNLOCK:
+                *ret = NUKI_LOCK_ACTION_UNLOCK;
+                return true;
+        case LOCK_ACTION_UNLATCH:
+                *ret = NUKI_LOCK_ACTION_UNLATCH;
+                return true;
+        case LOCK_ACTION_LOCK_N_GO:
+                *ret = NUKI_LOCK_ACTION_LOCKNGO;
+                return true;
+        case LOCK_ACTION_LOCK_N_GO_UNLATCH:
+                *ret = NUKI_LOCK_ACTION_LOCKNGO_UNLATCH;
+                return true;
+        case LOCK_ACTION_FULL_LOCK:
+                *ret = NUKI_LOCK_ACTION_FULL_LOCK;
+                return true;
+        case _LOCK_ACTION_MAX:
+                break;
+        }
+        return false;
+}
+
+static bool lock_action_from_nuki(uint8_t a, LockAction *ret)
+{
+        switch (a) {
+        case NUKI_LOCK_ACTION_UNLOCK:
+                *ret = LOCK_ACTION_UNLOCK;
+                return true;
+        case NUKI_LOCK_ACTION_LOCK:
+                *ret = LOCK_ACTION_LOCK;
+                return true;
+        case NUKI_LOCK_ACTION_UNLATCH:
+                *ret = LOCK_ACTION_UNLATCH;
+                return true;
+        case NUKI_LOCK_ACTION_LOCKNGO:
+                *ret = LOCK_ACTION_LOCK_N_GO;
+                return true;
+        case NUKI_LOCK_ACTION_LOCKNGO_UNLATCH:
+                *ret = LOCK_ACTION_LOCK_N_GO_UNLATCH;
+                return true;
+        case NUKI_LOCK_ACTION_FULL_LOCK:
+                *ret = LOCK_ACTION_FULL_LOCK;
+                return true;
+        default:
+                return false;
+        }
+}
+
+static void driver_set_link(NukiDriver *d, bool connected, bool reachable, bool seen)
+{
+        LockLink link = d->lock->link;
+
+        link.connected = connected;
+        link.reachable = reachable;
+        if (seen)
+                link.last_seen_usec = now_usec(CLOCK_REALTIME);
+        (void) lock_set_link(d->lock, &link);
+}
+
+static void job_enqueue_kind(NukiDriver *d, NukiJobKind kind);
+
+static int64_t nuki_time_to_unix(const NukiTime *t)
+{
+        struct tm tm = { .tm_year = t->year - 1900,
+                         .tm_mon = t->month - 1,
+                         .tm_mday = t->day,
+                         .tm_hour = t->hour,
+                         .tm_min = t->minute,
+                         .tm_sec = t->second };
+        if (t->year < 2000 || t->month < 1 || t->month > 12 || t->day < 1)
+                return 0;
+        return (int64_t) timegm(&tm);
+}
+
+static void apply_states(NukiDriver *d, const NukiMsg *m)
+{
+        const NukiJob *j = d->current;
+        LockSource source;
+        const char *actor = NULL;
+        LockBattery b = d->lock->battery;
+        uint8_t bat = m->keyturner_states.battery;
+        const Conf *c = driver_conf(d);
+
+        if (j && j->kind == NUKI_JOB_ACTION) {
+                source = j->source;
+                actor = j->actor[0] ? j->actor : NULL;
+        } else
+                source = source_from_trigger(m->keyturner_states.trigger);
+        (void) lock_set_state(d->lock, lock_state_from_nuki(m->keyturner_states.lock_state), source, actor);
+
+        b.percent = (int) nuki_battery_percent(bat);
+        b.critical = nuki_battery_critical(bat);
+        b.charging = nuki_battery_charging(bat);
+        if (m->n_optional >= 9) {
+                uint8_t acc = m->keyturner_states.accessory_battery_state;
+                b.keypad_critical = (acc & 0x01) ? !!(acc & 0x02) : -1;
+                b.door_sensor_critical = (acc & 0x04) ? !!(acc & 0x08) : -1;
+        }
+        if (lock_set_battery(d->lock, &b) > 0 && d->ctx.store && d->lock->store_id > 0)
+                (void) store_sample_append(d->ctx.store, d->lock->store_id, "battery-percent", 0, b.percent);
+
+        if (m->n_optional >= 4)
+                (void) lock_set_door(d->lock, door_from_nuki(m->keyturner_states.door_sensor_state),
+                                     LOCK_SOURCE_LOCK);
+
+        d->seen_config_count = m->keyturner_states.config_update_count;
+        if (d->config_update_count != m->keyturner_states.config_update_count) {
+                if (d->config_update_count >= 0)
+                        driver_log(d, LOG_INFO, 0, "%s: configuration changed on the lock, reading it.",
+                                   d->lock->name);
+                job_enqueue_kind(d, NUKI_JOB_CONFIG);
+        }
+
+        if (c->hub.time_sync_drift_sec > 0 && d->cred.has_pin) {
+                int64_t t = nuki_time_to_unix(&m->keyturner_states.current_time), now;
+                now = (int64_t) (now_usec(CLOCK_REALTIME) / USEC_PER_SEC);
+                if (t > 0 && llabs(t - now) > (long long) c->hub.time_sync_drift_sec) {
+                        driver_log(d, LOG_INFO, 0, "%s: the lock's clock is off by %llds, setting it.",
+                                   d->lock->name, (long long) (t - now));
+                        job_enqueue_kind(d, NUKI_JOB_TIME_SYNC);
+                }
+        }
+}
+
+/* ---- jobs ---------------------------------------------------------------------------- */
+
+static NukiJob *job_new(NukiJobKind kind)
+{
+        NukiJob *j = calloc(1, sizeof *j);
+        if (j)
+                j->kind = kind;
+        return j;
+}
+
+static void job_enqueue(NukiDriver *d, NukiJob *j)
+{
+        NukiJob **p = &d->queue;
+
+        /* By priority, FIFO within one. */
+        while (*p && job_priority((*p)->kind) <= job_priority(j->kind))
+                p = &(*p)->next;
+        j->next = *p;
+        *p = j;
+        driver_kick(d);
+}
+
+static bool job_queued(const NukiDriver *d, NukiJobKind kind)
+{
+        for (const NukiJob *j = d->queue; j; j = j->next)
+                if (j->kind == kind)
+                        return true;
+        return false;
+}
+
+/* Background jobs: at most one of a kind waits at any time. */
+static void job_enqueue_kind(NukiDriver *d, NukiJobKind kind)
+{
+        NukiJob *j;
+
+        if (kind == NUKI_JOB_LOG_SYNC && !d->cred.has_pin)
+                return;
+        if (job_queued(d, kind))
+                return;
+        j = job_new(kind);
+        if (!j) {
+                (void) log_oom();
+                return;
+        }
+        job_enqueue(d, j);
+}
+
+static void driver_timer_stop(NukiDriver *d)
+{
+        if (d->timer)
+                (void) sd_event_source_set_enabled(d->timer, SD_EVENT_OFF);
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata);
+
+static void driver_timer_start(NukiDriver *d, uint64_t usec)
+{
+        int r;
+
+        if (d->timer) {
+                r = sd_event_source_set_time_relative(d->timer, usec);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(d->timer, SD_EVENT_ONESHOT);
+        } else
+                r = sd_event_add_time_relative(d->ctx.event, &d->timer, CLOCK_MONOTONIC, usec, 10000,
+                                               on_timer, d);
+        if (r < 0)
+                driver_log(d, LOG_WARNING, r, "%s: cannot arm a timer: %m", d->lock->name);
+}
+
+static uint64_t command_timeout_usec(const NukiDriver *d)
+{
+        return (uint64_t) driver_conf(d)->bluetooth.command_timeout_sec * USEC_PER_SEC;
+}
+
+static void job_done(NukiDriver *d, NukiJob *j, int r, const char *message)
+{
+        if (j->done)
+                j->done(d->lock, r, message, j->userdata);
+        free(j);
+}
+
+/* The running job ended; the next one starts at once. */
+static void job_finish(NukiDriver *d, int r, const char *message)
+{
+        NukiJob *j = d->current;
+
+        d->current = NULL;
+        driver_timer_stop(d);
+        nuki_session_reset(&d->session);
+        if (j) {
+                if (r < 0)
+                        driver_log(d, LOG_DEBUG, r, "%s: %s failed: %s", d->lock->name,
+                                   job_kind_to_string(j->kind), message ?: strerror(-r));
+                job_done(d, j, r, message);
+        }
+        driver_kick(d);
+}
+
+/* Every waiting job fails (the connection could not be made). */
+static void queue_fail(NukiDriver *d, int r, const char *message)
+{
+        while (d->queue) {
+                NukiJob *j = d->queue;
+                d->queue = j->next;
+                job_done(d, j, r, message);
+        }
+}
+
+static void on_write_done(BluezLink *l, const BluezError *err, void *userdata)
+{
+        NukiDriver *d = userdata;
+
+        if (!err || !d->current)
+                return;
+        job_fail(d, err->error == -ENOTCONN ? -EHOSTUNREACH : err->error,
+                 err->message ?: "the lock did not take the command");
+}
+
+static int driver_send(NukiDriver *d, const uint8_t *buf, size_t n)
+{
+        int r;
+
+        r = bluez_link_write(d->link, NUKI_UUID_KEYTURNER_USDIO, buf, n, on_write_done, d);
+        if (r < 0)
+                return r;
+        driver_timer_start(d, command_timeout_usec(d));
+        return 0;
+}
+
+/* Send a command, or the Request Data(Challenge) that comes first. */
+static int driver_begin(NukiDriver *d, const NukiMsg *m)
+{
+        uint8_t out[NUKI_FRAME_MAX];
+        int n;
+
+        n = nuki_session_begin(&d->session, m, NULL, out, sizeof out);
+        if (n < 0)
+                return n;
+        n = driver_send(d, out, (size_t) n);
+        nuki_wipe(out, sizeof out);
+        return n;
+}
+
+static int driver_request(NukiDriver *d, uint16_t command)
+{
+        uint8_t out[NUKI_FRAME_MAX];
+        int n;
+
+        n = nuki_session_request(&d->session, command, NULL, out, sizeof out);
+        if (n < 0)
+                return n;
+        return driver_send(d, out, (size_t) n);
+}
+
+static void nuki_time_from_unix(int64_t t, NukiTime *ret)
+{
+        time_t tt = (time_t) t;
+        struct tm tm;
+
+        gmtime_r(&tt, &tm);
+        *ret = (NukiTime){ .year = (uint16_t) (tm.tm_year + 1900),
+                           .month = (uint8_t) (tm.tm_mon + 1),
+                           .day = (uint8_t) tm.tm_mday,
+                           .hour = (uint8_t) tm.tm_hour,
+                           .minute = (uint8_t) tm.tm_min,
+                           .second = (uint8_t) tm.tm_sec };
+}
+
+static int log_request(NukiDriver *d, uint32_t start, uint16_t count, bool descending)
+{
+        NukiMsg m;
+        int r;
+
+        nuki_msg_init(&m, NUKI_CMD_REQUEST_LOG_ENTRIES, NUKI_VARIANT_DEFAULT);
+        m.request_log_entries.start_index = start;
+        m.request_log_entries.count = count;
+        m.request_log_entries.sort_order = descending ? 1 : 0;
+        m.request_log_entries.total_count = false;
+        r = driver_begin(d, &m);
+        nuki_msg_wipe(&m);
+        return r;
+}
+
+/* Start step j->step of the running job. */
+static int job_step(NukiDriver *d)
+{
+        NukiJob *j = d->current;
+        NukiMsg m;
+        int r;
+
+        switch (j->kind) {
+        case NUKI_JOB_ACTION: {
+                uint8_t a = 0;
+                if (!nuki_action_from_lock(j->action, &a))
+                        return -EINVAL;
+                nuki_msg_init(&m, NUKI_CMD_LOCK_ACTION, NUKI_VARIANT_DEFAULT);
+                m.lock_action.action = a;
+                m.lock_action.app_id = d->cred.app_id;
+                m.lock_action.flags = 0;
+                m.n_optional = 0; /* no name suffix */
+                r = driver_begin(d, &m);
+                nuki_msg_wipe(&m);
+                return r;
+        }
+        case NUKI_JOB_REMOVE_AUTH:
+                nuki_msg_init(&m, NUKI_CMD_REMOVE_AUTHORIZATION_ENTRY, NUKI_VARIANT_DEFAULT);
+                m.remove_authorization_entry.auth_id = d->cred.auth_id;
+                r = driver_begin(d, &m);
+                nuki_msg_wipe(&m);
+                return r;
+        case NUKI_JOB_REFRESH:
+                return driver_request(d, NUKI_CMD_KEYTURNER_STATES);
+        case NUKI_JOB_CONFIG:
+                if (j->step == 0) {
+                        nuki_msg_init(&m, NUKI_CMD_REQUEST_CONFIG, NUKI_VARIANT_DEFAULT);
+                        r = driver_begin(d, &m);
+                        nuki_msg_wipe(&m);
+                        return r;
+                }
+                return driver_request(d, NUKI_CMD_BATTERY_REPORT);
+        case NUKI_JOB_LOG_SYNC:
+                j->received = 0;
+                if (d->log_synced_index < 0)
+                        /* First sync: only learn where the log stands; history from before the
+                         * pairing is not imported. */
+                        return log_request(d, 0, 1, true);
+                return log_request(d, (uint32_t) d->log_synced_index, LOG_BATCH, false);
+        case NUKI_JOB_TIME_SYNC:
+                nuki_msg_init(&m, NUKI_CMD_UPDATE_TIME, NUKI_VARIANT_DEFAULT);
+                nuki_time_from_unix((int64_t) (now_usec(CLOCK_REALTIME) / USEC_PER_SEC),
+                                    &m.update_time.time);
+                r = driver_begin(d, &m);
+                nuki_msg_wipe(&m);
+                return r;
+        case _NUKI_JOB_MAX:
+                break;
+        }
+        return -EINVAL;
+}
+
+static void driver_kick(NukiDriver *d)
+{
+        BluezLinkState s;
+        int r;
+
+        if (d->current || !d->link)
+                return;
+        if (!d->queue) {
+                /* IdleDisconnectSec=0: do not linger. */
+                if (driver_conf(d)->bluetooth.idle_disconnect_sec == 0 &&
+                    bluez_link_get_state(d->link) == BLUEZ_LINK_CONNECTED)
+                        (void) bluez_link_disconnect(d->link);
+                return;
+        }
+
+        s = bluez_link_get_state(d->link);
+        if (s != BLUEZ_LINK_CONNECTED) {
+                r = bluez_link_connect(d->link, job_priority(d->queue->kind));
+                if (r < 0) {
+                        queue_fail(d, -EHOSTUNREACH, "cannot connect");
+                        return;
+                }
+                if (r == 0) {
+                        if (!d->connecting) {
+                                const Conf *c = driver_conf(d);
+                                d->connecting = true;
+                                driver_timer_start(d, (uint64_t) c->bluetooth.connect_timeout_sec *
+                                                                      CONNECT_DEADLINE_MULT * USEC_PER_SEC);
+                        }
+                        return;
+                }
+        }
+
+        d->connecting = false;
+        driver_timer_stop(d);
+        d->current = d->queue;
+        d->queue = d->current->next;
+        d->current->next = NULL;
+        driver_log(d, LOG_DEBUG, 0, "%s: running %s", d->lock->name, job_kind_to_string(d->current->kind));
+        r = job_step(d);
+        if (r < 0)
+                job_finish(d, r, r == -ENOKEY ? "no security PIN known" : "cannot send the command");
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        NukiDriver *d = userdata;
+
+        if (d->current) {
+                job_fail(d, -ETIMEDOUT, "the lock did not answer in time");
+                return 0;
+        }
+        if (d->connecting) {
+                d->connecting = false;
+                (void) bluez_link_disconnect(d->link);
+                queue_fail(d, -EHOSTUNREACH, "the lock is not reachable");
+                driver_set_link(d, false, false, false);
+        }
+        return 0;
+}
+
+/* Map a lock's Error Report to the errno of lock_command_done_t. */
+static int errno_from_lock_error(int code)
+{
+        switch (code) {
+        case NUKI_K_ERROR_MOTOR_BLOCKED:
+        case NUKI_K_ERROR_CLUTCH_FAILURE:
+        case NUKI_K_ERROR_MOTOR_TIMEOUT:
+        case NUKI_K_ERROR_MOTOR_POSITION_LIMIT:
+        case NUKI_K_ERROR_MOTOR_POWER_FAILURE:
+        case NUKI_K_ERROR_CLUTCH_POWER_FAILURE:
+                return -EDEADLK;
+        case NUKI_K_ERROR_BUSY:
+        case NUKI_K_ERROR_AUTO_UNLOCK_TOO_RECENT:
+                return -EBUSY;
+        case NUKI_K_ERROR_NOT_AUTHORIZED:
+        case NUKI_K_ERROR_DISABLED:
+        case NUKI_K_ERROR_REMOTE_NOT_ALLOWED:
+        case NUKI_K_ERROR_TIME_NOT_ALLOWED:
+        case NUKI_K_ERROR_BAD_PIN:
+        case NUKI_K_ERROR_TOO_MANY_PIN_ATTEMPTS:
+                return -EACCES;
+        case NUKI_K_ERROR_BAD_PARAMETER:
+        case NUKI_K_ERROR_INVALID_AUTH_ID:
+                return -EINVAL;
+        default:
+                return -EIO;
+        }
+}
+
+static void job_fail(NukiDriver *d, int r, const char *message)
+{
+        NukiJob *j = d->current;
+
+        if (!j)
+                return;
+        if (j->kind == NUKI_JOB_ACTION) {
+                char field[64];
+                snprintf(field, sizeof field, "LOCK=%s", d->lock->name);
+                log_struct(LOG_WARNING, r, LOG_FIELDS(field), "%s: %s failed: %s", d->lock->name,
+                           lock_action_to_string(j->action), message ?: strerror(-r));
+        }
+        job_finish(d, r, message);
+}
+
+static void job_fail_lock_error(NukiDriver *d, int code)
+{
+        const char *name = nuki_enum_to_string(NUKI_ENUM_ERROR, (unsigned) code);
+        char msg[96];
+        int r = errno_from_lock_error(code);
+
+        snprintf(msg, sizeof msg, "the lock reported %s (0x%02x)", name ?: "an error", (unsigned) code);
+        if (r == -EDEADLK)
+                (void) lock_set_state(d->lock, LOCK_STATE_JAMMED, LOCK_SOURCE_LOCK, NULL);
+        if (code == NUKI_K_ERROR_NOT_AUTHORIZED) {
+                (void) lock_set_needs_repair(d->lock, true);
+                driver_save(d, save_state, NULL);
+        }
+        if (code == NUKI_K_ERROR_BAD_PIN || code == NUKI_K_ERROR_TOO_MANY_PIN_ATTEMPTS)
+                snprintf(msg, sizeof msg, "the lock rejected the security PIN (%s)", name ?: "bad PIN");
+        job_fail(d, r, msg);
+}
+
+/* ---- replies --------------------------------------------------------------------------- */
+
+static void import_log_entry(NukiDriver *d, const NukiMsg *m)
+{
+        _cleanup_(json_putp) json_object *detail = json_object_new_object();
+        const uint8_t *data = m->log_entry.data.data;
+        size_t len = m->log_entry.data.len;
+        LockLogEntry e = {
+                .index = m->log_entry.index,
+                .auth_id = m->log_entry.auth_id,
+                .actor = m->log_entry.name[0] ? m->log_entry.name : NULL,
+                .source = LOCK_SOURCE_LOCK,
+                .kind = "log",
+        };
+        int64_t t = nuki_time_to_unix(&m->log_entry.timestamp);
+        const char *s;
+
+        if (t > 0)
+                e.lock_time_usec = (uint64_t) t * USEC_PER_SEC;
+        if (detail) {
+                s = nuki_enum_to_string(NUKI_ENUM_LOG_TYPE, m->log_entry.type);
+                json_object_object_add(detail, "log_type",
+                                       s ? json_object_new_string(s)
+                                         : json_object_new_int(m->log_entry.type));
+        }
+
+        switch (m->log_entry.type) {
+        case 0x02: /* lock action: action, trigger, flags, completion */
+        case 0x03: /* calibration */
+        case 0x04: /* initialization run */
+                if (len < 4)
+                        break;
+                /* Our own commands were recorded when they completed. */
+                if (m->log_entry.type == 0x02 && m->log_entry.auth_id == d->cred.auth_id &&
+                    data[1] == NUKI_TRIGGER_SYSTEM)
+                        return;
+                e.kind = m->log_entry.type == 0x02 ? "action" : "log";
+                e.source = source_from_trigger(data[1]);
+                e.is_action = m->log_entry.type == 0x02 && data[3] == NUKI_COMPLETION_SUCCESS &&
+                              lock_action_from_nuki(data[0], &e.action);
+                if (detail) {
+                        s = nuki_enum_to_string(NUKI_ENUM_LOCK_ACTION, data[0]);
+                        json_object_object_add(detail, "action", s ? json_object_new_string(s) : NULL);
+                        s = nuki_enum_to_string(NUKI_ENUM_TRIGGER, data[1]);
+                        json_object_object_add(detail, "trigger", s ? json_object_new_string(s) : NULL);
+                        s = nuki_enum_to_string(NUKI_ENUM_COMPLETION_STATUS, data[3]);
+                        json_object_object_add(detail, "result", s ? json_object_new_string(s) : NULL);
+                }
+                break;
+        case 0x05: /* keypad: action, source, completion, code_id u16 */
+                if (len < 5)
+                        break;
+                e.kind = data[2] == NUKI_COMPLETION_INVALID_CODE ? "access" : "keypad";
+                e.source = LOCK_SOURCE_KEYPAD;
+                e.is_action = data[2] == NUKI_COMPLETION_SUCCESS &&
+                              lock_action_from_nuki(data[0], &e.action);
+                if (detail) {
+                        s = nuki_enum_to_string(NUKI_ENUM_LOCK_ACTION, data[0]);
+                        json_object_object_add(detail, "action", s ? json_object_new_string(s) : NULL);
+                        s = nuki_enum_to_string(NUKI_ENUM_COMPLETION_STATUS, data[2]);
+                        json_object_object_add(detail, "result", s ? json_object_new_string(s) : NULL);
+                        if (data[2] != NUKI_COMPLETION_INVALID_CODE)
+                                json_object_object_add(detail, "code_id",
+                                                       json_object_new_int(nuki_get_u16(data + 3)));
+                }
+                break;
+        case 0x06: /* door sensor */
+                if (len < 1)
+                        break;
+                e.kind = "door";
+                if (detail) {
+                        s = nuki_enum_to_string(NUKI_ENUM_LOG_DOOR_SENSOR, data[0]);
+                        json_object_object_add(detail, "door", s ? json_object_new_string(s) : NULL);
+                }
+                break;
+        default:
+                break;
+        }
+        if (detail)
+                e.detail_json = json_object_to_json_string_ext(detail, JSON_C_TO_STRING_PLAIN);
+        if (e.source == LOCK_SOURCE_LOCK && m->log_entry.auth_id != 0 &&
+            m->log_entry.auth_id != d->cred.auth_id && !streq(e.kind, "door"))
+                e.source = LOCK_SOURCE_APP;
+        (void) lock_import_log_entry(d->lock, &e);
+}
+
+/* Device type where the lock reports one (fact sheet 5.6), else the firmware's major
+ * version, which follows the generation. */
+static const char *model_name(int device_type, uint8_t fw_major)
+{
+        switch (device_type) {
+        case 0x02:
+                return "Opener";
+        case 0x03:
+                return "Smart Door";
+        case 0x05:
+                return "Smart Lock Ultra";
+        default:
+                break;
+        }
+        switch (fw_major) {
+        case 1:
+                return "Smart Lock 1.0";
+        case 2:
+                return "Smart Lock 2.0";
+        case 3:
+                return "Smart Lock 3.0";
+        case 4:
+                return "Smart Lock 4th gen";
+        default:
+                return "Smart Lock";
+        }
+}
+
+static void handle_config(NukiDriver *d, const NukiMsg *m)
+{
+        char fw[16], hw[8], model[40];
+        const char *dt = NULL;
+        struct info_update u = { .device_type = -1 };
+
+        snprintf(fw, sizeof fw, "%u.%u.%u", m->config.firmware_version[0], m->config.firmware_version[1],
+                 m->config.firmware_version[2]);
+        snprintf(hw, sizeof hw, "%u.%u", m->config.hardware_revision[0], m->config.hardware_revision[1]);
+        if (m->n_optional >= 3)
+                u.device_type = m->config.device_type;
+        dt = model_name(u.device_type, m->config.firmware_version[0]);
+        snprintf(model, sizeof model, "Nuki %s", dt);
+        if (d->seen_config_count >= 0)
+                d->config_update_count = d->seen_config_count;
+        u.model = model;
+        u.firmware = fw;
+        u.hardware = hw;
+        (void) lock_set_info(d->lock, model, fw);
+        driver_save(d, save_info, &u);
+        if (d->ctx.store && d->lock->store_id > 0) {
+                _cleanup_(json_putp) json_object *o = NULL;
+
+                (void) store_firmware_record(d->ctx.store, d->lock->store_id, 0, fw, hw);
+                o = nuki_json_fields(m);
+                if (o)
+                        (void) store_snapshot_add(d->ctx.store, d->lock->store_id, "config",
+                                                  d->config_update_count < 0 ? "paired" : "changed",
+                                                  d->config_update_count, 0,
+                                                  json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        }
+}
+
+/* A reply ended the step (DONE): move on. */
+static void job_step_done(NukiDriver *d, const NukiMsg *m)
+{
+        NukiJob *j = d->current;
+
+        switch (j->kind) {
+        case NUKI_JOB_ACTION:
+                (void) lock_set_last_action(d->lock, j->action, j->source, j->actor[0] ? j->actor : NULL,
+                                            now_usec(CLOCK_REALTIME));
+                /* The action set the state-changed bit: read the states (which clears it),
+                 * then import the log. */
+                job_enqueue_kind(d, NUKI_JOB_REFRESH);
+                job_finish(d, 0, NULL);
+                return;
+        case NUKI_JOB_REMOVE_AUTH:
+                job_finish(d, 0, NULL);
+                return;
+        case NUKI_JOB_REFRESH:
+                if (m->command == NUKI_CMD_KEYTURNER_STATES) {
+                        apply_states(d, m);
+                        d->last_refresh_usec = now_usec(CLOCK_MONOTONIC);
+                        driver_save(d, save_state, NULL);
+                        job_enqueue_kind(d, NUKI_JOB_LOG_SYNC);
+                }
+                job_finish(d, 0, NULL);
+                return;
+        case NUKI_JOB_CONFIG:
+                if (j->step == 0) {
+                        if (m->command == NUKI_CMD_CONFIG)
+                                handle_config(d, m);
+                        j->step = 1;
+                        if (job_step(d) < 0)
+                                job_finish(d, 0, NULL);
+                        return;
+                }
+                if (m->command == NUKI_CMD_BATTERY_REPORT && d->ctx.store && d->lock->store_id > 0)
+                        (void) store_sample_append(d->ctx.store, d->lock->store_id, "battery-mv", 0,
+                                                   m->battery_report.voltage);
+                job_finish(d, 0, NULL);
+                return;
+        case NUKI_JOB_LOG_SYNC:
+                if (m->command == NUKI_CMD_LOG_ENTRY) {
+                        j->received++;
+                        if (m->log_entry.index > j->max_index) {
+                                if (d->log_synced_index >= 0)
+                                        import_log_entry(d, m);
+                                j->max_index = m->log_entry.index;
+                        }
+                }
+                if (d->log_synced_index < 0)
+                        d->log_synced_index = j->max_index;
+                else if (j->max_index > d->log_synced_index)
+                        d->log_synced_index = j->max_index;
+                driver_save(d, save_state, NULL);
+                if (m->command == NUKI_CMD_LOG_ENTRY && j->received >= LOG_BATCH) {
+                        /* a full batch: there may be more */
+                        if (job_step(d) >= 0)
+                                return;
+                }
+                job_finish(d, 0, NULL);
+                return;
+        case NUKI_JOB_TIME_SYNC:
+                job_finish(d, 0, NULL);
+                return;
+        case _NUKI_JOB_MAX:
+                break;
+        }
+        job_finish(d, 0, NULL);
+}
+
+static void job_progress(NukiDriver *d, const NukiMsg *m)
+{
+        NukiJob *j = d->current;
+
+        switch (m->command) {
+        case NUKI_CMD_KEYTURNER_STATES:
+                apply_states(d, m);
+                return;
+        case NUKI_CMD_STATUS:
+                if (j->kind == NUKI_JOB_ACTION)
+                        j->accepted = true;
+                /* the motor may take a while: give the lock the full timeout again */
+                driver_timer_start(d, command_timeout_usec(d));
+                return;
+        case NUKI_CMD_LOG_ENTRY:
+                if (j->kind == NUKI_JOB_LOG_SYNC) {
+                        j->received++;
+                        if (m->log_entry.index > j->max_index) {
+                                if (d->log_synced_index >= 0)
+                                        import_log_entry(d, m);
+                                j->max_index = m->log_entry.index;
+                        }
+                }
+                return;
+        default:
+                return;
+        }
+}
+
+static void on_usdio_frame(NukiDriver *d, const uint8_t *frame, size_t n)
+{
+        uint8_t out[NUKI_FRAME_MAX];
+        size_t out_len = 0;
+        NukiMsg m;
+        int r;
+
+        r = nuki_session_feed(&d->session, frame, n, NULL, &m, out, sizeof out, &out_len);
+        if (out_len > 0) {
+                int q = driver_send(d, out, out_len);
+                nuki_wipe(out, sizeof out);
+                if (q < 0)
+                        job_fail(d, -EHOSTUNREACH, "cannot send the command");
+        }
+        if (r == -ENOENT)
+                return;
+        if (r == -EREMOTEIO) {
+                int code = nuki_session_lock_error(&d->session);
+                nuki_msg_wipe(&m);
+                if (d->current)
+                        job_fail_lock_error(d, code);
+                return;
+        }
+        if (r == -EKEYREJECTED || r == -EPROTO) {
+                driver_log(d, LOG_WARNING, r, "%s: cannot decrypt a message from the lock: %m",
+                           d->lock->name);
+                if (d->current)
+                        job_fail(d, -EACCES, "the lock's messages cannot be decrypted (re-pair it)");
+                return;
+        }
+        if (r < 0) {
+                driver_log(d, LOG_DEBUG, r, "%s: dropping a bad frame: %m", d->lock->name);
+                if (d->current)
+                        job_fail(d, -EIO, "bad frame from the lock");
+                return;
+        }
+        switch ((NukiSessionResult) r) {
+        case NUKI_SESSION_PENDING:
+                break;
+        case NUKI_SESSION_PROGRESS:
+                if (d->current)
+                        job_progress(d, &m);
+                break;
+        case NUKI_SESSION_DONE:
+                if (d->current)
+                        job_step_done(d, &m);
+                break;
+        case NUKI_SESSION_UNSOLICITED:
+                if (m.command == NUKI_CMD_KEYTURNER_STATES)
+                        apply_states(d, &m);
+                break;
+        }
+        nuki_msg_wipe(&m);
+}
+
+static void on_gdio_frame(NukiDriver *d, const uint8_t *frame, size_t n)
+{
+        NukiFrame f;
+        int r;
+
+        r = nuki_frame_decode_plain(frame, n, &f);
+        if (r < 0)
+                return;
+        if (f.command == NUKI_CMD_STATUS && f.payload_len >= 1 &&
+            f.payload[0] == NUKI_STATUS_STATE_CHANGED) {
+                driver_log(d, LOG_DEBUG, 0, "%s: the lock has news (status 0xF1)", d->lock->name);
+                job_enqueue_kind(d, NUKI_JOB_REFRESH);
+        } else if (f.command == NUKI_CMD_ERROR_REPORT && f.payload_len >= 1) {
+                driver_log(d, LOG_WARNING, 0, "%s: unencrypted error report 0x%02x from the lock",
+                           d->lock->name, f.payload[0]);
+                if (d->current)
+                        job_fail_lock_error(d, f.payload[0]);
+        }
+        nuki_frame_wipe(&f);
+}
+
+static void on_link_indication(BluezLink *l, const char *uuid, const uint8_t *data, size_t size,
+                               void *userdata)
+{
+        NukiDriver *d = userdata;
+        NukiReasm *ra;
+        uint8_t frame[NUKI_FRAME_MAX];
+        size_t n;
+        bool usdio;
+        int r;
+
+        if (strcasecmp(uuid, NUKI_UUID_KEYTURNER_USDIO) == 0) {
+                ra = &d->reasm_usdio;
+                usdio = true;
+        } else if (strcasecmp(uuid, NUKI_UUID_KEYTURNER_GDIO) == 0) {
+                ra = &d->reasm_gdio;
+                usdio = false;
+        } else
+                return;
+        if (nuki_reasm_feed(ra, data, size, now_usec(CLOCK_MONOTONIC)) < 0)
+                return;
+        while ((r = nuki_reasm_pop(ra, frame, sizeof frame, &n)) > 0) {
+                if (usdio)
+                        on_usdio_frame(d, frame, n);
+                else
+                        on_gdio_frame(d, frame, n);
+                if (!d->link)
+                        break;
+        }
+        nuki_wipe(frame, sizeof frame);
+}
+
+static void on_link_connected(BluezLink *l, void *userdata)
+{
+        NukiDriver *d = userdata;
+
+        nuki_reasm_reset(&d->reasm_usdio);
+        nuki_reasm_reset(&d->reasm_gdio);
+        nuki_session_reset(&d->session);
+        d->connecting = false;
+        driver_timer_stop(d);
+        driver_set_link(d, true, true, true);
+        driver_kick(d);
+}
+
+static void on_link_failed(BluezLink *l, const BluezError *err, void *userdata)
+{
+        NukiDriver *d = userdata;
+        char msg[160];
+
+        d->connecting = false;
+        driver_timer_stop(d);
+        snprintf(msg, sizeof msg, "the lock is not reachable (%s)",
+                 err && err->message ? err->message : strerror(err ? -err->error : EHOSTUNREACH));
+        driver_log(d, LOG_NOTICE, err ? err->error : -EHOSTUNREACH, "%s: cannot connect: %s", d->lock->name,
+                   msg);
+        if (d->current)
+                job_fail(d, -EHOSTUNREACH, msg);
+        queue_fail(d, -EHOSTUNREACH, msg);
+        driver_set_link(d, false, false, false);
+}
+
+static void on_link_disconnected(BluezLink *l, const BluezError *err, void *userdata)
+{
+        NukiDriver *d = userdata;
+
+        driver_set_link(d, false, true, false);
+        driver_save(d, save_state, NULL);
+        if (d->current)
+                job_fail(d, -EHOSTUNREACH, "the connection to the lock was lost");
+        else
+                driver_kick(d);
+}
+
+static const BluezLinkOps link_ops = {
+        .connected = on_link_connected,
+        .disconnected = on_link_disconnected,
+        .failed = on_link_failed,
+        .indication = on_link_indication,
+};
+
+/* ---- lock_driver_ops ----------------------------------------------------------------------- */
+
+static int driver_queue_user_job(Lock *l, NukiJob *j, lock_command_done_t done, void *userdata)
+{
+        NukiDriver *d = l->driver_data;
+
+        if (!d) {
+                free(j);
+                return -ENODEV;
+        }
+        j->done = done;
+        j->userdata = userdata;
+        job_enqueue(d, j);
+        return 0;
+}
+
+static int nuki_op_action(Lock *l, LockAction a, LockSource source, const char *actor,
+                          lock_command_done_t done, void *userdata)
+{
+        NukiJob *j;
+        uint8_t na;
+
+        if (!nuki_action_from_lock(a, &na))
+                return -EINVAL;
+        j = job_new(NUKI_JOB_ACTION);
+        if (!j)
+                return -ENOMEM;
+        j->action = a;
+        j->source = source;
+        snprintf(j->actor, sizeof j->actor, "%s", strempty(actor));
+        return driver_queue_user_job(l, j, done, userdata);
+}
+
+static int nuki_op_refresh(Lock *l, lock_command_done_t done, void *userdata)
+{
+        NukiJob *j = job_new(NUKI_JOB_REFRESH);
+
+        if (!j)
+                return -ENOMEM;
+        return driver_queue_user_job(l, j, done, userdata);
+}
+
+static void nuki_op_free(Lock *l)
+{
+        NukiDriver *d = l->driver_data;
+
+        if (!d)
+                return;
+        if (d->current) {
+                NukiJob *j = d->current;
+                d->current = NULL;
+                job_done(d, j, -ECANCELED, "the lock was removed");
+        }
+        queue_fail(d, -ECANCELED, "the lock was removed");
+        d->timer = sd_event_source_disable_unref(d->timer);
+        d->link = bluez_link_free(d->link);
+        nuki_session_wipe(&d->session);
+        nuki_credentials_wipe(&d->cred);
+        nuki_wipe(&d->reasm_usdio, sizeof d->reasm_usdio);
+        free(d);
+        l->driver_data = NULL;
+}
+
+static const struct lock_driver_ops nuki_ops = {
+        .protocol = "nuki",
+        .action = nuki_op_action,
+        .refresh = nuki_op_refresh,
+        .free = nuki_op_free,
+};
+
+int nuki_driver_setup(Lock *l, lock_command_done_t done, void *userdata)
+{
+        NukiDriver *d = l->driver_data;
+        NukiJob *j;
+
+        if (!d)
+                return -ENODEV;
+        /* States first (they carry the config update count), then config, firmware and
+         * battery; the caller hears back when the config is in. */
+        job_enqueue_kind(d, NUKI_JOB_REFRESH);
+        if (job_queued(d, NUKI_JOB_CONFIG))
+                return -EBUSY;
+        j = job_new(NUKI_JOB_CONFIG);
+        if (!j)
+                return -ENOMEM;
+        return driver_queue_user_job(l, j, done, userdata);
+}
+
+int nuki_driver_remove_authorization(Lock *l, lock_command_done_t done, void *userdata)
+{
+        NukiDriver *d = l->driver_data;
+        NukiJob *j;
+
+        if (!d)
+                return -ENODEV;
+        if (!d->cred.has_pin)
+                return -ENOKEY;
+        j = job_new(NUKI_JOB_REMOVE_AUTH);
+        if (!j)
+                return -ENOMEM;
+        return driver_queue_user_job(l, j, done, userdata);
+}
+
+void nuki_driver_advert(Lock *l, const BluezAdvert *a, const NukiAdvert *na)
+{
+        NukiDriver *d = l->driver_data;
+        LockLink link = l->link;
+
+        if (!d)
+                return;
+        if (a->has_rssi)
+                link.rssi = a->rssi;
+        link.last_seen_usec = now_usec(CLOCK_REALTIME);
+        link.reachable = true;
+        (void) lock_set_link(l, &link);
+
+        if (na && na->has_beacon && na->state_changed && !d->current && !job_queued(d, NUKI_JOB_REFRESH) &&
+            bluez_link_get_state(d->link) != BLUEZ_LINK_CONNECTED &&
+            now_usec(CLOCK_MONOTONIC) > d->last_refresh_usec + REFRESH_HOLDOFF_USEC) {
+                driver_log(d, LOG_DEBUG, 0, "%s: advert says the lock has news", l->name);
+                d->last_refresh_usec = now_usec(CLOCK_MONOTONIC);
+                job_enqueue_kind(d, NUKI_JOB_REFRESH);
+        }
+}
+
+int nuki_driver_attach(Lock *l, const NukiDriverContext *ctx, const NukiCredentials *cred)
+{
+        static const char *const notify[] = { NUKI_UUID_KEYTURNER_USDIO, NUKI_UUID_KEYTURNER_GDIO, NULL };
+        NukiDriver *d;
+        int r;
+
+        d = calloc(1, sizeof *d);
+        if (!d)
+                return -ENOMEM;
+        d->lock = l;
+        d->ctx = *ctx;
+        d->cred = *cred;
+        d->config_update_count = -1;
+        d->seen_config_count = -1;
+        d->log_synced_index = -1;
+        nuki_session_init(&d->session, cred->shared_key, cred->auth_id,
+                          cred->has_pin ? cred->security_pin : 0, cred->ultra);
+        nuki_reasm_init(&d->reasm_usdio, NUKI_REASM_ENCRYPTED);
+        nuki_reasm_init(&d->reasm_gdio, NUKI_REASM_PLAIN);
+
+        if (ctx->store && l->store_id > 0) {
+                struct store_lock row;
+                store_lock_init(&row);
+                if (store_lock_get(ctx->store, l->store_id, &row) >= 0) {
+                        d->config_update_count = row.config_update_count;
+                        d->log_synced_index = row.log_synced_index;
+                }
+                store_lock_done(&row);
+        }
+
+        r = bluez_link_new(ctx->client, l->address, notify, &link_ops, d, &d->link);
+        if (r < 0) {
+                nuki_session_wipe(&d->session);
+                nuki_credentials_wipe(&d->cred);
+                free(d);
+                return r;
+        }
+        l->ops = &nuki_ops;
+        l->driver_data = d;
+        return 0;
+}
+
+int nuki_credentials_from_store(const struct store_lock *sl, NukiCredentials *ret)
+{
+        NukiCredentials c = {};
+
+        if (sl->key_version != 0 || !sl->shared_key_sealed || sl->shared_key_sealed_size != NUKI_KEY_SIZE ||
+            sl->auth_id < 0)
+                return -EBADMSG;
+        memcpy(c.shared_key, sl->shared_key_sealed, NUKI_KEY_SIZE);
+        c.auth_id = (uint32_t) sl->auth_id;
+        c.app_id = sl->app_id >= 0 ? (uint32_t) sl->app_id : 0;
+        c.ultra = sl->ultra;
+        if (sl->security_pin_sealed && sl->security_pin_sealed_size == 4) {
+                c.has_pin = true;
+                c.security_pin = nuki_get_u32(sl->security_pin_sealed);
+        }
+        *ret = c;
+        nuki_wipe(&c, sizeof c);
+        return 0;
+}
+
+void nuki_credentials_wipe(NukiCredentials *c)
+{
+        nuki_wipe(c, sizeof *c);
+}
