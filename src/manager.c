@@ -165,6 +165,8 @@ int manager_remove_lock(Manager *m, Lock *l)
                 if (m->locks[i] == l) {
                         memmove(m->locks + i, m->locks + i + 1, (m->n_locks - i - 1) * sizeof *m->locks);
                         m->n_locks--;
+                        if (m->mqtt) /* its Home Assistant device goes too */
+                                (void) mqtt_bridge_lock_removed(m->mqtt, l);
                         lock_free(l);
                         return 0;
                 }
