@@ -64,7 +64,8 @@
  *          |                                      v        [link_setup]
  *          |                                +-----------+ Connected=false → WAIT_DOWN (retry)
  *          |                                |   SETUP   | or failed(); timeout/StartNotify
- *          |                                +-----------+ error → DISCONNECTING
+ *          |                                +-----------+ error → failed() + DISCONNECTING
+ *          |                                                [link_fail_and_teardown]
  *          |                                      | every StartNotify answered
  *          |                                      v        [link_set_connected]
  *          |  Connected=false: disconnected()  +-----------+
@@ -76,6 +77,14 @@
  *          |   reply or Connected=false     +---------------+
  *          +--------------------------------| DISCONNECTING | Device1.Disconnect()
  *             [link_finish_teardown]        +---------------+
+ *
+ * Stray connections: a device that is connected while its link is IDLE (after a
+ * restart of ours, or connected by someone else) is disconnected, once
+ * (bluez.md 3.5: connections outlive their client, and a connected lock stops
+ * advertising).
+ *
+ * When the event loop exits, every link that is up or coming up is disconnected
+ * (from an exit source that runs before sd-bus closes the connection).
  *
  * Bluetoothd lost: any state but IDLE/QUEUED → IDLE with -EHOSTDOWN. Device object
  * removed: → IDLE with -ENODEV. A connect request made while DISCONNECTING is kept:
@@ -318,10 +327,15 @@ typedef struct BluezLinkOps {
         /* Was CONNECTED, now IDLE. err NULL: we disconnected (idle timer or
          * bluez_link_disconnect()); else why (remote disconnect, bluetoothd gone...). */
         void (*disconnected)(BluezLink *l, const BluezError *err, void *userdata);
-        /* A connect request ended without reaching CONNECTED. */
+        /* A connect request ended without reaching CONNECTED. When the cause is found
+         * here (our timeouts, StartNotify refused) this is called at once and the
+         * Disconnect that cleans up runs on in the background: the link is
+         * DISCONNECTING (holding its slot) for a moment, and a connect request made
+         * from this callback is served after it. */
         void (*failed)(BluezLink *l, const BluezError *err, void *userdata);
         /* A Value notification/indication of a characteristic in notify_uuids, raw bytes
-         * of one PDU (reassembly is the driver's job). */
+         * of one PDU (reassembly is the driver's job). Only while CONNECTED: those that
+         * arrive during SETUP are kept and delivered right after connected(). */
         void (*indication)(BluezLink *l, const char *uuid, const uint8_t *data, size_t size, void *userdata);
 } BluezLinkOps;
 

@@ -1135,6 +1135,12 @@ int bluez_client_remove_device(BluezClient *c, const char *address, bluez_result
 
 /* ---- life cycle ------------------------------------------------------------------- */
 
+static int on_event_exit(sd_event_source *s, void *userdata)
+{
+        bluez_links_exiting(userdata);
+        return 0;
+}
+
 int bluez_client_new(sd_event *event, sd_bus *bus, const BluezConfig *config, const BluezCallbacks *cb,
                      void *userdata, BluezClient **ret)
 {
@@ -1187,6 +1193,13 @@ int bluez_client_new(sd_event *event, sd_bus *bus, const BluezConfig *config, co
                 if (r < 0)
                         return r;
         }
+        /* Before sd-bus's own exit source (which closes the bus). */
+        r = sd_event_add_exit(event, &c->exit_source, on_event_exit, c);
+        if (r < 0)
+                return r;
+        r = sd_event_source_set_priority(c->exit_source, SD_EVENT_PRIORITY_IMPORTANT);
+        if (r < 0)
+                return r;
         r = sd_event_add_time_relative(event, &c->gmo_retry, CLOCK_MONOTONIC, GMO_RETRY_USEC, 10 * 1000,
                                        on_gmo_retry, c);
         if (r < 0)
@@ -1233,6 +1246,7 @@ BluezClient *bluez_client_free(BluezClient *c)
         sd_bus_slot_unref(c->gmo_slot);
         sd_event_source_disable_unref(c->gmo_retry);
         sd_event_source_disable_unref(c->schedule_defer);
+        sd_event_source_disable_unref(c->exit_source);
         free(c->owner);
         for (char **i = c->adapters_conf; i && *i; i++)
                 free(*i);

@@ -178,6 +178,14 @@ typedef struct BluezPending BluezPending; /* power cycle, remove device */
 
 typedef struct BluezOp BluezOp;
 
+typedef struct BluezEarly BluezEarly; /* a notification that came during SETUP */
+struct BluezEarly {
+        BluezEarly *next;
+        char *uuid;
+        size_t size;
+        uint8_t data[];
+};
+
 struct BluezLink {
         unsigned n_ref;
         BluezClient *client; /* NULL once the client is gone */
@@ -210,6 +218,9 @@ struct BluezLink {
         BluezOp *ops_head, *ops_tail; /* GATT ops; head is in flight when op_slot is set */
         sd_bus_slot *op_slot;
         char *reading_path; /* char path while a ReadValue is pending */
+        char *stray_path;   /* device we sent a Disconnect to while IDLE */
+        BluezEarly *early;  /* notifications during SETUP, delivered after connected() */
+        unsigned n_early;
 
         LIST_FIELDS(BluezLink, links);
 };
@@ -243,6 +254,7 @@ struct BluezClient {
         BluezLink *links;
         uint64_t link_seq;
         sd_event_source *schedule_defer;
+        sd_event_source *exit_source;
 
         BluezPending *pending;
 };
@@ -268,6 +280,7 @@ void bluez_links_char_added(BluezClient *c, BluezObject *chr);
 void bluez_links_value(BluezClient *c, BluezObject *chr, const BluezValue *v);
 void bluez_links_service_lost(BluezClient *c);
 void bluez_links_client_freed(BluezClient *c);
+void bluez_links_exiting(BluezClient *c);
 unsigned bluez_links_count_on_adapter(BluezClient *c, const char *adapter_path);
 
 /* The queue order: negative if a goes before b. */

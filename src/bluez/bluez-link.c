@@ -56,6 +56,7 @@ static void link_attempt(BluezLink *l);
 static void link_setup(BluezLink *l);
 static void link_teardown(BluezLink *l, TeardownEnd end, const BluezError *err);
 static void ops_run(BluezLink *l);
+static void early_clear(BluezLink *l);
 
 static BluezLink *link_ref(BluezLink *l)
 {
@@ -91,6 +92,8 @@ static void link_unref(BluezLink *l)
         free(l->adapter_name);
         free(l->device_path);
         free(l->reading_path);
+        free(l->stray_path);
+        early_clear(l);
         free(l);
 }
 
@@ -177,6 +180,7 @@ static void link_cancel_io(BluezLink *l)
         l->n_notify_pending = 0;
         free(l->reading_path);
         l->reading_path = NULL;
+        early_clear(l);
         if (l->timer)
                 (void) sd_event_source_set_enabled(l->timer, SD_EVENT_OFF);
         if (l->idle_timer)
@@ -331,6 +335,20 @@ static void link_teardown(BluezLink *l, TeardownEnd end, const BluezError *err)
                 (void) arm(l, 0, on_teardown_timer);
 }
 
+/* A connection attempt failed for a reason found here (a timeout, StartNotify
+ * refused): report it now, so that failures are bounded by our timeouts, and let the
+ * Disconnect finish in the background (the link keeps its slot until then; a new
+ * request made from the callback is served after it). Only from the event loop. */
+static void link_fail_and_teardown(BluezLink *l, const BluezError *err)
+{
+        link_teardown(l, TEARDOWN_SILENT, err);
+        link_log(l, LOG_WARNING, err, "connection failed");
+        link_ref(l);
+        if (l->ops && l->ops->failed)
+                l->ops->failed(l, err, l->userdata);
+        link_unref(l);
+}
+
 /* CONNECTED → IDLE because the link went away under us. */
 static void link_lost(BluezLink *l, int error, const char *message)
 {
@@ -384,7 +402,7 @@ static int on_resolve_timeout(sd_event_source *s, uint64_t usec, void *userdata)
         BluezError err = { .error = -ETIMEDOUT, .message = "services not resolved in time" };
 
         link_ref(l);
-        link_teardown(l, TEARDOWN_FAILED, &err);
+        link_fail_and_teardown(l, &err);
         link_unref(l);
         return 0;
 }
@@ -419,7 +437,7 @@ static int on_connect_reply(sd_bus_message *reply, void *userdata, sd_bus_error 
                 link_wait_down(l, &err);
         else if (err.error == -ETIMEDOUT)
                 /* bluetoothd may still be trying: Disconnect cancels it. */
-                link_teardown(l, TEARDOWN_FAILED, &err);
+                link_fail_and_teardown(l, &err);
         else
                 link_end_now(l, TEARDOWN_FAILED, &err);
 out:
@@ -467,6 +485,45 @@ static void link_start_connect(BluezLink *l, BluezAdapterState *s, BluezObject *
 
 /* ---- setup: characteristics and notifications ------------------------------------ */
 
+static void early_clear(BluezLink *l)
+{
+        while (l->early) {
+                BluezEarly *e = l->early;
+                l->early = e->next;
+                free(e->uuid);
+                free(e);
+        }
+        l->n_early = 0;
+}
+
+/* A notification that came in SETUP, after its StartNotify but before connected():
+ * kept (a few) and delivered right after connected(). */
+static void early_push(BluezLink *l, const char *uuid, const BluezValue *v)
+{
+        BluezEarly *e, **tail;
+
+        if (l->n_early >= 16) {
+                log_warning("bluez: %s: too many notifications before setup finished, dropping one",
+                            l->address);
+                return;
+        }
+        e = malloc(sizeof(*e) + v->size);
+        if (!e)
+                return;
+        e->next = NULL;
+        e->uuid = strdup(uuid);
+        if (!e->uuid) {
+                free(e);
+                return;
+        }
+        e->size = v->size;
+        memcpy(e->data, v->data, v->size);
+        for (tail = &l->early; *tail; tail = &(*tail)->next)
+                ;
+        *tail = e;
+        l->n_early++;
+}
+
 static void link_set_connected(BluezLink *l)
 {
         if (l->timer)
@@ -477,6 +534,15 @@ static void link_set_connected(BluezLink *l)
         link_ref(l);
         if (l->ops && l->ops->connected)
                 l->ops->connected(l, l->userdata);
+        while (!l->freed && l->state == BLUEZ_LINK_CONNECTED && l->early) {
+                BluezEarly *e = l->early;
+                l->early = e->next;
+                l->n_early--;
+                if (l->ops && l->ops->indication)
+                        l->ops->indication(l, e->uuid, e->data, e->size, l->userdata);
+                free(e->uuid);
+                free(e);
+        }
         if (!l->freed && l->state == BLUEZ_LINK_CONNECTED)
                 ops_run(l);
         link_unref(l);
@@ -497,7 +563,7 @@ static int on_start_notify(sd_bus_message *reply, void *userdata, sd_bus_error *
         if (e && !sd_bus_error_has_name(e, "org.bluez.Error.InProgress")) {
                 BluezError err;
                 bluez_error_from_bus(e, &err);
-                link_teardown(l, TEARDOWN_FAILED, &err);
+                link_fail_and_teardown(l, &err);
         } else if (--l->n_notify_pending == 0)
                 link_set_connected(l);
         link_unref(l);
@@ -525,7 +591,7 @@ static void link_setup(BluezLink *l)
                         r = bluez_call(c, m, c->call_timeout, on_start_notify, l, &l->notify_slots[i]);
                 if (r < 0) {
                         BluezError err = { .error = r, .message = "cannot call StartNotify" };
-                        link_teardown(l, TEARDOWN_FAILED, &err);
+                        link_fail_and_teardown(l, &err);
                         return;
                 }
                 l->n_notify_pending++;
@@ -614,9 +680,48 @@ static bool link_place(BluezClient *c, BluezLink *l, BluezAdapterState **ret_s, 
         return best_s;
 }
 
+/* bluez.md 3.5: connections outlive their client. A lock we have a link for that
+ * is connected while the link is IDLE (we restarted, or someone else connected it)
+ * would stay connected and stop advertising: disconnect it. One Disconnect per
+ * device and link until the device is seen disconnected. */
+static void links_sweep_stray(BluezClient *c)
+{
+        BluezLink *l;
+
+        LIST_FOREACH (links, l, c->links) {
+                BluezAdapterState *s;
+
+                if (l->state != BLUEZ_LINK_IDLE)
+                        continue;
+                LIST_FOREACH (adapters, s, c->adapter_states) {
+                        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+                        BluezObject *d = bluez_client_find_device(c, s->path, l->address);
+
+                        if (!d || !d->connected) {
+                                if (d && l->stray_path && streq(l->stray_path, d->path)) {
+                                        free(l->stray_path);
+                                        l->stray_path = NULL;
+                                }
+                                continue;
+                        }
+                        if (l->stray_path && streq(l->stray_path, d->path))
+                                continue;
+                        free(l->stray_path);
+                        l->stray_path = strdup(d->path);
+                        link_log(l, LOG_NOTICE, NULL, "connected but not in use, disconnecting");
+                        if (bluez_new_call(c, d->path, BLUEZ_IFACE_DEVICE, "Disconnect", &m) >= 0)
+                                (void) bluez_call(c, m, BLUEZ_DISCONNECT_TIMEOUT_USEC_DEFAULT, NULL, NULL,
+                                                  NULL);
+                }
+        }
+}
+
 static int on_schedule(sd_event_source *es, void *userdata)
 {
         BluezClient *c = userdata;
+
+        if (c->up)
+                links_sweep_stray(c);
 
         while (c->up) {
                 BluezLink *l, *best = NULL;
@@ -699,8 +804,11 @@ void bluez_links_device_changed(BluezClient *c, BluezObject *dev, unsigned chang
 {
         BluezLink *l = link_for_device(c, dev->path);
 
-        if (!l)
+        if (!l) {
+                if (changed & BLUEZ_PROP_CONNECTED)
+                        bluez_links_schedule(c); /* a stray connection, or a slot freed */
                 return;
+        }
         link_ref(l);
         if ((changed & BLUEZ_PROP_CONNECTED) && !dev->connected) {
                 BluezError err = { .error = -ECONNRESET,
@@ -814,15 +922,39 @@ void bluez_links_value(BluezClient *c, BluezObject *ch, const BluezValue *v)
 {
         BluezLink *l = link_for_char(c, ch);
 
-        if (!l || l->state != BLUEZ_LINK_CONNECTED)
+        if (!l || !link_wants_notify(l, ch->uuid))
+                return;
+        if (l->state == BLUEZ_LINK_SETUP) {
+                early_push(l, ch->uuid, v);
+                return;
+        }
+        if (l->state != BLUEZ_LINK_CONNECTED)
                 return;
         if (l->reading_path && streq(l->reading_path, ch->path))
                 return; /* the echo of our own ReadValue, sent before its reply */
-        if (!link_wants_notify(l, ch->uuid))
-                return;
         touch_idle(l);
         if (l->ops && l->ops->indication)
                 l->ops->indication(l, ch->uuid, v->data, v->size, l->userdata);
+}
+
+/* The event loop is exiting: sd-bus closes the connection from its own exit source,
+ * after this one. Disconnect every link that is up or coming up now, or the locks
+ * would stay connected to bluetoothd (and silent) after we are gone. */
+void bluez_links_exiting(BluezClient *c)
+{
+        BluezLink *l;
+
+        if (!c->up)
+                return;
+        LIST_FOREACH (links, l, c->links) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+
+                if (!link_is_active(l) || l->state == BLUEZ_LINK_DISCONNECTING || !l->device_path)
+                        continue;
+                link_log(l, LOG_INFO, NULL, "disconnecting: shutting down");
+                if (bluez_new_call(c, l->device_path, BLUEZ_IFACE_DEVICE, "Disconnect", &m) >= 0)
+                        (void) bluez_call(c, m, BLUEZ_DISCONNECT_TIMEOUT_USEC_DEFAULT, NULL, NULL, NULL);
+        }
 }
 
 void bluez_links_client_freed(BluezClient *c)
@@ -1060,6 +1192,7 @@ int bluez_link_new(BluezClient *c, const char *address, const char *const *notif
                 if (*p >= 'a' && *p <= 'f')
                         *p = (char) (*p - 'a' + 'A');
         LIST_PREPEND(links, c->links, l);
+        bluez_links_schedule(c); /* the stray-connection sweep */
         *ret = l;
         return 0;
 }

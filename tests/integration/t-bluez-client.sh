@@ -22,7 +22,8 @@ REQ_PUBKEY=0100030027a7
 start_dbus || exit 1
 # Time scale 10: the kernel's 20 s LE connect timeout is 2 s, Disconnect's 2 s is 0.2 s.
 "$SIM" --scale 10 --seed 7 >"$T/sim.log" 2>&1 &
-track $!
+sim_pid=$!
+track $sim_pid
 "$SIM" ctl wait-bluez 10 || { cat "$T/sim.log"; exit 1; }
 
 busctl --address="$DBUS_SYSTEM_BUS_ADDRESS" monitor >"$T/monitor.log" 2>&1 &
@@ -217,5 +218,94 @@ expect failed $FRONT ENETDOWN
 EOF
 check "select script ran to the end" test $? = 0
 check "an adapter not in the configuration is ignored" sh -c "! grep -q 'adapter hci0 added' '$T/select.out'"
+
+# --- 8. a connection nobody uses is disconnected (bluez.md 3.5) ---------------------
+FRONT_PATH=/org/bluez/hci0/dev_$(echo $FRONT | tr : _)
+busctl --address="$DBUS_SYSTEM_BUS_ADDRESS" --timeout=10 call org.bluez "$FRONT_PATH" org.bluez.Device1 Connect
+connected() {
+	busctl --address="$DBUS_SYSTEM_BUS_ADDRESS" get-property org.bluez "$FRONT_PATH" org.bluez.Device1 Connected
+}
+check "another client left the lock connected" test "$(connected)" = "b true"
+probe stray <<EOF
+expect service up
+link $FRONT
+sleep 1
+EOF
+check "stray script ran to the end" test $? = 0
+check "the stray connection was disconnected" test "$(connected)" = "b false"
+
+# --- 9. a hung adapter: Connect times out; failed() comes at the connect timeout while
+# the Disconnect that cleans up is still pending; a request made meanwhile is served
+# once bluetoothd is back. (A power cycle would be the real cure, but the simulator
+# swallows Powered=true while hung, so a restart of bluetoothd clears the hang here.)
+probe hang --connect-timeout 1 --attempts 1 <<EOF
+expect service up
+run "$SIM" ctl hub HangAdapter hci0
+connect $BACK user
+expect failed $BACK ETIMEDOUT org.freedesktop.DBus.Error.NoReply
+state $BACK
+connect $BACK user
+run "$SIM" ctl hub CrashBluez 200
+expect service down
+expect service up
+expect connected $BACK
+EOF
+check "hang script ran to the end" test $? = 0
+check "the failure is reported at the connect timeout, cleanup goes on" has hang "state $BACK disconnecting"
+
+# --- 10. two adapters: placement by slot and signal, selection by address -----------
+kill $sim_pid
+wait $sim_pid 2>/dev/null
+cat >"$T/two.conf" <<EOF
+[sim]
+scale = 10
+[adapter hci0]
+address = 00:1A:7D:DA:71:10
+rssi-offset = -25
+[adapter hci1]
+address = 00:1A:7D:DA:71:11
+[lock one]
+address = 54:D2:72:00:01:01
+rssi = -60
+[lock two]
+address = 54:D2:72:00:01:02
+rssi = -60
+EOF
+"$SIM" --scenario "$T/two.conf" --seed 3 >"$T/sim2.log" 2>&1 &
+track $!
+"$SIM" ctl wait-bluez 10 || { cat "$T/sim2.log"; exit 1; }
+probe two --max-connections 1 <<EOF
+expect service up
+scan on
+wait advert hci0 54:D2:72:00:01:01
+wait advert hci0 54:D2:72:00:01:02
+wait advert hci1 54:D2:72:00:01:01
+wait advert hci1 54:D2:72:00:01:02
+connect 54:D2:72:00:01:01 user
+connect 54:D2:72:00:01:02 refresh
+wait connected 54:D2:72:00:01:01
+wait connected 54:D2:72:00:01:02
+adapters
+EOF
+check "two-adapter script ran to the end" test $? = 0
+check "the first request takes the stronger adapter" has two "connected 54:D2:72:00:01:01 via hci1"
+check "the second is placed on the adapter with a free slot" has two "connected 54:D2:72:00:01:02 via hci0"
+check "both adapters scan" test "$(count two "discovery-on")" = 2
+sleep 0.5
+for a in hci0 hci1; do
+	c=$(busctl --address="$DBUS_SYSTEM_BUS_ADDRESS" get-property org.bluez \
+		/org/bluez/$a/dev_54_D2_72_00_01_01 org.bluez.Device1 Connected)
+	check "links are disconnected when the client's loop exits ($a)" test "$c" = "b false"
+done
+
+probe byaddr --adapter 00:1A:7D:DA:71:10 <<EOF
+expect service up
+expect adapter hci0 added
+scan on
+wait advert hci0 54:D2:72:00:01:01
+sleep 0.5
+EOF
+check "by-address script ran to the end" test $? = 0
+check "adapter selected by address" sh -c "! grep -q 'hci1' '$T/byaddr.out'"
 
 finish

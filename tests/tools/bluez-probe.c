@@ -27,6 +27,7 @@
  *                               when it was connected; otherwise events follow)
  *   disconnect ADDRESS          ("disconnect ADDRESS immediate" when nothing was up)
  *   write ADDRESS UUID HEX      read ADDRESS UUID
+ *   link ADDRESS                create the link object without connecting
  *   free ADDRESS                drop the link object
  *   power-cycle ADAPTER         remove ADDRESS
  *   state ADDRESS               prints "state ADDRESS STATE"
@@ -63,7 +64,7 @@ typedef struct ProbeLink {
 } ProbeLink;
 
 typedef struct SeenAdvert {
-        char address[18];
+        char address[32]; /* "hci0 AA:BB:CC:DD:EE:FF" */
         char *summary;
 } SeenAdvert;
 
@@ -248,8 +249,11 @@ static void on_advert(BluezClient *c, const BluezAdvert *a, void *userdata)
                 fprintf(f, " uuid=%s", *u);
         fclose(f);
 
+        char key[32];
+
+        snprintf(key, sizeof(key), "%s %s", a->adapter, a->address);
         for (size_t i = 0; i < p->n_seen; i++)
-                if (streq(p->seen[i].address, a->address))
+                if (streq(p->seen[i].address, key))
                         s = &p->seen[i];
         if (!s) {
                 p->seen = reallocarray(p->seen, p->n_seen + 1, sizeof(*p->seen));
@@ -257,7 +261,7 @@ static void on_advert(BluezClient *c, const BluezAdvert *a, void *userdata)
                         abort();
                 s = &p->seen[p->n_seen++];
                 *s = (SeenAdvert){};
-                snprintf(s->address, sizeof(s->address), "%s", a->address);
+                snprintf(s->address, sizeof(s->address), "%s", key);
         } else if (!p->all_adverts && s->summary && streq(s->summary, summary))
                 return;
         free(s->summary);
@@ -400,6 +404,8 @@ static bool run_command(Probe *p, char *line)
                 r = pl ? bluez_link_disconnect(pl->link) : 1;
                 if (r > 0)
                         out(p, "disconnect %s immediate", argv[1]);
+        } else if (streq(argv[0], "link") && argc == 2) {
+                (void) find_link(p, argv[1], true);
         } else if (streq(argv[0], "free") && argc == 2) {
                 pl = find_link(p, argv[1], false);
                 if (pl)
