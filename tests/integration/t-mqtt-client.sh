@@ -284,6 +284,13 @@ check "TLS: message arrives" wait_for 5 has_line tls "message test/tls secure"
 probe tlsip "$P" --host 127.0.0.1 --port "$TPORT" --tls --cafile "$T/ca.crt"
 check "TLS by IP address (certificate names it): connects" wait_for 10 has_line tlsip connected
 
+mkdir "$T/capath"
+cp "$T/otherca.crt" "$T/ca.crt" "$T/capath/"
+if openssl rehash "$T/capath" 2>/dev/null; then
+	probe tlsdir "$P" --host localhost --port "$TPORT" --tls --capath "$T/capath"
+	check "TLS with CAPath (a hashed directory): connects" wait_for 10 has_line tlsdir connected
+fi
+
 probe tlsbad "$P" --host localhost --port "$TPORT" --tls --cafile "$T/otherca.crt"
 check "wrong CA: refused with a clear line naming the CA file" wait_for 10 \
 	grep -q "cannot connect to broker localhost:$TPORT: TLS: the broker's certificate was not accepted (certificate verify failed): .*CAFile=$T/otherca.crt" \
