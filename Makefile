@@ -157,7 +157,8 @@ check: deps-check
 
 # libFuzzer builds (clang); FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 60
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude -Ibuild/gen -g -O1 $(PKG_CFLAGS) \
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -DLOCKHUB_VERSION='"$(VERSION)"' -DLOCKHUB_SYSCONFDIR='"$(SYSCONFDIR)"' \
+	-DLOCKHUB_DATADIR='"$(DATADIR)"' -Iinclude -Ibuild/gen -g -O1 $(PKG_CFLAGS) \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) build/gen/sql-migrations.c
 	@mkdir -p $(dir $@)
