@@ -743,7 +743,20 @@ static void job_fail_lock_error(NukiDriver *d, int code)
         char msg[96];
         int r = errno_from_lock_error(code);
 
-        snprintf(msg, sizeof msg, "the lock reported %s (0x%02x)", name ?: "an error", (unsigned) code);
+        switch (r) {
+        case -EDEADLK:
+                snprintf(msg, sizeof msg,
+                         "jammed: the motor is blocked (%s); check the door and the lock's fit",
+                         name ?: "motor error");
+                break;
+        case -EBUSY:
+                snprintf(msg, sizeof msg, "the lock is busy (%s)", name ?: "busy");
+                break;
+        default:
+                snprintf(msg, sizeof msg, "the lock reported %s (0x%02x)", name ?: "an error",
+                         (unsigned) code);
+                break;
+        }
         if (r == -EDEADLK)
                 (void) lock_set_state(d->lock, LOCK_STATE_JAMMED, LOCK_SOURCE_LOCK, NULL);
         if (code == NUKI_K_ERROR_NOT_AUTHORIZED) {
@@ -911,6 +924,7 @@ static void job_step_done(NukiDriver *d, const NukiMsg *m)
         case NUKI_JOB_ACTION:
                 (void) lock_set_last_action(d->lock, j->action, j->source, j->actor[0] ? j->actor : NULL,
                                             now_usec(CLOCK_REALTIME));
+                driver_save(d, save_state, NULL);
                 /* The action set the state-changed bit: read the states (which clears it),
                  * then import the log. */
                 job_enqueue_kind(d, NUKI_JOB_REFRESH);
