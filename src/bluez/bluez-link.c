@@ -570,6 +570,17 @@ static int on_start_notify(sd_bus_message *reply, void *userdata, sd_bus_error *
         return 0;
 }
 
+static bool char_can_notify(const BluezObject *ch)
+{
+        /* No Flags known (an odd server): try, and let BlueZ say no. */
+        if (!ch->flags)
+                return true;
+        for (char **f = ch->flags; *f; f++)
+                if (streq(*f, "notify") || streq(*f, "indicate"))
+                        return true;
+        return false;
+}
+
 /* RESOLVING → SETUP: StartNotify on every wanted characteristic present. [link_setup] */
 static void link_setup(BluezLink *l)
 {
@@ -586,6 +597,13 @@ static void link_setup(BluezLink *l)
 
                 if (!ch)
                         continue;
+                if (!char_can_notify(ch)) {
+                        /* StartNotify would fail with NotSupported and take the
+                         * connection with it. */
+                        log_debug("bluez: %s: %s has neither notify nor indicate, not subscribing",
+                                  l->address, ch->uuid);
+                        continue;
+                }
                 r = bluez_new_call(c, ch->path, BLUEZ_IFACE_CHAR, "StartNotify", &m);
                 if (r >= 0)
                         r = bluez_call(c, m, c->call_timeout, on_start_notify, l, &l->notify_slots[i]);
@@ -908,7 +926,8 @@ void bluez_links_char_added(BluezClient *c, BluezObject *ch)
 
         /* Re-added while connected (Service Changed): notifications must be enabled
          * again; nobody waits for the answer. */
-        if (!l || l->state != BLUEZ_LINK_CONNECTED || !link_wants_notify(l, ch->uuid))
+        if (!l || l->state != BLUEZ_LINK_CONNECTED || !link_wants_notify(l, ch->uuid) ||
+            !char_can_notify(ch))
                 return;
         log_debug("bluez: %s: characteristic %s re-appeared, enabling notifications", l->address, ch->uuid);
         r = bluez_new_call(c, ch->path, BLUEZ_IFACE_CHAR, "StartNotify", &m);

@@ -104,6 +104,67 @@ check "link idle after disconnect" has basic "state $FRONT idle"
 write=$(grep -A16 'Member=WriteValue' "$T/monitor.log" | tr -s ' \n' ' ')
 check "WriteValue carries type=request" sh -c "echo '$write' | grep -q 'STRING \"type\"; VARIANT \"s\" { STRING \"request\"; }'"
 
+# --- 1b. indications, ReadValue and its Value echo, Service Changed -----------------
+FW=00002a26-0000-1000-8000-00805f9b34fb
+sn_before=$(grep -c 'Member=StartNotify' "$T/monitor.log")
+probe gatt --notify $GDIO --notify $FW --notify a92ee201-5501-11e4-916c-0800200c9a66 \
+	--notify a92ee202-5501-11e4-916c-0800200c9a66 <<EOF
+scan on
+wait advert hci0 $FRONT
+connect $FRONT user
+expect connected $FRONT
+read $FRONT $FW
+expect read $FRONT
+write $FRONT $GDIO $REQ_PUBKEY
+expect write $FRONT ok
+expect indication $FRONT $GDIO 0300
+expect indication $FRONT $GDIO
+run "$SIM" ctl front ServiceChangedIndicate
+sleep 1
+write $FRONT $GDIO $REQ_PUBKEY
+expect write $FRONT ok
+expect indication $FRONT $GDIO 0300
+disconnect $FRONT
+expect disconnected $FRONT ok
+EOF
+check "gatt script ran to the end" test $? = 0
+check "ReadValue returns the value (firmware 2.12.4)" has gatt "read $FRONT 322e31322e34"
+check "the Value echo of our own read is not an indication" sh -c "! grep -q 'indication $FRONT $FW' '$T/gatt.out'"
+check "no StartNotify on a characteristic without notify/indicate" \
+	sh -c "! grep -q 'has neither notify nor indicate' '$T/gatt.err' || grep -q '$FW has neither' '$T/gatt.err'"
+check "a 36-byte message arrives as two indications (20 + 16 bytes)" \
+	test "$(grep "indication $FRONT $GDIO" "$T/gatt.out" | head -n 2 | awk '{ n += length($4) / 2 } END { print n }')" = 36
+check "after Service Changed the re-added characteristics are subscribed again" \
+	test "$(($(grep -c 'Member=StartNotify' "$T/monitor.log") - sn_before))" -ge 6
+
+# --- 1c. error paths: unknown device, cancelled connect, reconnect while disconnecting
+probe errors --queue-timeout 1 --idle 0.3 <<EOF
+expect service up
+connect 11:22:33:44:55:66 user
+expect failed 11:22:33:44:55:66 EHOSTUNREACH
+scan on
+wait advert hci0 $BACK
+run "$SIM" ctl back SetInRange false
+connect $BACK user
+sleep 0.3
+state $BACK
+disconnect $BACK
+expect failed $BACK ECANCELED
+run "$SIM" ctl back SetInRange true
+connect $BACK user
+expect connected $BACK
+disconnect $BACK
+connect $BACK refresh
+expect disconnected $BACK ok
+expect connected $BACK
+expect disconnected $BACK ok
+EOF
+check "errors script ran to the end" test $? = 0
+check "unknown device: EHOSTUNREACH after the queue timeout" has errors "failed 11:22:33:44:55:66 EHOSTUNREACH"
+check "disconnect while connecting cancels (failed ECANCELED)" has errors "state $BACK connecting"
+check "a connect asked for while disconnecting is served after it" \
+	test "$(count errors "^connected $BACK")" = 2
+
 # --- 2. the queue: one slot, user before refresh before maintenance ----------------
 probe queue --idle 0.5 --max-connections 1 <<EOF
 scan on
