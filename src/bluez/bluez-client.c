@@ -128,10 +128,8 @@ int bluez_call(BluezClient *c, sd_bus_message *m, uint64_t timeout, sd_bus_messa
 int bluez_arm_timer(BluezClient *c, sd_event_source **s, uint64_t usec, sd_event_time_handler_t cb,
                     void *userdata)
 {
-        int r;
-
         if (*s) {
-                r = sd_event_source_set_time_relative(*s, usec);
+                int r = sd_event_source_set_time_relative(*s, usec);
                 if (r < 0)
                         return r;
                 return sd_event_source_set_enabled(*s, SD_EVENT_ONESHOT);
@@ -579,7 +577,6 @@ static int parse_interfaces(BluezClient *c, const char *path, sd_bus_message *m,
         for (;;) {
                 const char *iface;
                 BluezObject *o;
-                bool is_new = false;
                 unsigned changed = 0;
                 BluezValue value;
                 int kind;
@@ -599,6 +596,8 @@ static int parse_interfaces(BluezClient *c, const char *path, sd_bus_message *m,
                         if (r < 0)
                                 return r;
                 } else {
+                        bool is_new = false;
+
                         if (!o) {
                                 o = bluez_object_new(kind, path);
                                 if (!o)
@@ -921,13 +920,12 @@ int bluez_client_start(BluezClient *c)
                 on_properties_changed,
                 on_name_owner_changed,
         };
-        int r;
 
         if (c->started)
                 return -EALREADY;
         for (size_t i = 0; i < ELEMENTSOF(rules); i++) {
-                r = sd_bus_add_match_async(c->bus, &c->match_slots[i], rules[i], handlers[i],
-                                           on_match_installed, c);
+                int r = sd_bus_add_match_async(c->bus, &c->match_slots[i], rules[i], handlers[i],
+                                               on_match_installed, c);
                 if (r < 0)
                         return log_error_errno(r, "bluez: cannot add D-Bus match: %m");
         }
@@ -1004,7 +1002,6 @@ static int on_power_set(sd_bus_message *reply, void *userdata, sd_bus_error *ret
 {
         BluezPending *p = userdata;
         const sd_bus_error *e = sd_bus_message_get_error(reply);
-        int r;
 
         p->slots[0] = sd_bus_slot_unref(p->slots[0]);
         if (e) {
@@ -1015,6 +1012,8 @@ static int on_power_set(sd_bus_message *reply, void *userdata, sd_bus_error *ret
                 return 0;
         }
         if (p->step == 0) {
+                int r;
+
                 p->step = 1;
                 r = power_set(p, true);
                 if (r < 0) {

@@ -767,10 +767,8 @@ static int on_schedule(sd_event_source *es, void *userdata)
 
 void bluez_links_schedule(BluezClient *c)
 {
-        int r;
-
         if (!c->schedule_defer) {
-                r = sd_event_add_defer(c->event, &c->schedule_defer, on_schedule, c);
+                int r = sd_event_add_defer(c->event, &c->schedule_defer, on_schedule, c);
                 if (r < 0) {
                         log_error_errno(r, "bluez: cannot schedule connections: %m");
                         return;
