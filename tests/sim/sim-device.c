@@ -617,6 +617,18 @@ static void link_down(SimDevice *d, bool remote, const char *why)
                 for (size_t i = 0; i < n; i++)
                         (void) sim_reply(calls[i], NULL);
         d->link = SIM_LINK_DOWN;
+        if (was_up && dev_sim(d)->disconnected_signal) {
+                /* 5.83+: after ServicesResolved=false, before Connected=false */
+                const char *reason = remote ? "org.bluez.Reason.Remote" : "org.bluez.Reason.Local",
+                           *text = remote ? "Connection terminated by remote user"
+                                          : "Connection terminated by local host";
+                if (remote && (strstr(why, "loss") || strstr(why, "range") || strstr(why, "timeout"))) {
+                        reason = "org.bluez.Reason.Timeout";
+                        text = "Connection timeout";
+                }
+                (void) sim_emit(dev_sim(d)->bluez, d->path, IFACE_DEVICE, "Disconnected", "ss", reason,
+                                text);
+        }
         if (was_up) {
                 dev_changed(d, "Connected");
                 each_chr(d, chr_mtu_changed, NULL);
@@ -660,17 +672,30 @@ bool sim_device_is_connected(const SimDevice *d)
         return d->link == SIM_LINK_UP;
 }
 
+static int connect_timeout_handler(sd_event_source *s, uint64_t usec, void *userdata);
+
 static int connect_timer_handler(sd_event_source *s, uint64_t usec, void *userdata)
 {
         SimDevice *d = userdata;
 
-        if (d->lock && sim_radio_reachable(d->lock) && !d->lock->link && !d->adapter->hung)
+        if (d->lock && sim_radio_reachable(d->lock) && !d->lock->link && !d->adapter->hung) {
+                if (sim_radio_lost(d->lock)) {
+                        /* the link comes up and drops during set-up: Connected=true, the
+                         * error, then Connected=false (what bluetoothctl shows) */
+                        d->link_timer = sd_event_source_disable_unref(d->link_timer);
+                        d->link = SIM_LINK_UP;
+                        dev_changed(d, "Connected");
+                        sim_bus_flush(dev_sim(d)->bluez);
+                        d->link = SIM_LINK_CONNECTING;
+                        sim_device_link_lost(d, "link dropped during set-up");
+                        dev_changed(d, "Connected");
+                        return 0;
+                }
                 link_up(d);
-        else {
-                /* never reached: the kernel's LE connection timeout */
-                d->link_timer = sd_event_source_disable_unref(d->link_timer);
-                sim_device_link_lost(d, "connection timeout");
-        }
+        } else
+                /* lost before it came up: wait for the kernel's LE connection timeout */
+                return sim_timer(dev_sim(d), &d->link_timer, dev_sim(d)->t.le_connect_timeout,
+                                 connect_timeout_handler, d);
         return 0;
 }
 
@@ -855,7 +880,11 @@ static const SimMethod device_methods[] = {
         {},
 };
 
-static const SimInterface device_iface = { IFACE_DEVICE, device_methods, device_props, NULL };
+static const SimSignal device_signals[] = {
+        { "Disconnected", "ss" },
+        {},
+};
+static const SimInterface device_iface = { IFACE_DEVICE, device_methods, device_props, device_signals };
 
 /* ---- adverts ---- */
 

@@ -2,7 +2,8 @@
 /*
  * lockhub-sim: entry point.
  *
- *   lockhub-sim [--scenario FILE] [--scale N] [--experimental] [--seed N] [--log-level L]
+ *   lockhub-sim [--scenario FILE] [--scale N] [--experimental] [--disconnected-signal]
+ *               [--seed N] [--log-level L]
  *   lockhub-sim ctl ...        drive a running simulator (see sim-control.c)
  *   lockhub-sim test NAME      D-Bus client tests against a running simulator (sim-test.c)
  *
@@ -39,6 +40,8 @@ static void help(void)
                "  --scenario FILE   adapters and locks (default: hci0 and three locks)\n"
                "  --scale N         divide every delay by N (default 1: real time)\n"
                "  --experimental    act as bluetoothd -E (ConnectDevice exists)\n"
+               "  --disconnected-signal  act as bluetoothd 5.83+: Device1.Disconnected before\n"
+               "                    Connected=false\n"
                "  --seed N          random seed\n"
                "  --log-level L     emerg..debug\n");
 }
@@ -49,6 +52,7 @@ int main(int argc, char **argv)
                 { "scenario", required_argument, NULL, 'f' },
                 { "scale", required_argument, NULL, 's' },
                 { "experimental", no_argument, NULL, 'x' },
+                { "disconnected-signal", no_argument, NULL, 'D' },
                 { "seed", required_argument, NULL, 'S' },
                 { "log-level", required_argument, NULL, 'l' },
                 { "help", no_argument, NULL, 'h' },
@@ -66,7 +70,7 @@ int main(int argc, char **argv)
         if (argc > 1 && streq(argv[1], "test"))
                 return sim_test_main(argc - 2, argv + 2);
 
-        while ((c = getopt_long(argc, argv, "f:s:xS:l:h", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "f:s:xDS:l:h", options, NULL)) >= 0)
                 switch (c) {
                 case 'f':
                         scenario = optarg;
@@ -80,6 +84,9 @@ int main(int argc, char **argv)
                         break;
                 case 'x':
                         sim.experimental = true;
+                        break;
+                case 'D':
+                        sim.disconnected_signal = true;
                         break;
                 case 'S':
                         sim.seed = (unsigned) strtoul(optarg, NULL, 10);

@@ -7,6 +7,7 @@
  *   [sim]
  *   scale = 20                  # time scale: every delay divided by this
  *   experimental = no           # bluetoothd -E: Adapter1.ConnectDevice exists
+ *   disconnected-signal = no    # 5.83+: Device1.Disconnected(reason, message)
  *   seed = 1                    # random seed (RSSI noise, jitter, loss)
  *   le-connect-timeout = 20000  # timings in real-world ms, before scaling:
  *   disconnect-delay = 2000     #   also temporary-timeout, power-delay,
@@ -265,6 +266,13 @@ int sim_load_scenario(Sim *sim, const char *path)
                                         ERR("experimental: yes or no", path, lineno);
                                 else
                                         sim->experimental = sim->experimental || b;
+                                continue;
+                        }
+                        if (streq(key, "disconnected-signal")) {
+                                if (parse_bool(val, &b) < 0)
+                                        ERR("disconnected-signal: yes or no", path, lineno);
+                                else
+                                        sim->disconnected_signal = sim->disconnected_signal || b;
                                 continue;
                         }
                         if (streq(key, "seed")) {

@@ -532,6 +532,17 @@ static void test_connect(Probe *p)
                                               0,
               "Disconnect during Connect: Failed \"br-connection-canceled\"");
 
+        probe_ctl(p, "back", "SetLoss", "d", 1.0);
+        m = probe_mark(p);
+        r = probe_call(p, 40 * SEC, BACK, IF_DEV, "Connect", NULL);
+        probe_run(p, T(50 * USEC_PER_MSEC));
+        i_conn = line_of(p, m, "PC " BACK " Device1 {Connected=b:true}", NULL);
+        i_reply = line_of(p, m, "ERROR Connect org.bluez.Error.Failed le-connection-abort-by-local", NULL);
+        i_res = line_of(p, m, "PC " BACK " Device1 {Connected=b:false}", NULL);
+        CHECK(p, r < 0 && i_conn >= 0 && i_conn < i_reply && i_reply < i_res,
+              "a link that drops during set-up: Connected=true, the error, Connected=false");
+        probe_ctl(p, "back", "SetLoss", "d", 0.0);
+
         CHECK(p, connect_resolved(p, FRONT), "connect again");
         m = probe_mark(p);
         probe_ctl(p, "front", "DropLink", NULL);
@@ -570,8 +581,26 @@ static void test_device_misc(Probe *p)
         CHECK(p, r == 0 && streq(v, "v:s:Nuki_2A000001") == false && strstr(v, "Nuki_2A000001"),
               "an empty Alias falls back to Name (%s)", v);
 
+        m = probe_mark(p);
+        probe_call_async(p, 40 * SEC, BACK, IF_DEV, "Pair", NULL);
+        probe_run(p, 10 * USEC_PER_MSEC);
+        r = probe_call(p, 5 * SEC, BACK, IF_DEV, "CancelPairing", NULL);
+        probe_wait(p, m, "Pair org.bluez", T(SEC));
+        CHECK(p, r == 0 && line_of(p, m, "ERROR Pair org.bluez.Error.AuthenticationCanceled", NULL) >= 0,
+              "CancelPairing during Pair: Pair fails with AuthenticationCanceled");
+        probe_call(p, 10 * SEC, BACK, IF_DEV, "Disconnect", NULL);
+
         if (probe_new(&q) < 0)
                 return;
+        probe_call(q, 40 * SEC, FRONT, IF_DEV, "Connect", NULL);
+        probe_wait(q, 0, "ServicesResolved=b:true", T(2 * SEC));
+        probe_call_async(q, 10 * SEC, FRONT, IF_DEV, "Disconnect", NULL);
+        probe_run(q, 10 * USEC_PER_MSEC);
+        r = probe_call(p, 5 * SEC, FRONT "/service0020/char0021", "org.bluez.GattCharacteristic1",
+                       "StartNotify", NULL);
+        CHECK(p, err_is(p, r, "org.bluez.Error.NotConnected", NULL),
+              "StartNotify while disconnecting: NotConnected");
+        probe_wait(q, 0, "REPLY Disconnect", T(3 * SEC));
         probe_call(q, 40 * SEC, FRONT, IF_DEV, "Connect", NULL);
         q = probe_free(q);
         probe_run(p, T(500 * USEC_PER_MSEC));
@@ -867,6 +896,28 @@ static void test_experimental(Probe *p)
               "a Name change also signals Alias");
 }
 
+static void test_disconnected_signal(Probe *p)
+{
+        size_t m;
+        int i_sr, i_sig, i_off;
+
+        start_discovery(p);
+        discover(p, FRONT);
+        CHECK(p, connect_resolved(p, FRONT), "connected");
+        m = probe_mark(p);
+        probe_call(p, 10 * SEC, FRONT, IF_DEV, "Disconnect", NULL);
+        probe_run(p, T(50 * USEC_PER_MSEC));
+        i_sr = line_of(p, m, "{ServicesResolved=b:false}", NULL);
+        i_sig = line_of(p, m, "SIG " FRONT " Disconnected", NULL);
+        i_off = line_of(p, m, "{Connected=b:false}", NULL);
+        CHECK(p, i_sr >= 0 && i_sr < i_sig && i_sig < i_off,
+              "5.83 mode: Disconnected after ServicesResolved=false, before Connected=false");
+        CHECK(p, connect_resolved(p, FRONT), "connected again");
+        m = probe_mark(p);
+        probe_ctl(p, "front", "DropLink", NULL);
+        CHECK(p, probe_wait(p, m, "SIG " FRONT " Disconnected", T(SEC)) >= 0, "also on link loss");
+}
+
 typedef struct Test {
         const char *name;
         void (*fn)(Probe *p);
@@ -887,6 +938,7 @@ static const Test tests[] = {
         { "lifecycle", test_lifecycle },
         { "hang", test_hang },
         { "experimental", test_experimental },
+        { "disconnected-signal", test_disconnected_signal },
         { "protocol", sim_proto_test_protocol },
         { "pairing", sim_proto_test_pairing },
         { "model", sim_proto_test_model },

@@ -91,7 +91,8 @@ struct Sim {
 
         double scale;
         SimTimings t;
-        bool experimental; /* bluetoothd -E: ConnectDevice exists */
+        bool experimental;        /* bluetoothd -E: ConnectDevice exists */
+        bool disconnected_signal; /* 5.83+: Device1.Disconnected(reason, message) */
         unsigned seed;
 
         SimAdapter *adapters[SIM_MAX_ADAPTERS];
