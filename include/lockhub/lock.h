@@ -154,6 +154,8 @@ struct Lock {
         LockBattery battery;
         LockDoor door;
         LockLink link;
+        int link_notified_rssi;           /* RSSI and time listeners last heard of */
+        uint64_t link_notified_usec;      /* (monotonic), see lock_set_link() */
         LockLastAction last_action;
         char *model;
         char *firmware;
@@ -193,6 +195,12 @@ void lock_remove_listener(Lock *l, lock_listener_t fn, void *userdata);
 int lock_set_state(Lock *l, LockState s, LockSource source, const char *actor);
 int lock_set_battery(Lock *l, const LockBattery *b);
 int lock_set_door(Lock *l, LockDoor d, LockSource source);
+/* Connected/reachable changes are events and are announced at once. RSSI and last-seen
+ * change with every advert: the model always holds the latest, but listeners hear of
+ * them only when RSSI moved by LOCK_RSSI_NOTIFY_DB or more, or LOCK_LINK_NOTIFY_USEC
+ * after the last notification; otherwise returns 0. */
+#define LOCK_RSSI_NOTIFY_DB 5
+#define LOCK_LINK_NOTIFY_USEC (60ULL * 1000000ULL)
 int lock_set_link(Lock *l, const LockLink *link);
 int lock_set_info(Lock *l, const char *model, const char *firmware);
 int lock_set_last_action(Lock *l, LockAction a, LockSource source, const char *actor, uint64_t time_usec);

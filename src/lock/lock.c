@@ -253,14 +253,21 @@ int lock_set_door(Lock *l, LockDoor d, LockSource source)
         return 1;
 }
 
+static uint64_t now_monotonic_usec(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
+}
+
 int lock_set_link(Lock *l, const LockLink *link)
 {
         bool announce = link->connected != l->link.connected || link->reachable != l->link.reachable;
+        uint64_t now = now_monotonic_usec();
 
         if (memcmp(link, &l->link, sizeof *link) == 0)
                 return 0;
-        /* RSSI and last-seen change with every advert: they update the model and the
-         * listeners, but only (dis)connects and reachability are events. */
+
         if (announce) {
                 json_object *d = json_object_new_object();
                 if (d) {
@@ -271,8 +278,16 @@ int lock_set_link(Lock *l, const LockLink *link)
                 }
                 l->link = *link;
                 lock_record(l, "link", LOCK_SOURCE_HUB, NULL, d);
-        } else
+        } else {
                 l->link = *link;
+                /* Adverts arrive several times a second: keep the model current, but do not
+                 * wake D-Bus and MQTT listeners for noise. */
+                if (abs(link->rssi - l->link_notified_rssi) < LOCK_RSSI_NOTIFY_DB &&
+                    l->link_notified_usec != 0 && now - l->link_notified_usec < LOCK_LINK_NOTIFY_USEC)
+                        return 0;
+        }
+        l->link_notified_rssi = link->rssi;
+        l->link_notified_usec = now;
         lock_notify(l, LOCK_CHANGE_LINK);
         return 1;
 }

@@ -117,8 +117,9 @@ static void test_battery_door_info(void **state)
         assert_non_null(strstr(r.log,
                                "battery/lock//{\"percent\":42,\"critical\":false,\"charging\":false};N:2;"));
         assert_non_null(strstr(r.log, "door/lock//{\"from\":\"unknown\",\"to\":\"open\"};N:4;"));
-        assert_non_null(strstr(r.log,
-                               "firmware/lock//{\"model\":\"Smart Lock 3.0\",\"previous_firmware\":\"3.2.7\"}"));
+        assert_non_null(strstr(
+                        r.log,
+                        "firmware/lock//{\"model\":\"Smart Lock 3.0\",\"previous_firmware\":\"3.2.7\"}"));
         assert_int_equal(r.events, 4);
 }
 
@@ -131,12 +132,27 @@ static void test_link_rssi_is_not_an_event(void **state)
         assert_int_equal(lock_set_link(l, &k), 1); /* reachable: event */
         k.rssi = -61;
         k.last_seen_usec = 2;
-        assert_int_equal(lock_set_link(l, &k), 1); /* only RSSI: notify, no event */
+        /* A small RSSI change right after: kept in the model, nobody woken. */
+        assert_int_equal(lock_set_link(l, &k), 0);
+        assert_int_equal(l->link.rssi, -61);
+        assert_int_equal(l->link.last_seen_usec, 2);
+        assert_int_equal(r.events, 1);
+        assert_int_equal(r.notifies, 1);
+        /* A move of LOCK_RSSI_NOTIFY_DB or more: announced, still no event. */
+        k.rssi = -60 - LOCK_RSSI_NOTIFY_DB;
+        assert_int_equal(lock_set_link(l, &k), 1);
         assert_int_equal(r.events, 1);
         assert_int_equal(r.notifies, 2);
+        /* Connecting: an event and a notification. */
         k.connected = true;
         assert_int_equal(lock_set_link(l, &k), 1);
         assert_int_equal(r.events, 2);
+        assert_int_equal(r.notifies, 3);
+        /* After LOCK_LINK_NOTIFY_USEC a small change is announced again. */
+        l->link_notified_usec -= LOCK_LINK_NOTIFY_USEC;
+        k.rssi += 1;
+        assert_int_equal(lock_set_link(l, &k), 1);
+        assert_int_equal(r.notifies, 4);
 }
 
 static void test_json(void **state)
