@@ -6,9 +6,24 @@
  *
  *   /org/lockhub                 org.lockhub.Manager1
  *       ListLocks() → a(sos)     name, object path, address
+ *       Pair(s address, s name, s pin) → o
+ *                                pair the lock at address ("" = the only one seen in
+ *                                pairing mode) as a Bridge; pin "" = none. Replies when
+ *                                the lock is paired and its configuration read. Errors:
+ *                                NotInPairingMode (none seen, or the lock refused),
+ *                                AlreadyPaired, InvalidArgs (name invalid or taken, PIN,
+ *                                several locks in pairing mode), LockFull, Unreachable,
+ *                                Timeout, NotAuthorized (wrong PIN)
+ *       Unpair(s name) → s       removes the lock, its credentials and rows, and its
+ *                                authorization on the lock when it can; the string says
+ *                                what happened on the lock
  *       Version                  property s
  *   /org/lockhub/lock/<name>     org.lockhub.Lock1   (<name> escaped with sd_bus_path_encode)
  *       Lock(), Unlock(), Unlatch(), Refresh()   reply when the lock has finished
+ *       Events(t since_usec, u limit) → a(ttssss)
+ *                                the lock's events with ts_usec >= since_usec, oldest first,
+ *                                the newest `limit` (0: all): (id, ts_usec, kind, source,
+ *                                actor or "", detail JSON or "")
  *       properties: the lock model (see lockhub/lock.h), PropertiesChanged on every change
  *
  * Errors are org.lockhub.Error.* (see api_error_name()) with a human message.

@@ -260,6 +260,11 @@ static void on_connected(BluezLink *l, void *userdata)
                           "the device has no Nuki pairing service; is it a Nuki Smart Lock?");
                 return;
         }
+        if (!ultra && op->has_pin && op->pin > UINT16_MAX) {
+                op_finish(op, -EINVAL,
+                          "the security PIN of a Smart Lock 1.0 to 4th generation has 4 digits");
+                return;
+        }
         if (ultra && !op->has_pin) {
                 op_finish(op, -EINVAL, "this is a Smart Lock Ultra: pairing needs its 6-digit security PIN");
                 return;

@@ -53,6 +53,8 @@
 #define LOG_BATCH             20U
 #define REFRESH_HOLDOFF_USEC  (3 * USEC_PER_SEC) /* ignore stale state-changed bits after a refresh */
 #define CONNECT_DEADLINE_MULT 4U                 /* connect timeout × this bounds a wait for a link */
+#define ADVERT_UPDATE_USEC    (10 * USEC_PER_SEC)
+#define ADVERT_RSSI_STEP      6 /* dB */
 
 typedef enum NukiJobKind {
         NUKI_JOB_ACTION,
@@ -90,10 +92,11 @@ typedef struct NukiDriver {
         NukiJob *current; /* running */
         sd_event_source *timer;
         bool connecting;
-        uint64_t last_refresh_usec;  /* monotonic */
-        int64_t config_update_count; /* -1 unknown; of the config we last read */
-        int seen_config_count;       /* -1 unknown; in the last Keyturner States */
-        int64_t log_synced_index;    /* -1 nothing yet */
+        uint64_t last_refresh_usec;       /* monotonic */
+        uint64_t last_advert_update_usec; /* monotonic */
+        int64_t config_update_count;      /* -1 unknown; of the config we last read */
+        int seen_config_count;            /* -1 unknown; in the last Keyturner States */
+        int64_t log_synced_index;         /* -1 nothing yet */
 } NukiDriver;
 
 static void driver_kick(NukiDriver *d);
@@ -978,6 +981,10 @@ static void job_step_done(NukiDriver *d, const NukiMsg *m)
                 job_finish(d, 0, NULL);
                 return;
         case NUKI_JOB_TIME_SYNC:
+                driver_log(d, LOG_INFO, 0, "%s: set the lock's clock.", d->lock->name);
+                if (d->lock->event_sink)
+                        (void) d->lock->event_sink(d->lock, "config", LOCK_SOURCE_HUB, NULL,
+                                                   "{\"clock\":\"set\"}", d->lock->event_sink_userdata);
                 job_finish(d, 0, NULL);
                 return;
         case _NUKI_JOB_MAX:
@@ -1278,14 +1285,24 @@ void nuki_driver_advert(Lock *l, const BluezAdvert *a, const NukiAdvert *na)
 {
         NukiDriver *d = l->driver_data;
         LockLink link = l->link;
+        uint64_t now;
 
         if (!d)
                 return;
-        if (a->has_rssi)
-                link.rssi = a->rssi;
-        link.last_seen_usec = now_usec(CLOCK_REALTIME);
-        link.reachable = true;
-        (void) lock_set_link(l, &link);
+        /* Adverts come several times a second: the model (and with it D-Bus and MQTT)
+         * hears of them when reachability changes, the RSSI moves by a few dB, or every
+         * ADVERT_UPDATE_USEC otherwise. */
+        now = now_usec(CLOCK_MONOTONIC);
+        if (!link.reachable || !link.last_seen_usec ||
+            now >= d->last_advert_update_usec + ADVERT_UPDATE_USEC ||
+            (a->has_rssi && abs(a->rssi - link.rssi) >= ADVERT_RSSI_STEP)) {
+                if (a->has_rssi)
+                        link.rssi = a->rssi;
+                link.last_seen_usec = now_usec(CLOCK_REALTIME);
+                link.reachable = true;
+                d->last_advert_update_usec = now;
+                (void) lock_set_link(l, &link);
+        }
 
         if (na && na->has_beacon && na->state_changed && !d->current && !job_queued(d, NUKI_JOB_REFRESH) &&
             bluez_link_get_state(d->link) != BLUEZ_LINK_CONNECTED &&
