@@ -31,9 +31,17 @@
  * Times are microseconds since the Unix epoch (CLOCK_REALTIME), "usec". An optional time
  * is 0 when absent; an optional id is 0 when absent; optional integers say so below.
  *
- * Secrets: *_sealed members are stored and returned exactly as given, as BLOBs, together
- * with key_version (0 = not sealed). Sealing them is the caller's business (issue "secrets
- * at rest"); the store never logs them.
+ * Secrets (*_sealed members: a lock's shared key and security PIN, a credential's code):
+ * callers always give and get plaintext, with key_version 0. Once store_set_key() gave the
+ * store the hub key (lockhub/secret.h), it seals them on every write and opens them on every
+ * read (store-secret.c), so they never reach the database file in the clear. Without a key
+ * they are stored and returned exactly as given, with key_version as given.
+ *   A sealed secret that does not open (damaged row, blob moved from another row) is logged,
+ *   naming the row but never the bytes; store_*_get() then fails with -EBADMSG, and
+ *   store_*_list() returns the row without its secrets (NULL, size 0) and with its stored
+ *   key_version (non-zero: "unusable, enter it again"), so one bad row does not hide the
+ *   others. Writing a struct with key_version != 0 while the store has a key is -EINVAL.
+ *   The store never logs secrets; *_done() wipes them.
  *
  * Ownership: structs filled by store_*_get()/list() own their strings and blobs; release
  * them with the matching *_done() / *_array_free(). Structs passed in are only read.
@@ -65,6 +73,29 @@ typedef struct Store Store;
 int store_open(const char *dir_or_path, Store **ret);
 Store *store_free(Store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
+
+/* ---- the hub key (store-secret.c) ----
+ * store_set_key(): takes a copy of the key. When meta records a key id (key-id) it must be
+ * this key's: another key is refused (-EKEYREJECTED) with a message naming both ids. A
+ * database without one records this key's id as key version 1. Rows written in plaintext
+ * (key_version 0: before there was a key) are then sealed in one transaction and the WAL is
+ * truncated so no plaintext copy stays in it. Logs its failures. Not inside a transaction. */
+typedef struct SecretKey SecretKey;
+int store_set_key(Store *s, const SecretKey *key);
+bool store_has_key(const Store *s);
+/* The version of the store's key (0: no key). */
+unsigned store_key_version(const Store *s);
+/* The recorded key id (meta key-id): 0, or -ENOENT when the database records none. */
+int store_key_id(Store *s, char **ret);
+/* Key rotation: re-seals every secret with new_key in one transaction, records its id as key
+ * version + 1, makes it the store's key, and truncates the WAL so no blob sealed with the
+ * old key stays in it. old must be the store's key (-EKEYREJECTED), new another key
+ * (-EINVAL). Returns the number of rows re-sealed. A row that does not open fails the whole
+ * rotation with -EBADMSG (logged, naming the row): nothing is changed. */
+int store_rekey(Store *s, const SecretKey *old_key, const SecretKey *new_key);
+/* Checkpoints the WAL into the database file and truncates it (-EBUSY when a reader kept
+ * part of it). */
+int store_checkpoint(Store *s);
 
 /* The newest schema version this binary knows (= user_version of a database it opened). */
 unsigned store_schema_version(void);

@@ -13,6 +13,7 @@
 #include <sqlite3.h>
 #include <stdint.h>
 
+#include "lockhub/secret.h"
 #include "lockhub/store.h"
 
 enum store_stmt_id {
@@ -71,6 +72,8 @@ struct Store {
         sqlite3 *db;
         char *path;
         sqlite3_stmt *stmts[_STMT_MAX];
+        SecretKey *key;       /* NULL: secrets are passed through as given (store-secret.c) */
+        unsigned key_version; /* of key, as meta records it */
 };
 
 /* Translates rc, logs SQLite's own message at debug level, returns -errno. */
@@ -105,3 +108,22 @@ static inline int64_t store_col_int64_or(sqlite3_stmt *st, int i, int64_t absent
 
 /* Grows *array (of element size `size`) so that it can hold n + 1 elements. */
 int store_array_grow(void **array, size_t *allocated, size_t n, size_t size);
+
+/* ---- sealing (store-secret.c) ---- */
+
+/* Seals plain (NULL or n 0: *ret NULL) for table.column of row id with s->key, version
+ * s->key_version. Only with a key. */
+int store_seal_value(Store *s, const char *table, const char *column, int64_t id, const uint8_t *plain,
+                     size_t n, uint8_t **ret, size_t *ret_n);
+/* Opens the sealed members of one row in place: *values[i] (of *sizes[i]) become plaintext
+ * and *key_version 0. Without a key, or when *key_version is 0, nothing changes. A blob that
+ * does not open: logged (naming `what`, never the bytes), -EBADMSG; members already opened
+ * hold plaintext then, so the caller wipes them. */
+int store_open_values(Store *s, const char *table, int64_t id, const char *what, unsigned *key_version,
+                      uint8_t **values[], size_t *sizes[], const char *const columns[], size_t n_columns);
+/* The id the next row of table gets (max + 1, what SQLite would choose), so that a secret
+ * can be sealed for its row before the INSERT. Use inside a savepoint. */
+int64_t store_next_id(Store *s, const char *table);
+int store_savepoint(Store *s, const char *name);
+/* Releases the savepoint when r >= 0, else rolls back to it; returns r or the error. */
+int store_savepoint_end(Store *s, const char *name, int r);

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Locks: one row per paired lock with its identity, pairing credentials (sealed bytes,
- * passed through untouched), log-sync position and last known state.
+ * Locks: one row per paired lock with its identity, pairing credentials (sealed with the
+ * hub key when the store has one, see store-secret.c), log-sync position and last known state.
  */
+
+#include <stdio.h>
 
 #include "store-internal.h"
 
@@ -28,6 +30,10 @@ void store_lock_done(struct store_lock *l)
 {
         if (!l)
                 return;
+        if (l->shared_key_sealed)
+                explicit_bzero(l->shared_key_sealed, l->shared_key_sealed_size);
+        if (l->security_pin_sealed)
+                explicit_bzero(l->security_pin_sealed, l->security_pin_sealed_size);
         free(l->name);
         free(l->address);
         free(l->protocol);
@@ -116,7 +122,69 @@ static int lock_from_row(sqlite3_stmt *st, struct store_lock *ret)
         return 0;
 }
 
-int64_t store_lock_add(Store *s, const struct store_lock *l)
+static const char *const lock_secret_columns[] = { "shared_key_sealed", "security_pin_sealed" };
+
+/* With a key, the row's secrets become plaintext (see store-secret.c). */
+static int lock_open_secrets(Store *s, struct store_lock *l)
+{
+        uint8_t **values[] = { &l->shared_key_sealed, &l->security_pin_sealed };
+        size_t *sizes[] = { &l->shared_key_sealed_size, &l->security_pin_sealed_size };
+        char what[96];
+
+        snprintf(what, sizeof what, "lock %s", strna(l->name));
+        return store_open_values(s, "locks", l->id, what, &l->key_version, values, sizes,
+                                 lock_secret_columns, ELEMENTSOF(lock_secret_columns));
+}
+
+/* In a list, a row whose secrets do not open keeps its place, without them: key_version
+ * stays non-zero, which every user of the credentials takes as "unusable, re-pair". */
+static void lock_drop_secrets(struct store_lock *l)
+{
+        if (l->shared_key_sealed)
+                explicit_bzero(l->shared_key_sealed, l->shared_key_sealed_size);
+        if (l->security_pin_sealed)
+                explicit_bzero(l->security_pin_sealed, l->security_pin_sealed_size);
+        free(l->shared_key_sealed);
+        free(l->security_pin_sealed);
+        l->shared_key_sealed = l->security_pin_sealed = NULL;
+        l->shared_key_sealed_size = l->security_pin_sealed_size = 0;
+}
+
+/* With a key, *w = l with its secrets sealed for row id (free with lock_seal_done()).
+ * Callers give plaintext: sealed bytes (key_version > 0) cannot be written back. */
+static int lock_seal(Store *s, const struct store_lock *l, int64_t id, struct store_lock *w)
+{
+        int r;
+
+        *w = *l;
+        if (!s->key)
+                return 0;
+        if (l->key_version != 0)
+                return -EINVAL;
+        w->shared_key_sealed = w->security_pin_sealed = NULL;
+        r = store_seal_value(s, "locks", lock_secret_columns[0], id, l->shared_key_sealed,
+                             l->shared_key_sealed_size, &w->shared_key_sealed, &w->shared_key_sealed_size);
+        if (r >= 0)
+                r = store_seal_value(s, "locks", lock_secret_columns[1], id, l->security_pin_sealed,
+                                     l->security_pin_sealed_size, &w->security_pin_sealed,
+                                     &w->security_pin_sealed_size);
+        if (r < 0) {
+                free(w->shared_key_sealed);
+                return r;
+        }
+        w->key_version = s->key_version;
+        return 0;
+}
+
+static void lock_seal_done(Store *s, struct store_lock *w)
+{
+        if (!s->key)
+                return;
+        free(w->shared_key_sealed);
+        free(w->security_pin_sealed);
+}
+
+static int64_t lock_insert(Store *s, const struct store_lock *l, int64_t id)
 {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
         uint64_t now = store_now_usec();
@@ -127,19 +195,45 @@ int64_t store_lock_add(Store *s, const struct store_lock *l)
                        "adapter, uuid, auth_id, app_id, id_type, ultra, shared_key_sealed, "
                        "security_pin_sealed, "
                        "key_version, needs_repair, config_update_count, log_synced_index, last_state, "
-                       "last_seen_usec, paired_usec, updated_usec, created_usec) "
+                       "last_seen_usec, paired_usec, updated_usec, created_usec, id) "
                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
                        "?18, "
-                       "?19, ?20, ?21, ?22, ?23, ?24)",
+                       "?19, ?20, ?21, ?22, ?23, ?24, ?25)",
                        &st);
         if (r < 0)
                 return r;
         bind_lock(st, l, now);
         sqlite3_bind_int64(st, 24, (int64_t) (l->created_usec > 0 ? l->created_usec : now));
+        store_bind_int64_opt(st, 25, id, id > 0);
         r = store_step_done(s, st);
         if (r < 0)
                 return r;
         return sqlite3_last_insert_rowid(s->db);
+}
+
+int64_t store_lock_add(Store *s, const struct store_lock *l)
+{
+        struct store_lock w;
+        int64_t id;
+        int r;
+
+        if (!s->key)
+                return lock_insert(s, l, 0);
+        /* The row id is part of what the secrets are sealed for: choose it first. */
+        r = store_savepoint(s, "lock_add");
+        if (r < 0)
+                return r;
+        id = store_next_id(s, "locks");
+        if (id > 0) {
+                r = lock_seal(s, l, id, &w);
+                if (r >= 0) {
+                        id = lock_insert(s, &w, id);
+                        lock_seal_done(s, &w);
+                } else
+                        id = r;
+        }
+        r = store_savepoint_end(s, "lock_add", id < 0 ? (int) id : 0);
+        return r < 0 ? r : id;
 }
 
 static int lock_get(Store *s, enum store_stmt_id id, const char *sql, const char *key_text, int64_t key_id,
@@ -160,7 +254,13 @@ static int lock_get(Store *s, enum store_stmt_id id, const char *sql, const char
                 return -ENOENT;
         if (rc != SQLITE_ROW)
                 return store_error(s, rc);
-        return lock_from_row(st, ret);
+        r = lock_from_row(st, ret);
+        if (r < 0)
+                return r;
+        r = lock_open_secrets(s, ret);
+        if (r < 0)
+                store_lock_done(ret);
+        return r;
 }
 
 int store_lock_get(Store *s, int64_t id, struct store_lock *ret)
@@ -202,6 +302,8 @@ int store_lock_list(Store *s, struct store_lock **ret, size_t *ret_n)
                 r = lock_from_row(st, &a[n]);
                 if (r < 0)
                         goto fail;
+                if (lock_open_secrets(s, &a[n]) < 0)
+                        lock_drop_secrets(&a[n]);
                 n++;
         }
         if (rc != SQLITE_DONE) {
@@ -219,6 +321,7 @@ fail:
 int store_lock_update(Store *s, const struct store_lock *l)
 {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
+        struct store_lock w;
         int r;
 
         r = store_stmt(s, STMT_LOCK_UPDATE,
@@ -232,9 +335,13 @@ int store_lock_update(Store *s, const struct store_lock *l)
                        &st);
         if (r < 0)
                 return r;
-        bind_lock(st, l, store_now_usec());
+        r = lock_seal(s, l, l->id, &w);
+        if (r < 0)
+                return r;
+        bind_lock(st, &w, store_now_usec());
         sqlite3_bind_int64(st, 24, l->id);
         r = store_step_done(s, st);
+        lock_seal_done(s, &w);
         if (r < 0)
                 return r;
         return sqlite3_changes(s->db) > 0 ? 0 : -ENOENT;

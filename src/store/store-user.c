@@ -8,6 +8,8 @@
  * ever shown as synced with a version of a code it has not confirmed.
  */
 
+#include <stdio.h>
+
 #include "store-internal.h"
 
 /* ---- users ---- */
@@ -210,7 +212,50 @@ static int credential_from_row(sqlite3_stmt *st, struct store_credential *c)
         return 0;
 }
 
-int64_t store_credential_add(Store *s, const struct store_credential *c)
+static const char *const credential_secret_columns[] = { "code_sealed" };
+
+/* With a key, the code becomes plaintext (see store-secret.c). */
+static int credential_open_secret(Store *s, struct store_credential *c)
+{
+        uint8_t **values[] = { &c->code_sealed };
+        size_t *sizes[] = { &c->code_sealed_size };
+        char what[64];
+
+        snprintf(what, sizeof what, "credential %s", strna(c->name));
+        return store_open_values(s, "credentials", c->id, what, &c->key_version, values, sizes,
+                                 credential_secret_columns, 1);
+}
+
+/* In a list, a code that does not open is left out (NULL, 0) and key_version stays non-zero. */
+static void credential_drop_secret(struct store_credential *c)
+{
+        if (c->code_sealed)
+                explicit_bzero(c->code_sealed, c->code_sealed_size);
+        free(c->code_sealed);
+        c->code_sealed = NULL;
+        c->code_sealed_size = 0;
+}
+
+/* With a key, *w = c with its code sealed for row id (free w->code_sealed when s->key). */
+static int credential_seal(Store *s, const struct store_credential *c, int64_t id,
+                           struct store_credential *w)
+{
+        int r;
+
+        *w = *c;
+        if (!s->key)
+                return 0;
+        if (c->key_version != 0)
+                return -EINVAL;
+        r = store_seal_value(s, "credentials", credential_secret_columns[0], id, c->code_sealed,
+                             c->code_sealed_size, &w->code_sealed, &w->code_sealed_size);
+        if (r < 0)
+                return r;
+        w->key_version = s->key_version;
+        return 0;
+}
+
+static int64_t credential_insert(Store *s, const struct store_credential *c, int64_t id)
 {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
         uint64_t now = c->created_usec > 0 ? c->created_usec : store_now_usec();
@@ -220,18 +265,44 @@ int64_t store_credential_add(Store *s, const struct store_credential *c)
                        "INSERT INTO credentials (user_id, name, code_sealed, key_version, enabled, "
                        "valid_from_usec, "
                        "valid_until_usec, weekdays, time_from_min, time_until_min, created_usec, "
-                       "updated_usec) "
-                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+                       "updated_usec, id) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12)",
                        &st);
         if (r < 0)
                 return r;
         sqlite3_bind_int64(st, 1, c->user_id);
         bind_credential(st, c);
         sqlite3_bind_int64(st, 11, (int64_t) now);
+        store_bind_int64_opt(st, 12, id, id > 0);
         r = store_step_done(s, st);
         if (r < 0)
                 return r;
         return sqlite3_last_insert_rowid(s->db);
+}
+
+int64_t store_credential_add(Store *s, const struct store_credential *c)
+{
+        struct store_credential w;
+        int64_t id;
+        int r;
+
+        if (!s->key)
+                return credential_insert(s, c, 0);
+        /* The row id is part of what the code is sealed for: choose it first. */
+        r = store_savepoint(s, "credential_add");
+        if (r < 0)
+                return r;
+        id = store_next_id(s, "credentials");
+        if (id > 0) {
+                r = credential_seal(s, c, id, &w);
+                if (r >= 0) {
+                        id = credential_insert(s, &w, id);
+                        free(w.code_sealed);
+                } else
+                        id = r;
+        }
+        r = store_savepoint_end(s, "credential_add", id < 0 ? (int) id : 0);
+        return r < 0 ? r : id;
 }
 
 int store_credential_get(Store *s, int64_t id, struct store_credential *ret)
@@ -248,7 +319,13 @@ int store_credential_get(Store *s, int64_t id, struct store_credential *ret)
                 return -ENOENT;
         if (rc != SQLITE_ROW)
                 return store_error(s, rc);
-        return credential_from_row(st, ret);
+        r = credential_from_row(st, ret);
+        if (r < 0)
+                return r;
+        r = credential_open_secret(s, ret);
+        if (r < 0)
+                store_credential_done(ret);
+        return r;
 }
 
 int store_credential_list(Store *s, int64_t user_id, struct store_credential **ret, size_t *ret_n)
@@ -272,6 +349,8 @@ int store_credential_list(Store *s, int64_t user_id, struct store_credential **r
                 r = credential_from_row(st, &a[n]);
                 if (r < 0)
                         goto fail;
+                if (credential_open_secret(s, &a[n]) < 0)
+                        credential_drop_secret(&a[n]);
                 n++;
         }
         if (rc != SQLITE_DONE) {
@@ -295,6 +374,7 @@ static int savepoint(Store *s, const char *sql)
 int64_t store_credential_update(Store *s, const struct store_credential *c)
 {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL, *un = NULL;
+        struct store_credential w;
         uint64_t now = c->updated_usec > 0 ? c->updated_usec : store_now_usec();
         int64_t revision;
         int rc, r;
@@ -314,11 +394,14 @@ int64_t store_credential_update(Store *s, const struct store_credential *c)
         if (r < 0)
                 return r;
 
-        r = savepoint(s, "SAVEPOINT credential_update");
+        r = credential_seal(s, c, c->id, &w);
         if (r < 0)
                 return r;
+        r = savepoint(s, "SAVEPOINT credential_update");
+        if (r < 0)
+                goto fail_sealed;
         sqlite3_bind_int64(st, 1, c->id);
-        bind_credential(st, c);
+        bind_credential(st, &w);
         sqlite3_bind_int64(st, 11, (int64_t) now);
         rc = sqlite3_step(st);
         if (rc != SQLITE_ROW) {
@@ -339,11 +422,16 @@ int64_t store_credential_update(Store *s, const struct store_credential *c)
         r = savepoint(s, "RELEASE credential_update");
         if (r < 0)
                 goto fail;
+        if (s->key)
+                free(w.code_sealed);
         return revision;
 fail:
         sqlite3_reset(st);
         (void) sqlite3_exec(s->db, "ROLLBACK TO credential_update; RELEASE credential_update", NULL, NULL,
                             NULL);
+fail_sealed:
+        if (s->key)
+                free(w.code_sealed);
         return r;
 }
 

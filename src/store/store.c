@@ -30,7 +30,13 @@
 #include "lockhub/log.h"
 #include "store-internal.h"
 
-#define STORE_BUSY_TIMEOUT_MS      1000
+#define STORE_BUSY_TIMEOUT_MS 1000
+/* Where a damaged database is explained, step by step. */
+#define STORE_RECOVERY_HINT                                                                             \
+        "lockhubd will not use it. Stop lockhubd, move the file (with its -wal and -shm) aside, then "  \
+        "either salvage it with 'sqlite3 lockhub.db .recover | sqlite3 new.db' or start with an empty " \
+        "database and restore a backup; keep lockhub.key. See \"Recovering from a damaged database\" "  \
+        "in lockhubd(8) and the README."
 #define SQLITE_HEADER_SIZE         100
 #define SQLITE_HEADER_USER_VERSION 60
 
@@ -275,6 +281,7 @@ Store *store_free(Store *s)
                 store_rollback(s);
                 sqlite3_close(s->db);
         }
+        secret_key_free(s->key);
         free(s->path);
         free(s);
         return NULL;
@@ -352,7 +359,8 @@ static int header_version(int fd, const char *path, unsigned *ret)
         if ((size_t) n < sizeof(h) || memcmp(h, magic, sizeof(magic)) != 0)
                 return log_error_errno(-EUCLEAN,
                                        "Database %s is not an SQLite database (file is not a database). "
-                                       "Move it away to start with an empty database.",
+                                       "Move it away to start with an empty database (see \"Recovering "
+                                       "from a damaged database\" in lockhubd(8)).",
                                        path);
         *ret = (unsigned) h[SQLITE_HEADER_USER_VERSION] << 24 |
                (unsigned) h[SQLITE_HEADER_USER_VERSION + 1] << 16 |
@@ -538,17 +546,13 @@ int store_open(const char *dir_or_path, Store **ret)
                 _cleanup_free_ char *check = NULL;
                 r = query_text(s, "PRAGMA quick_check(1)", &check);
                 if (r < 0)
-                        return log_error_errno(r,
-                                               "Database %s is damaged: %s. Restore a backup or move it "
-                                               "away to start with an empty database.",
+                        return log_error_errno(r, "Database %s is damaged: %s. " STORE_RECOVERY_HINT,
                                                s->path, sqlite3_errmsg(s->db));
                 for (char *c = check; c && *c; c++)
                         if (*c == '\n')
                                 *c = ' ';
                 if (!check || !streq(check, "ok"))
-                        return log_error_errno(-EUCLEAN,
-                                               "Database %s is damaged: %s. Restore a backup or "
-                                               "move it away to start with an empty database.",
+                        return log_error_errno(-EUCLEAN, "Database %s is damaged: %s. " STORE_RECOVERY_HINT,
                                                s->path, strna(check));
         }
 
