@@ -516,7 +516,9 @@ int manager_pair(Manager *m, const char *address, const char *name, const char *
         {
                 Lock *l = find_lock_by_address(m, addr);
                 if (l)
-                        FAIL(-EEXIST, "The lock %s is paired already, as '%s'.", addr, l->name);
+                        FAIL(-EEXIST,
+                             "The lock %s is paired already, as '%s' (unpair it first to pair it again).",
+                             addr, l->name);
         }
         for (PairRequest *i = mb->pairs; i; i = i->next)
                 if (streq(i->address, addr))

@@ -755,6 +755,15 @@ static void job_fail_lock_error(NukiDriver *d, int code)
         case -EBUSY:
                 snprintf(msg, sizeof msg, "the lock is busy (%s)", name ?: "busy");
                 break;
+        case -EACCES:
+                if (code == NUKI_K_ERROR_NOT_AUTHORIZED) {
+                        snprintf(msg, sizeof msg,
+                                 "the lock no longer knows the hub (not authorized): unpair it and pair it "
+                                 "again");
+                        break;
+                }
+                snprintf(msg, sizeof msg, "the lock refused (%s)", name ?: "not allowed");
+                break;
         default:
                 snprintf(msg, sizeof msg, "the lock reported %s (0x%02x)", name ?: "an error",
                          (unsigned) code);

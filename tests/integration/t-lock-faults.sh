@@ -88,4 +88,17 @@ ctl unpair back 2>/dev/null
 rc=$?
 check "unpairing it again exits 2 (got $rc)" test $rc = 2
 
+# A lock that forgot the hub: NotAuthorized, needs re-pairing; unpairing without a PIN
+# says what is left to do on the lock.
+pair_lock garage garage >/dev/null || { echo "pairing garage failed"; exit 1; }
+simctl garage RevokeAuthorizations
+out=$(ctl lock garage 2>&1)
+rc=$?
+check "revoked: exit 4 (got $rc: $out)" test $rc = 4
+check "... says to pair again" sh -c "echo \"\$1\" | grep -q 'pair it again'" - "$out"
+check "NeedsRepair is true" test "$(lock_prop garage NeedsRepair)" = true
+check "list shows needs-repair" sh -c "\"$BUILD/lockhubctl\" list | grep -q 'garage .*needs-repair'"
+out=$(ctl unpair garage 2>&1)
+check "unpair without a PIN tells to use the app ($out)" sh -c "echo \"\$1\" | grep -q 'remove it in the Nuki app'" - "$out"
+
 finish
