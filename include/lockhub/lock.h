@@ -111,11 +111,52 @@ typedef struct Lock Lock;
  * message: a short human reason from the lock or the transport, or NULL. */
 typedef void (*lock_command_done_t)(Lock *l, int r, const char *message, void *userdata);
 
+/* A keypad code as a lock holds it, vendor-neutral (lockhub/codes.h maps it to Nuki's
+ * fields and checks the rules). Plain data, no pointers: copy it freely. Times are UTC
+ * microseconds; the time-of-day window is in the lock's local time. */
+#define LOCK_CODE_DIGITS_MAX 16
+#define LOCK_CODE_NAME_MAX   20 /* bytes of UTF-8, without the NUL */
+typedef struct LockCode {
+        int id;                                /* the lock's id for it; -1: not on the lock */
+        char digits[LOCK_CODE_DIGITS_MAX + 1]; /* "" when the lock does not report them */
+        char name[LOCK_CODE_NAME_MAX + 1];
+        bool enabled;
+        uint64_t valid_from_usec, valid_until_usec; /* 0: unbounded */
+        unsigned weekdays;                          /* bit 0 Monday .. bit 6 Sunday; 0x7f: every day */
+        int time_from_min, time_until_min;          /* minutes after midnight; -1: no window */
+        /* reported by the lock only (ignored by add/update): */
+        uint64_t created_usec, last_active_usec; /* 0: unknown */
+        unsigned use_count;
+} LockCode;
+
+/* list_codes result: the whole list the lock holds (codes borrowed for the call only). */
+typedef void (*lock_codes_listed_t)(Lock *l, int r, const char *message, const LockCode *codes, size_t n_codes,
+                                    void *userdata);
+/* add_code result: the id the lock gave the new code (valid when r == 0). */
+typedef void (*lock_code_added_t)(Lock *l, int r, const char *message, int code_id, void *userdata);
+
+/*
+ * Driver operations. Every asynchronous op returns 0 when it was started, and then calls
+ * its done callback exactly once, never from within the op call itself; or returns < 0
+ * when it was not started, and then never calls it. A NULL member means "not supported".
+ *
+ * Keypad codes (all need the lock's security PIN: -ENOKEY when the hub does not know it):
+ *   list_codes   every code the lock holds (Nuki: Request Keypad Codes, all pages)
+ *   add_code     c->id is ignored; done gets the lock's new id (Nuki: Add Keypad Code)
+ *   update_code  rewrites the entry c->id with every field of c (Nuki: Update Keypad Code)
+ *   remove_code  removes the entry code_id (Nuki: Remove Keypad Code)
+ * Beyond lock_command_done_t's errors: -ENOKEY no PIN, -ENOENT no such code id,
+ * -ENOSPC the lock's code store is full, -EEXIST the lock refused a duplicate code.
+ */
 struct lock_driver_ops {
         const char *protocol; /* "nuki" */
         int (*action)(Lock *l, LockAction a, LockSource source, const char *actor, lock_command_done_t done,
                       void *userdata);
         int (*refresh)(Lock *l, lock_command_done_t done, void *userdata);
+        int (*list_codes)(Lock *l, lock_codes_listed_t done, void *userdata);
+        int (*add_code)(Lock *l, const LockCode *c, lock_code_added_t done, void *userdata);
+        int (*update_code)(Lock *l, const LockCode *c, lock_command_done_t done, void *userdata);
+        int (*remove_code)(Lock *l, int code_id, lock_command_done_t done, void *userdata);
         void (*free)(Lock *l);
 };
 
