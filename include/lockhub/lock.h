@@ -240,7 +240,7 @@ int lock_set_door(Lock *l, LockDoor d, LockSource source);
  * change with every advert: the model always holds the latest, but listeners hear of
  * them only when RSSI moved by LOCK_RSSI_NOTIFY_DB or more, or LOCK_LINK_NOTIFY_USEC
  * after the last notification; otherwise returns 0. */
-#define LOCK_RSSI_NOTIFY_DB 5
+#define LOCK_RSSI_NOTIFY_DB 10
 #define LOCK_LINK_NOTIFY_USEC (60ULL * 1000000ULL)
 int lock_set_link(Lock *l, const LockLink *link);
 int lock_set_info(Lock *l, const char *model, const char *firmware);
