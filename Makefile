@@ -4,6 +4,7 @@
 #   make            build lockhubd, lockhubctl and lockhub-sim
 #   make check      install missing packages, unit tests, the same under ASan+UBSan,
 #                   fuzz corpora replay, then the integration tests
+#   make demo       lockhubd on three simulated locks, with a local broker (Ctrl-C stops)
 #   make fuzz       run every libFuzzer target (FUZZ_SECONDS each, default 60)
 #   make install    DESTDIR= and PREFIX= honoured
 
@@ -78,7 +79,7 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
 # Objects are never intermediate: keep them, so nothing is rebuilt twice.
 .SECONDARY:
 
-.PHONY: all deps deps-check check unit unit-run fuzz-replay integration fuzz install uninstall clean \
+.PHONY: all deps deps-check demo check unit unit-run fuzz-replay integration fuzz install uninstall clean \
 	format check-format
 
 all: $(LOCKHUBD) $(LOCKHUBCTL) $(SIM) $(TOOLS)
@@ -87,6 +88,11 @@ deps:
 	@scripts/install-deps.sh build
 deps-check:
 	@scripts/install-deps.sh check
+
+demo:
+	@scripts/install-deps.sh demo
+	@$(MAKE) --no-print-directory all
+	@LOCKHUB_BUILD=$(abspath $(BUILD)) scripts/demo.sh
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

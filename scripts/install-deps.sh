@@ -11,7 +11,7 @@ build_pkgs="gcc make pkg-config libsystemd-dev libmosquitto-dev libsqlite3-dev \
 libsodium-dev libjson-c-dev"
 check_pkgs="libcmocka-dev dbus-daemon mosquitto mosquitto-clients python3 python3-bleak \
 systemd man-db sqlite3 openssl clang libclang-rt-14-dev valgrind"
-demo_pkgs="dbus-daemon mosquitto mosquitto-clients"
+demo_pkgs="dbus-daemon mosquitto mosquitto-clients python3 systemd"
 
 want="$build_pkgs"
 [ $# -eq 0 ] && set -- build
