@@ -19,7 +19,8 @@
  *                                what happened on the lock
  *       Version                  property s
  *   /org/lockhub/lock/<name>     org.lockhub.Lock1   (<name> escaped with sd_bus_path_encode)
- *       Lock(), Unlock(), Unlatch(), Refresh()   reply when the lock has finished
+ *       Lock(), Unlock(), Unlatch(), LockNGo(), Refresh()   reply when the lock has finished
+ *                                (LockNGo: unlock now, lock again after the lock's timer)
  *       Events(t since_usec, u limit) → a(ttssss)
  *                                the lock's events with ts_usec >= since_usec, oldest first,
  *                                the newest `limit` (0: all): (id, ts_usec, kind, source,

@@ -318,6 +318,11 @@ static int method_unlatch(sd_bus_message *msg, void *userdata, sd_bus_error *err
         return start_command(msg, userdata, LOCK_ACTION_UNLATCH, error);
 }
 
+static int method_lockngo(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        return start_command(msg, userdata, LOCK_ACTION_LOCK_N_GO, error);
+}
+
 static int method_refresh(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
         return start_command(msg, userdata, -1, error);
@@ -429,6 +434,7 @@ static const sd_bus_vtable lock_vtable[] = {
         SD_BUS_METHOD("Lock", "", "", method_lock, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("Unlock", "", "", method_unlock, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("Unlatch", "", "", method_unlatch, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("LockNGo", "", "", method_lockngo, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("Refresh", "", "", method_refresh, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("Events", "tu", SD_BUS_PARAM(since_usec) SD_BUS_PARAM(limit), "a(ttssss)",
                                  SD_BUS_PARAM(events), method_events, SD_BUS_VTABLE_UNPRIVILEGED),

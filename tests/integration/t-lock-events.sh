@@ -71,4 +71,15 @@ e = json.load(open(sys.argv[1]))
 sys.exit(0 if any(x["kind"] == "keypad" and x["actor"] == "Alice" and x["source"] == "keypad" for x in e) else 1)' \
 	"$T/events.json"
 
+# Lock'n'go: unlocked now, locked by the lock itself when its timer runs out; that
+# auto lock reaches the daemon like any other change at the lock.
+check "LockNGo" busctl --address="$DBUS_SYSTEM_BUS_ADDRESS" --timeout=30 call org.lockhub /org/lockhub/lock/front \
+	org.lockhub.Lock1 LockNGo
+check "last action lockngo by dbus" sh -c "busctl --address=\"$DBUS_SYSTEM_BUS_ADDRESS\" get-property org.lockhub \
+	/org/lockhub/lock/front org.lockhub.Lock1 LastAction | grep -q '\"lockngo\" \"dbus\"'"
+check "the lock's auto lock arrives as an event (source auto)" wait_for 20 sh -c \
+	"test \"\$(sqlite3 \"$T/state/lockhub.db\" \"SELECT count(*) FROM events WHERE kind='action' AND source='auto'\")\" = 1"
+check "daemon state locked again" wait_for 10 sh -c "busctl --address=\"$DBUS_SYSTEM_BUS_ADDRESS\" \
+	get-property org.lockhub /org/lockhub/lock/front org.lockhub.Lock1 State | grep -q '\"locked\"'"
+
 finish
