@@ -559,6 +559,37 @@ void sim_proto_test_protocol(Probe *p)
         s.security_pin = 1234;
         r = do_cmd(&k, &s, &cmd, 0, rep, 64, &n, NULL);
         CHECK(p, r == 0, "right PIN: COMPLETE");
+
+        /* the remaining simple commands */
+        nuki_msg_init(&cmd, NUKI_CMD_UPDATE_TIME, NUKI_VARIANT_DEFAULT);
+        cmd.update_time.time = (NukiTime){ 2030, 1, 2, 3, 4, 5 };
+        r = do_cmd(&k, &s, &cmd, 0, rep, 64, &n, NULL);
+        if (r == 0)
+                r = do_cmd(&k, &s, NULL, NUKI_CMD_KEYTURNER_STATES, rep, 64, &n, NULL);
+        x = find_reply(rep, n, NUKI_CMD_KEYTURNER_STATES);
+        CHECK(p, r == 0 && x && x->keyturner_states.current_time.year == 2030,
+              "Update Time moves the lock's clock");
+        nuki_msg_init(&cmd, NUKI_CMD_ENABLE_LOGGING, NUKI_VARIANT_DEFAULT);
+        cmd.enable_logging.enabled = true;
+        r = do_cmd(&k, &s, &cmd, 0, rep, 64, &n, NULL);
+        CHECK(p, r == 0, "Enable Logging");
+        nuki_msg_init(&cmd, NUKI_CMD_REQUEST_CALIBRATION, NUKI_VARIANT_DEFAULT);
+        r = do_cmd(&k, &s, &cmd, 0, rep, 64, &n, NULL);
+        CHECK(p, r == 0 && ctl_is(p, "front", "LockState", "locked"), "calibration");
+        nuki_msg_init(&cmd, NUKI_CMD_KEYPAD_ACTION, NUKI_VARIANT_DEFAULT);
+        cmd.keypad_action.source = 0;
+        cmd.keypad_action.action = 1;
+        r = do_cmd(&k, &s, &cmd, 0, rep, 64, &n, NULL);
+        CHECK(p, r == 0 && ctl_is(p, "front", "LockState", "unlocked"), "Keypad Action (arrow key unlock)");
+        nuki_msg_init(&cmd, NUKI_CMD_SET_SECURITY_PIN, NUKI_VARIANT_DEFAULT);
+        cmd.set_security_pin.new_pin = 4711;
+        r = do_cmd(&k, &s, &cmd, 0, rep, 64, &n, NULL);
+        s.security_pin = 4711;
+        nuki_msg_init(&cmd, NUKI_CMD_VERIFY_SECURITY_PIN, NUKI_VARIANT_DEFAULT);
+        if (r == 0)
+                r = do_cmd(&k, &s, &cmd, 0, rep, 64, &n, NULL);
+        CHECK(p, r == 0 && ctl_uint(p, "front", "SecurityPin") == 4711,
+              "Set Security PIN, then the new one works");
         r = lock_action(&k, &s, NUKI_LOCK_ACTION_LOCK, rep, 64, &n);
         {
                 /* replay the Lock Action frame: its challenge is used up */
@@ -583,6 +614,20 @@ void sim_proto_test_protocol(Probe *p)
         r = do_cmd(&k, &s, NULL, NUKI_CMD_KEYTURNER_STATES, rep, 64, &n, &pe);
         CHECK(p, r == -EREMOTEIO && pe == NUKI_K_ERROR_NOT_AUTHORIZED,
               "revoked: unencrypted K_ERROR_NOT_AUTHORIZED on the Keyturner GDIO");
+        {
+                size_t mk = probe_mark(p);
+                probe_ctl(p, "front", "SetPairingMode", "b", 1);
+                r = pair_bridge(&k, &res, NUKI_ID_TYPE_BRIDGE, 42);
+                nuki_session_wipe(&s);
+                nuki_session_init(&s, res.shared_key, res.auth_id, 4711, false);
+                nuki_msg_init(&cmd, NUKI_CMD_REQUEST_REBOOT, NUKI_VARIANT_DEFAULT);
+                if (r == 1)
+                        r = do_cmd(&k, &s, &cmd, 0, rep, 64, &n, NULL);
+                CHECK(p,
+                      r == 0 && probe_wait(p, mk, "{Connected=b:false;ServicesResolved=b:false}",
+                                           T(2 * SEC)) >= 0,
+                      "re-paired; Request Reboot: COMPLETE, then the lock drops the link");
+        }
         nuki_session_wipe(&s);
         link_close(&k);
 }
