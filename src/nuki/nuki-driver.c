@@ -53,8 +53,6 @@
 #define LOG_BATCH             20U
 #define REFRESH_HOLDOFF_USEC  (3 * USEC_PER_SEC) /* ignore stale state-changed bits after a refresh */
 #define CONNECT_DEADLINE_MULT 4U                 /* connect timeout × this bounds a wait for a link */
-#define ADVERT_UPDATE_USEC    (10 * USEC_PER_SEC)
-#define ADVERT_RSSI_STEP      6 /* dB */
 
 typedef enum NukiJobKind {
         NUKI_JOB_ACTION,
@@ -92,11 +90,10 @@ typedef struct NukiDriver {
         NukiJob *current; /* running */
         sd_event_source *timer;
         bool connecting;
-        uint64_t last_refresh_usec;       /* monotonic */
-        uint64_t last_advert_update_usec; /* monotonic */
-        int64_t config_update_count;      /* -1 unknown; of the config we last read */
-        int seen_config_count;            /* -1 unknown; in the last Keyturner States */
-        int64_t log_synced_index;         /* -1 nothing yet */
+        uint64_t last_refresh_usec;  /* monotonic */
+        int64_t config_update_count; /* -1 unknown; of the config we last read */
+        int seen_config_count;       /* -1 unknown; in the last Keyturner States */
+        int64_t log_synced_index;    /* -1 nothing yet */
 } NukiDriver;
 
 static void driver_kick(NukiDriver *d);
@@ -1294,24 +1291,16 @@ void nuki_driver_advert(Lock *l, const BluezAdvert *a, const NukiAdvert *na)
 {
         NukiDriver *d = l->driver_data;
         LockLink link = l->link;
-        uint64_t now;
 
         if (!d)
                 return;
-        /* Adverts come several times a second: the model (and with it D-Bus and MQTT)
-         * hears of them when reachability changes, the RSSI moves by a few dB, or every
-         * ADVERT_UPDATE_USEC otherwise. */
-        now = now_usec(CLOCK_MONOTONIC);
-        if (!link.reachable || !link.last_seen_usec ||
-            now >= d->last_advert_update_usec + ADVERT_UPDATE_USEC ||
-            (a->has_rssi && abs(a->rssi - link.rssi) >= ADVERT_RSSI_STEP)) {
-                if (a->has_rssi)
-                        link.rssi = a->rssi;
-                link.last_seen_usec = now_usec(CLOCK_REALTIME);
-                link.reachable = true;
-                d->last_advert_update_usec = now;
-                (void) lock_set_link(l, &link);
-        }
+        /* Every advert updates the model; lock_set_link() decides when listeners hear
+         * of RSSI and last-seen changes (they move with every advert). */
+        if (a->has_rssi)
+                link.rssi = a->rssi;
+        link.last_seen_usec = now_usec(CLOCK_REALTIME);
+        link.reachable = true;
+        (void) lock_set_link(l, &link);
 
         if (na && na->has_beacon && na->state_changed && !d->current && !job_queued(d, NUKI_JOB_REFRESH) &&
             bluez_link_get_state(d->link) != BLUEZ_LINK_CONNECTED &&
