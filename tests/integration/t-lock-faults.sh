@@ -53,6 +53,17 @@ simctl front SetInRange yes
 check "back in range: lock works" wait_for 20 ctl lock front
 check "Reachable again" test "$(lock_prop front Reachable)" = true
 
+# bluetoothd goes away and comes back: commands fail as unreachable meanwhile, then work.
+simctl hub StopBluez 4294967295
+out=$(ctl unlock front 2>&1)
+rc=$?
+check "bluetoothd down: exit 3 (got $rc: $out)" test $rc = 3
+simctl hub StartBluez
+check "bluetoothd back: commands work again" wait_for 20 ctl lock front
+check "... and changes at the lock are seen again" sh -c "\"$BUILD/lockhub-sim\" ctl back ManualAction unlock"
+check "... (back unlocked by hand)" wait_for 15 sh -c "busctl --address=\"$DBUS_SYSTEM_BUS_ADDRESS\" \
+	get-property org.lockhub /org/lockhub/lock/back org.lockhub.Lock1 State | grep -q '\"unlocked\"'"
+
 # Restart, cleanly and with kill -9.
 states="$(lock_prop front State) $(lock_prop back State)"
 events=$(db 'SELECT count(*) FROM events')
