@@ -114,7 +114,10 @@ int main(int argc, char *argv[])
                 switch (r) {
                 case -EPROTONOSUPPORT: /* database newer than this binary */
                 case -EUCLEAN:         /* corrupt, or not a database */
+                case -EKEYREJECTED:    /* sealed with another key */
                         return LOCKHUBD_EXIT_DATABASE;
+                case -ENOKEY: /* no usable hub key */
+                        return LOCKHUBD_EXIT_CONFIG;
                 default:
                         return LOCKHUBD_EXIT_FAILURE;
                 }

@@ -25,6 +25,7 @@
 #include "lockhub/api.h"
 #include "lockhub/log.h"
 #include "lockhub/manager-bluez.h"
+#include "lockhub/manager-secret.h"
 #include "lockhub/manager.h"
 #include "lockhub/mqtt-bridge.h"
 
@@ -77,6 +78,7 @@ Manager *manager_free(Manager *m)
         manager_bluez_free(m);
         sd_bus_flush_close_unref(m->bus);
         store_free(m->store);
+        manager_secret_free(m);
         conf_free(m->conf);
         sd_event_unref(m->event);
         free(m->config_path);
@@ -302,6 +304,9 @@ int manager_start(Manager *m)
         r = store_open(m->state_dir, &m->store);
         if (r < 0)
                 return r; /* store_open() logged the reason with the path */
+        r = manager_secret_start(m);
+        if (r < 0)
+                return r; /* logged */
 
         r = sd_event_default(&m->event);
         if (r < 0)

@@ -17,6 +17,9 @@
  *       Unpair(s name) → s       removes the lock, its credentials and rows, and its
  *                                authorization on the lock when it can; the string says
  *                                what happened on the lock
+ *       Rekey(ay new_key) → (s key_id, u key_version, s key_source, s message)
+ *                                re-seal every secret with a new hub key (empty: lockhubd
+ *                                makes one, only with a key file); see manager-secret.h
  *       Version                  property s
  *   /org/lockhub/lock/<name>     org.lockhub.Lock1   (<name> escaped with sd_bus_path_encode)
  *       Lock(), Unlock(), Unlatch(), LockNGo(), Refresh()   reply when the lock has finished

@@ -26,6 +26,7 @@ typedef struct Manager {
         int log_level_override; /* from --log-level, or -1: use the config's */
         Conf *conf;
         Store *store;
+        SecretKey *key; /* the hub key that seals secrets in the store (src/manager-secret.c) */
         sd_bus *bus;
         struct ManagerBluez *bluez; /* BlueZ client, drivers, pairing (src/manager-bluez.c) */
         /* NULL when [MQTT] Enabled=no */
@@ -41,8 +42,9 @@ typedef struct Manager {
 enum {
         LOCKHUBD_EXIT_FAILURE = 1,   /* runtime failure */
         LOCKHUBD_EXIT_USAGE = 2,     /* bad command line */
-        LOCKHUBD_EXIT_CONFIG = 6,    /* invalid configuration (LSB "not configured") */
-        LOCKHUBD_EXIT_DATABASE = 65, /* database refused: newer schema, corrupt, not a database */
+        LOCKHUBD_EXIT_CONFIG = 6,    /* invalid configuration, or no usable hub key (LSB "not configured") */
+        LOCKHUBD_EXIT_DATABASE = 65, /* database refused: newer schema, corrupt, not a database, sealed
+                                        with another key */
 };
 
 /* Takes copies of the paths. Loads the configuration (logging every problem). */

@@ -15,6 +15,7 @@
 #include "lockhub/api.h"
 #include "lockhub/log.h"
 #include "lockhub/manager-bluez.h"
+#include "lockhub/manager-secret.h"
 #include "lockhub/manager.h"
 
 static const struct {
@@ -243,6 +244,34 @@ static int method_unpair(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         return 1;
 }
 
+/* Rekey(ay new_key) → (s key_id, u key_version, s key_source, s message): re-seals every
+ * secret with a new hub key (empty: lockhubd makes one; only with a key file). */
+static int method_rekey(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        Manager *m = userdata;
+        struct manager_rekey_result res;
+        _cleanup_free_ char *message = NULL;
+        const void *key = NULL;
+        size_t n = 0;
+        int r;
+
+        r = check_caller(msg, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read_array(msg, 'y', &key, &n);
+        if (r < 0)
+                return r;
+        r = manager_rekey(m, key, n, &res, &message);
+        if (r < 0)
+                return sd_bus_error_setf(error,
+                                         r == -EOPNOTSUPP ? "org.lockhub.Error.NotSupported"
+                                         : r == -EINVAL   ? "org.lockhub.Error.InvalidArgs"
+                                                          : "org.lockhub.Error.Failed",
+                                         "%s", message ?: strerror(-r));
+        return sd_bus_reply_method_return(msg, "suss", res.key_id, res.key_version, res.key_source,
+                                          strempty(message));
+}
+
 static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Version", "s", property_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -252,6 +281,10 @@ static const sd_bus_vtable manager_vtable[] = {
                                  "o", SD_BUS_PARAM(lock), method_pair, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("Unpair", "s", SD_BUS_PARAM(name), "s", SD_BUS_PARAM(result), method_unpair,
                                  SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("Rekey", "ay", SD_BUS_PARAM(new_key), "suss",
+                                 SD_BUS_PARAM(key_id) SD_BUS_PARAM(key_version) SD_BUS_PARAM(key_source)
+                                                 SD_BUS_PARAM(message),
+                                 method_rekey, SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
         SD_BUS_VTABLE_END,
 };
 

@@ -19,6 +19,7 @@ int verb_pair(int argc, char *argv[]);
 int verb_unpair(int argc, char *argv[]);
 int verb_events(int argc, char *argv[]);
 int verb_monitor(int argc, char *argv[]);
+int verb_rekey(int argc, char *argv[]);
 
 /* Shared by the D-Bus verbs. */
 #include <systemd/sd-bus.h>

@@ -22,6 +22,7 @@ static const struct verb verbs[] = {
         { "unpair", verb_unpair, "forget LOCK and remove the hub's authorization from it" },
         { "events", verb_events, "show the history of one lock or all: [LOCK] [--since T] [--limit N]" },
         { "monitor", verb_monitor, "print every change of every lock as it happens, until Ctrl-C" },
+        { "rekey", verb_rekey, "re-seal the secrets in the database with a new key: [--new-key FILE]" },
         { "decode", verb_decode, "decode captured Nuki BLE frames offline (no daemon needed)" },
 };
 

@@ -32,11 +32,11 @@
 
 #define STORE_BUSY_TIMEOUT_MS 1000
 /* Where a damaged database is explained, step by step. */
-#define STORE_RECOVERY_HINT                                                                             \
-        "lockhubd will not use it. Stop lockhubd, move the file (with its -wal and -shm) aside, then "  \
-        "either salvage it with 'sqlite3 lockhub.db .recover | sqlite3 new.db' or start with an empty " \
-        "database and restore a backup; keep lockhub.key. See \"Recovering from a damaged database\" "  \
-        "in lockhubd(8) and the README."
+#define STORE_RECOVERY_HINT                                                                              \
+        "lockhubd will not use it. Stop lockhubd, move it (with its -wal and -shm) aside, then salvage " \
+        "it into a new lockhub.db with sqlite3 (.recover, or .dump where .recover is missing) or start " \
+        "with an empty database and restore a backup; keep lockhub.key. See \"Recovering from a "        \
+        "damaged database\" in lockhubd(8)."
 #define SQLITE_HEADER_SIZE         100
 #define SQLITE_HEADER_USER_VERSION 60
 
