@@ -204,9 +204,14 @@ typedef struct BluezServiceData {
         size_t size;
 } BluezServiceData;
 
-/* One sighting: the device's current advert data in BlueZ's cache, delivered when an
- * advert changed it (RSSI, ManufacturerData, ServiceData or TxPower signalled) or
- * when a device object appears with an RSSI. Everything is borrowed. */
+/* One sighting, delivered when an advert changed the device (RSSI, ManufacturerData,
+ * ServiceData or TxPower signalled) or when a device object appears with an RSSI.
+ * While our discovery session runs (DuplicateData=true), manufacturer and service
+ * data are those of the latest advert: bluetoothd signals only what an advert has,
+ * never what it lacks, so a field missing from an advert's signal is reported empty
+ * here (e.g. the pairing-mode service data goes when the lock leaves pairing mode).
+ * Otherwise they are BlueZ's accumulated values, which never drop an entry.
+ * Everything is borrowed. */
 typedef struct BluezAdvert {
         const char *adapter;      /* "hci0" */
         const char *address;      /* "AA:BB:CC:DD:EE:FF", from the Address property */

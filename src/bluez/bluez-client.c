@@ -329,6 +329,7 @@ static int on_set_filter(sd_bus_message *reply, void *userdata, sd_bus_error *re
         const sd_bus_error *e = sd_bus_message_get_error(reply);
 
         s->discovery_slot = sd_bus_slot_unref(s->discovery_slot);
+        s->duplicate_data = !e;
         if (e) {
                 BluezError err;
 
@@ -451,6 +452,16 @@ static BluezObject *device_adapter(BluezClient *c, BluezObject *d)
                 if (bluez_path_is_below(d->path, a->path))
                         return a;
         return NULL;
+}
+
+/* Is our discovery session with DuplicateData=true running on the device's adapter?
+ * (Then the merged filter has DuplicateData, whatever other clients asked for.) */
+static bool device_in_our_dup_session(BluezClient *c, BluezObject *d)
+{
+        BluezObject *a = device_adapter(c, d);
+        BluezAdapterState *s = a ? bluez_client_adapter_state(c, a->path) : NULL;
+
+        return s && s->discovery == BLUEZ_DISCOVERY_ON && s->duplicate_data;
 }
 
 static void deliver_advert(BluezClient *c, BluezObject *d)
@@ -719,6 +730,8 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
         r = sd_bus_message_read_strv(m, &invalidated);
         if (r < 0)
                 goto bad;
+        if (o->kind == BLUEZ_OBJECT_DEVICE && device_in_our_dup_session(c, o))
+                changed |= bluez_device_advert_fixup(o, changed);
         /* An invalidated RSSI (discovery ended) is no sighting: no advert for it. */
         inv_changed = 0;
         bluez_object_invalidate(o, invalidated, &inv_changed);

@@ -145,6 +145,17 @@ int bluez_object_parse_props(BluezObject *o, sd_bus_message *m, unsigned *change
 /* Forgets the named properties (PropertiesChanged `invalidated`). */
 void bluez_object_invalidate(BluezObject *o, char *const *names, unsigned *changed);
 
+/*
+ * DuplicateData=true makes bluetoothd clear a device's ManufacturerData and
+ * ServiceData and re-add (and signal) every entry of each advert; entries that an
+ * advert lacks disappear without any signal (5.66 device_set_service_data(): only
+ * additions emit PropertiesChanged). With a filter set, every advert signals RSSI. So
+ * while our DuplicateData session runs, a PropertiesChanged that carries RSSI is one
+ * advert, and a field it does not carry was not in that advert: this clears it. Call
+ * only then. Returns the properties it cleared.
+ */
+unsigned bluez_device_advert_fixup(BluezObject *o, unsigned changed);
+
 /* Case-insensitive UUID comparison (BlueZ sends lower case; users may not). */
 bool bluez_uuid_equal(const char *a, const char *b);
 /* Is `path` strictly below `parent` ("/a/b" below "/a")? */
@@ -169,6 +180,7 @@ struct BluezAdapterState {
         char *path;
         char *name;
         BluezDiscoveryState discovery;
+        bool duplicate_data; /* our filter (DuplicateData=true) was accepted */
         sd_bus_slot *discovery_slot;
         sd_event_source *discovery_retry;
         LIST_FIELDS(BluezAdapterState, adapters);

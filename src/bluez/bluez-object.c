@@ -523,6 +523,23 @@ void bluez_object_invalidate(BluezObject *o, char *const *names, unsigned *chang
         }
 }
 
+unsigned bluez_device_advert_fixup(BluezObject *o, unsigned changed)
+{
+        unsigned cleared = 0;
+
+        if (o->kind != BLUEZ_OBJECT_DEVICE || !(changed & BLUEZ_PROP_RSSI))
+                return 0;
+        if (!(changed & BLUEZ_PROP_MANUFACTURER_DATA) && o->n_mfr > 0) {
+                mfr_clear(o);
+                cleared |= BLUEZ_PROP_MANUFACTURER_DATA;
+        }
+        if (!(changed & BLUEZ_PROP_SERVICE_DATA) && o->n_sd > 0) {
+                sd_clear(o);
+                cleared |= BLUEZ_PROP_SERVICE_DATA;
+        }
+        return cleared;
+}
+
 bool bluez_uuid_equal(const char *a, const char *b)
 {
         return a && b && strcasecmp(a, b) == 0;

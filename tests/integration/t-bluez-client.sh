@@ -137,6 +137,22 @@ check "a 36-byte message arrives as two indications (20 + 16 bytes)" \
 check "after Service Changed the re-added characteristics are subscribed again" \
 	test "$(($(grep -c 'Member=StartNotify' "$T/monitor.log") - sn_before))" -ge 6
 
+# --- 1b'. leaving pairing mode: the next advert has no pairing service data -------
+probe pairing <<EOF
+scan on
+wait advert hci0 $FRONT rssi=
+run "$SIM" ctl front SetPairingMode false
+sleep 1
+run "$SIM" ctl front SetPairingMode true
+sleep 1
+EOF
+check "pairing script ran to the end" test $? = 0
+# advert lines for FRONT: with the service data, then without, then with it again
+check "pairing mode seen on, off, on again in the adverts" \
+	awk -v a="$FRONT" '$1 == "advert" && $3 == a { has = /sd=a92ee100/ ? 1 : 0
+		if (step == 0 && has) step = 1; else if (step == 1 && !has) step = 2; else if (step == 2 && has) step = 3 }
+		END { exit step != 3 }' "$T/pairing.out"
+
 # --- 1c. error paths: unknown device, cancelled connect, reconnect while disconnecting
 probe errors --queue-timeout 1 --idle 0.3 <<EOF
 expect service up

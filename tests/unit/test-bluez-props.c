@@ -201,6 +201,56 @@ static void test_device_props(void **state)
         assert_int_equal(changed, BLUEZ_PROP_RSSI | BLUEZ_PROP_SERVICE_DATA);
 }
 
+/* Under DuplicateData an advert without service data leaves no signal: a batch with
+ * RSSI but without ServiceData means the advert had none. */
+static void test_advert_fixup(void **state)
+{
+        _cleanup_(bluez_object_freep) BluezObject *d = bluez_object_new(BLUEZ_OBJECT_DEVICE, "/d");
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = new_msg();
+        const uint8_t id[] = { 0x2a, 0, 0, 1 };
+
+        assert_true(sd_bus_message_open_container(m, 'a', "{sv}") >= 0);
+        assert_true(sd_bus_message_open_container(m, 'e', "sv") >= 0);
+        assert_true(sd_bus_message_append(m, "s", "ManufacturerData") >= 0);
+        assert_true(sd_bus_message_open_container(m, 'v', "a{qv}") >= 0);
+        assert_true(sd_bus_message_open_container(m, 'a', "{qv}") >= 0);
+        append_mfr(m, 0x004c, beacon, sizeof(beacon));
+        for (int i = 0; i < 3; i++)
+                assert_true(sd_bus_message_close_container(m) >= 0);
+        assert_true(sd_bus_message_open_container(m, 'e', "sv") >= 0);
+        assert_true(sd_bus_message_append(m, "s", "ServiceData") >= 0);
+        assert_true(sd_bus_message_open_container(m, 'v', "a{sv}") >= 0);
+        assert_true(sd_bus_message_open_container(m, 'a', "{sv}") >= 0);
+        assert_true(sd_bus_message_open_container(m, 'e', "sv") >= 0);
+        assert_true(sd_bus_message_append(m, "s", "a92ee100-5501-11e4-916c-0800200c9a66") >= 0);
+        assert_true(sd_bus_message_open_container(m, 'v', "ay") >= 0);
+        assert_true(sd_bus_message_append_array(m, 'y', id, sizeof(id)) >= 0);
+        for (int i = 0; i < 5; i++)
+                assert_true(sd_bus_message_close_container(m) >= 0);
+        assert_true(sd_bus_message_close_container(m) >= 0);
+        seal(m);
+        assert_int_equal(bluez_object_parse_props(d, m, NULL, NULL), 1);
+        assert_int_equal(d->n_mfr, 1);
+        assert_int_equal(d->n_sd, 1);
+
+        /* a batch without RSSI is no advert: nothing inferred */
+        assert_int_equal(bluez_device_advert_fixup(d, BLUEZ_PROP_CONNECTED), 0);
+        /* an advert that carried both */
+        assert_int_equal(bluez_device_advert_fixup(d, BLUEZ_PROP_RSSI | BLUEZ_PROP_MANUFACTURER_DATA |
+                                                                      BLUEZ_PROP_SERVICE_DATA),
+                         0);
+        assert_int_equal(d->n_sd, 1);
+        /* the lock left pairing mode: RSSI and the beacon, no service data */
+        assert_int_equal(bluez_device_advert_fixup(d, BLUEZ_PROP_RSSI | BLUEZ_PROP_MANUFACTURER_DATA),
+                         BLUEZ_PROP_SERVICE_DATA);
+        assert_int_equal(d->n_sd, 0);
+        assert_int_equal(d->n_mfr, 1);
+        /* only RSSI: the advert had no manufacturer data either */
+        assert_int_equal(bluez_device_advert_fixup(d, BLUEZ_PROP_RSSI), BLUEZ_PROP_MANUFACTURER_DATA);
+        assert_int_equal(d->n_mfr, 0);
+        assert_int_equal(bluez_device_advert_fixup(d, BLUEZ_PROP_RSSI), 0);
+}
+
 static void test_wrong_type_mfr(void **state)
 {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = new_msg();
@@ -341,9 +391,10 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_error_translate), cmocka_unit_test(test_device_props),
-                cmocka_unit_test(test_wrong_type_mfr),  cmocka_unit_test(test_char_value),
-                cmocka_unit_test(test_adapter_props),   cmocka_unit_test(test_selection),
-                cmocka_unit_test(test_queue_order),     cmocka_unit_test(test_paths),
+                cmocka_unit_test(test_advert_fixup),    cmocka_unit_test(test_wrong_type_mfr),
+                cmocka_unit_test(test_char_value),      cmocka_unit_test(test_adapter_props),
+                cmocka_unit_test(test_selection),       cmocka_unit_test(test_queue_order),
+                cmocka_unit_test(test_paths),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
