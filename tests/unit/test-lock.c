@@ -187,6 +187,66 @@ static void test_removed_notification(void **state)
         assert_string_equal(r.log, "N:128;");
 }
 
+/* Log entries: the sink decides (1 new, 0 stored already); only a new successful
+ * action becomes the last action, announced once, with no second event row. */
+static int log_sink_result;
+static unsigned log_sink_calls;
+
+static int log_sink(Lock *l, const LockLogEntry *e, void *userdata)
+{
+        log_sink_calls++;
+        return log_sink_result;
+}
+
+static void test_import_log_entry(void **state)
+{
+        struct record r = {};
+        Lock *l = new_lock(&r);
+        LockLogEntry e = { .index = 7,
+                           .kind = "keypad",
+                           .source = LOCK_SOURCE_KEYPAD,
+                           .actor = "Alice",
+                           .auth_id = -1,
+                           .is_action = true,
+                           .action = LOCK_ACTION_UNLOCK };
+
+        /* no sink: dropped */
+        assert_int_equal(lock_import_log_entry(l, &e), 0);
+        assert_int_equal(r.notifies, 0);
+
+        l->log_sink = log_sink;
+        log_sink_result = 1;
+        assert_int_equal(lock_import_log_entry(l, &e), 1);
+        assert_int_equal(log_sink_calls, 1);
+        assert_int_equal(r.events, 0); /* the log row is the event */
+        assert_int_equal(r.notifies, 1);
+        assert_string_equal(r.log, "N:32;");
+        assert_int_equal(l->last_action.action, LOCK_ACTION_UNLOCK);
+        assert_int_equal(l->last_action.source, LOCK_SOURCE_KEYPAD);
+        assert_string_equal(l->last_action.actor, "Alice");
+        assert_true(l->last_action.time_usec > 0);
+
+        /* already stored: nothing announced */
+        log_sink_result = 0;
+        e.action = LOCK_ACTION_LOCK;
+        assert_int_equal(lock_import_log_entry(l, &e), 0);
+        assert_int_equal(r.notifies, 1);
+        assert_int_equal(l->last_action.action, LOCK_ACTION_UNLOCK);
+
+        /* a new entry that is not a completed action: stored, not the last action */
+        log_sink_result = 1;
+        e.is_action = false;
+        e.kind = "door";
+        assert_int_equal(lock_import_log_entry(l, &e), 1);
+        assert_int_equal(r.notifies, 1);
+
+        /* the new sources have names */
+        assert_string_equal(lock_source_to_string(LOCK_SOURCE_MANUAL), "manual");
+        assert_string_equal(lock_source_to_string(LOCK_SOURCE_APP), "app");
+        lock_remove_listener(l, listener, &r);
+        lock_free(l);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -197,6 +257,7 @@ int main(void)
                 cmocka_unit_test(test_link_rssi_is_not_an_event),
                 cmocka_unit_test(test_json),
                 cmocka_unit_test(test_removed_notification),
+                cmocka_unit_test(test_import_log_entry),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
