@@ -768,6 +768,7 @@ static int request_lock(MqttBridge *b, MqttHaRequest *req, BridgeLock **ret, cha
 
 static void handle_request(MqttBridge *b, const char *op, const void *payload, size_t len, bool retained)
 {
+        _cleanup_(secret_freep) char *code_copy = NULL;
         _cleanup_free_ char *err = NULL;
         MqttHaRequest req = { 0 };
         BridgeLock *bl;
@@ -829,6 +830,15 @@ static void handle_request(MqttBridge *b, const char *op, const void *payload, s
                         respond(b, &req, op, mqtt_ha_response_error(&req, err ?: "out of memory"));
                         goto done;
                 }
+                /* Our own copy of the code; json-c's is wiped now rather than freed as it is. */
+                if (code) {
+                        code_copy = strdup(code);
+                        explicit_bzero((char *) code, strlen(code));
+                        if (!code_copy) {
+                                log_oom();
+                                goto done;
+                        }
+                }
                 cmd = command_new(b, bl->lock, a, refresh);
                 if (!cmd) {
                         log_oom();
@@ -837,8 +847,7 @@ static void handle_request(MqttBridge *b, const char *op, const void *payload, s
                 cmd->is_request = true;
                 cmd->request = req;
                 req = (MqttHaRequest){ 0 };
-                command_start(b, bl, cmd, code);
-                /* code points into the request's JSON, now owned (and freed) by cmd: not used after. */
+                command_start(b, bl, cmd, code_copy);
         } else {
                 _cleanup_free_ char *m = NULL;
                 if (asprintf(&m,
@@ -1092,8 +1101,16 @@ int mqtt_bridge_lock_removed(MqttBridge *b, Lock *l)
 
 void mqtt_bridge_reload(MqttBridge *b)
 {
+        const Conf *c;
+
         if (!b)
                 return;
+        c = b->manager->conf;
+        if (!streq(c->mqtt.base_topic, b->base_topic) ||
+            !streq(c->mqtt.discovery_prefix, b->discovery_prefix) || c->mqtt.discovery != b->discovery ||
+            !c->mqtt.enabled)
+                log_notice("MQTT topic and connection settings take effect when lockhubd is restarted; "
+                           "the command policy applies now.");
         for (size_t i = 0; i < b->n_locks; i++)
                 b->locks[i]->discovery_dirty = true;
         schedule_flush(b);

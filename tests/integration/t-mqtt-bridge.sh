@@ -189,6 +189,10 @@ check "locks: both locks with address, device id and state" json "$T/resp" \
 request lock/action '{"lock": "back-door", "action": "lock", "transaction": 7}'
 check "lock/action: error response with reason, transaction echoed" json "$T/resp" \
 	"d['status'] == 'error' and d['error'].startswith('not_supported') and d['transaction'] == 7 and d['data'] == {}"
+request lock/action '{"lock": "front-door", "action": "unlock", "code": "9999", "transaction": 3}'
+check "lock/action with a wrong code: rejected_code" json "$T/resp" \
+	"d['status'] == 'error' and d['error'].startswith('rejected_code') and d['transaction'] == 3"
+check "... and the code is not logged" sh -c "! grep -q 9999 '$T/d.err'"
 request lock/refresh '{"lock": "nope"}'
 check "lock/refresh of an unknown lock: error" json "$T/resp" "d['status'] == 'error' and 'nope' in d['error']"
 request lock/action '{"lock": "back-door", "action": "dance", "transaction": "x"}'
