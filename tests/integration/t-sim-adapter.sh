@@ -12,8 +12,9 @@ check "SetDiscoveryFilter validation, per sender, survives Stop, merged OR; GetD
 	sim_test filter --scale 10
 check "adverts only while discovering; RSSI delta rule; ManufacturerData/ServiceData; DuplicateData" \
 	sim_test adverts --scale 10
+check "device creation: discoverable flag unless a client has a filter" sim_test creation --scale 10
 check "temporary-device expiry; Connect makes persistent; RemoveDevice semantics" sim_test temporary --scale 10
 check "a hung adapter times out until it is powered off and on" sim_test hang --scale 10
-check "experimental mode: ConnectDevice and its org.bluez.Failed name; Alias fallbacks" \
+check "experimental mode: ConnectDevice (path after link-up, org.bluez.Failed); Alias fallbacks" \
 	sim_test experimental --scale 10 --experimental
 finish

@@ -211,7 +211,7 @@ static void discovery_stopped(SimAdapter *a)
 static int scan_timer_handler(sd_event_source *s, uint64_t usec, void *userdata)
 {
         SimAdapter *a = userdata;
-        bool want = n_active(a) > 0;
+        bool want;
 
         a->scan_timer = sd_event_source_disable_unref(a->scan_timer);
         for (SimDiscoveryClient *c = a->clients, *next; c; c = next) {
@@ -286,12 +286,11 @@ static int stop_discovery(sd_bus_message *m, void *data)
 
 static int normalize_uuid(const char *in, char **ret)
 {
-        unsigned long v;
         char *end;
         size_t l = strlen(in);
 
         if (l == 4 || l == 8) {
-                v = strtoul(in, &end, 16);
+                unsigned long v = strtoul(in, &end, 16);
                 if (*end)
                         return -EINVAL;
                 return asprintf(ret, "%08lx-0000-1000-8000-00805f9b34fb", v) < 0 ? -ENOMEM : 0;
@@ -618,19 +617,16 @@ static int connect_device(sd_bus_message *m, void *data)
         for (size_t i = 0; i < a->sim->n_locks; i++)
                 if (strcasecmp(a->sim->locks[i]->address, address) == 0)
                         lock = a->sim->locks[i];
-        if (!lock || !sim_radio_reachable(lock))
-                /* the real daemon sends this malformed name */
-                return sim_reply_error(m, "org.bluez.Failed",
-                                       "Failed to connect: le-connection-abort-by-local");
-        r = sim_device_new(a, lock, lock->address, false, &d);
+        /* a device object for the address, then a connection: an absent peer fails after
+         * the LE connection timeout, with the malformed error name */
+        r = sim_device_new(a, lock, address, false, &d);
         if (r < 0)
                 return r;
         d->next = a->devices;
         a->devices = d;
         d->connectable = true;
         (void) sim_device_register(d);
-        sim_adapter_store(a, d->address);
-        return sim_reply(m, "o", d->path);
+        return sim_device_connect_device(d, m);
 }
 
 /* ---- properties ---- */

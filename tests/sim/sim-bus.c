@@ -456,7 +456,6 @@ int sim_bus_send(SimBus *b, sd_bus_message *m)
 int sim_reply(sd_bus_message *call, const char *types, ...)
 {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        va_list ap;
         int r;
 
         if (!current || sd_bus_message_get_bus(call) != current->bus)
@@ -465,6 +464,7 @@ int sim_reply(sd_bus_message *call, const char *types, ...)
         if (r < 0)
                 return r;
         if (types) {
+                va_list ap;
                 va_start(ap, types);
                 r = sd_bus_message_appendv(m, types, ap);
                 va_end(ap);
@@ -854,7 +854,7 @@ static int dispatch(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
                         (void) sim_reply_error(m, "org.bluez.Error.Failed", "%s", strerror(-r));
                 return 1;
         }
-        if (iface && streq(iface, IFACE_OM)) {
+        if (streq(iface, IFACE_OM)) {
                 if (streq(path, "/") && streq(member, "GetManagedObjects") &&
                     sd_bus_message_has_signature(m, ""))
                         (void) handle_get_managed_objects(b, m);

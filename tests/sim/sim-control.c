@@ -120,6 +120,16 @@ static int m_set_in_range(sd_bus_message *m, void *userdata, sd_bus_error *e)
         return sd_bus_reply_method_return(m, NULL);
 }
 
+static int m_set_discoverable(sd_bus_message *m, void *userdata, sd_bus_error *e)
+{
+        SimLock *l = userdata;
+        int v, r = sd_bus_message_read(m, "b", &v);
+        if (r < 0)
+                return r;
+        l->non_discoverable = !v;
+        return sd_bus_reply_method_return(m, NULL);
+}
+
 static int m_set_latency(sd_bus_message *m, void *userdata, sd_bus_error *e)
 {
         SimLock *l = userdata;
@@ -443,6 +453,7 @@ static const sd_bus_vtable lock_vtable[] = {
         SD_BUS_METHOD("SetCharging", "b", "", m_set_charging, 0),
         SD_BUS_METHOD("SetRSSI", "n", "", m_set_rssi, 0),
         SD_BUS_METHOD("SetInRange", "b", "", m_set_in_range, 0),
+        SD_BUS_METHOD("SetDiscoverable", "b", "", m_set_discoverable, 0),
         SD_BUS_METHOD("SetLatency", "u", "", m_set_latency, 0),
         SD_BUS_METHOD("SetLoss", "d", "", m_set_loss, 0),
         SD_BUS_METHOD("SetAdvInterval", "u", "", m_set_adv_interval, 0),
@@ -651,6 +662,7 @@ static const CtlMethod ctl_lock_methods[] = {
         { "SetRSSI", "n", "" },
         { "SetInRange", "b", "" },
         { "SetLatency", "u", "" },
+        { "SetDiscoverable", "b", "" },
         { "SetLoss", "d", "" },
         { "SetAdvInterval", "u", "" },
         { "InjectJam", "u", "" },

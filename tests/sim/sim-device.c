@@ -579,7 +579,9 @@ static void link_up(SimDevice *d)
         sim_lock_connected(l, d);
         dev_changed(d, "Connected");
         each_chr(d, chr_mtu_changed, NULL);
-        if (call)
+        if (call && d->connect_reply_path)
+                (void) sim_reply(call, "o", d->path);
+        else if (call)
                 (void) sim_reply(call, NULL);
         each_chr(d, chr_rearm_notify, NULL);
         (void) sim_timer(dev_sim(d), &d->resolve_timer, dev_sim(d)->t.gatt_discovery, resolve_handler, d);
@@ -650,7 +652,10 @@ void sim_device_link_lost(SimDevice *d, const char *why)
                 d->link_timer = sd_event_source_disable_unref(d->link_timer);
                 d->link = SIM_LINK_DOWN;
                 if (d->connect_call) {
-                        (void) sim_reply_error(d->connect_call, ERR_FAILED, "le-connection-abort-by-local");
+                        /* ConnectDevice fails with the malformed name (5.66 and later) */
+                        (void) sim_reply_error(d->connect_call,
+                                               d->connect_reply_path ? "org.bluez.Failed" : ERR_FAILED,
+                                               "le-connection-abort-by-local");
                         d->connect_call = sd_bus_message_unref(d->connect_call);
                 }
                 if (d->pair_call) {
@@ -724,6 +729,13 @@ static int start_link(SimDevice *d)
         return sim_timer(sim, &d->link_timer, sim->t.le_connect_timeout, connect_timeout_handler, d);
 }
 
+int sim_device_connect_device(SimDevice *d, sd_bus_message *call)
+{
+        d->connect_call = sd_bus_message_ref(call);
+        d->connect_reply_path = true;
+        return start_link(d);
+}
+
 static int device_connect(sd_bus_message *m, void *data)
 {
         SimDevice *d = data;
@@ -744,6 +756,7 @@ static int device_connect(sd_bus_message *m, void *data)
         if (d->blocked)
                 return sim_reply_error(m, ERR_FAILED, "le-connection-abort-by-local");
         d->connect_call = sd_bus_message_ref(m);
+        d->connect_reply_path = false;
         return start_link(d);
 }
 

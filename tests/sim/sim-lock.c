@@ -330,8 +330,6 @@ void sim_lock_log(SimLock *l, uint32_t auth_id, const char *name, uint8_t type, 
 
 void sim_lock_state_changed(SimLock *l)
 {
-        uint8_t frame[8];
-        int n;
         bool bridge = false;
 
         l->state_changed = true;
@@ -339,8 +337,8 @@ void sim_lock_state_changed(SimLock *l)
                 if (l->auths[i].type == 1)
                         bridge = true;
         if (l->link && bridge && l->cccd[SIM_CHR_GDIO]) {
-                uint8_t st = 0xF1;
-                n = nuki_frame_encode_plain(0x000E, &st, 1, frame, sizeof(frame));
+                uint8_t st = 0xF1, frame[8];
+                int n = nuki_frame_encode_plain(0x000E, &st, 1, frame, sizeof(frame));
                 if (n > 0)
                         sim_lock_indicate(l, SIM_CHR_GDIO, frame, (size_t) n);
         }
@@ -755,7 +753,7 @@ void sim_lock_build_advert(SimLock *l, SimAdvert *ad)
 {
         uint8_t tx = l->gen <= SIM_GEN_2 ? 0xC4 : 0xC8;
 
-        *ad = (SimAdvert){ .discoverable = true, .connectable = true, .company = 0x004C };
+        *ad = (SimAdvert){ .discoverable = !l->non_discoverable, .connectable = true, .company = 0x004C };
         snprintf(ad->name, sizeof(ad->name), "Nuki_%08X", l->nuki_id);
         ad->mfr[0] = 0x02;
         ad->mfr[1] = 0x15;

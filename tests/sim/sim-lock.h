@@ -171,6 +171,7 @@ struct SimLock {
         uint64_t rtt;          /* real usec: one ATT request/response */
         double loss;           /* per ATT exchange, 0..1: lost means link loss */
         bool in_range;
+        bool non_discoverable; /* adverts without the LE General Discoverable flag */
         sd_event_source *adv_timer;
         SimDevice *link; /* the device (on some adapter) connected to us */
 

@@ -38,11 +38,11 @@ static int fmt(sd_bus_message *m, FILE *f);
 static int fmt_container_items(sd_bus_message *m, FILE *f)
 {
         bool first = true;
-        int r;
 
         for (;;) {
                 char type;
                 const char *contents;
+                int r;
                 r = sd_bus_message_peek_type(m, &type, &contents);
                 if (r < 0)
                         return r;
@@ -249,7 +249,7 @@ static int on_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
         size_t n = 0;
         FILE *f = open_memstream(&s, &n);
         const char *member = sd_bus_message_get_member(m), *path = sd_bus_message_get_path(m);
-        int r = 0;
+        int r;
 
         if (!f)
                 return 0;
@@ -416,6 +416,24 @@ void probe_dump(Probe *p, size_t from)
 {
         for (size_t i = from; i < p->n_ev; i++)
                 fprintf(stderr, "    [%zu] %s\n", i, p->ev[i]);
+}
+
+static int find2(Probe *p, size_t from, const char *a, const char *b)
+{
+        for (size_t i = from; i < p->n_ev; i++)
+                if (strstr(p->ev[i], a) && strstr(p->ev[i], b))
+                        return (int) i;
+        return -1;
+}
+
+int probe_wait2(Probe *p, size_t from, const char *a, const char *b, uint64_t usec)
+{
+        uint64_t deadline = now_usec() + usec;
+        int i;
+
+        while ((i = find2(p, from, a, b)) < 0 && now_usec() < deadline)
+                pump_once(p, deadline);
+        return i;
 }
 
 int probe_wait(Probe *p, size_t from, const char *needle, uint64_t usec)

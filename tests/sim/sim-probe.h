@@ -45,6 +45,8 @@ void probe_run(Probe *p, uint64_t usec);
 /* Waits until a recorded line from index `from` on contains `needle`; returns its index or -1. */
 int probe_wait(Probe *p, size_t from, const char *needle, uint64_t usec);
 int probe_find(Probe *p, size_t from, const char *needle);
+/* Like probe_wait, for a line that contains both a and b (signals batch other properties in). */
+int probe_wait2(Probe *p, size_t from, const char *a, const char *b, uint64_t usec);
 size_t probe_count(Probe *p, size_t from, const char *needle);
 size_t probe_mark(Probe *p);
 void probe_dump(Probe *p, size_t from);

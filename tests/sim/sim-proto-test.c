@@ -33,7 +33,8 @@ void sim_proto_set_scale(double s)
 
 static uint64_t T(uint64_t real_usec)
 {
-        return (uint64_t) ((double) real_usec / scale) + 500 * USEC_PER_MSEC;
+        /* generous slack: the machine may be busy; waits end as soon as the event is there */
+        return (uint64_t) ((double) real_usec / scale) + SEC;
 }
 
 enum { CH_PAIRING, CH_GDIO, CH_USDIO, CH_N };
@@ -98,7 +99,7 @@ static int link_write(Link *k, int ch, const uint8_t *d, size_t n)
 static bool link_next(Link *k, Msg *ret, uint64_t usec)
 {
         struct timespec ts;
-        uint64_t deadline, t;
+        uint64_t deadline;
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
         deadline = (uint64_t) ts.tv_sec * SEC + (uint64_t) ts.tv_nsec / 1000 + usec;
@@ -110,7 +111,7 @@ static bool link_next(Link *k, Msg *ret, uint64_t usec)
                         return true;
                 }
                 clock_gettime(CLOCK_MONOTONIC, &ts);
-                t = (uint64_t) ts.tv_sec * SEC + (uint64_t) ts.tv_nsec / 1000;
+                uint64_t t = (uint64_t) ts.tv_sec * SEC + (uint64_t) ts.tv_nsec / 1000;
                 if (t >= deadline)
                         return false;
                 probe_run(k->p, MIN(deadline - t, 20 * USEC_PER_MSEC));
@@ -624,8 +625,8 @@ void sim_proto_test_protocol(Probe *p)
                 if (r == 1)
                         r = do_cmd(&k, &s, &cmd, 0, rep, 64, &n, NULL);
                 CHECK(p,
-                      r == 0 && probe_wait(p, mk, "{Connected=b:false;ServicesResolved=b:false}",
-                                           T(2 * SEC)) >= 0,
+                      r == 0 && probe_wait2(p, mk, "Connected=b:false", "ServicesResolved=b:false",
+                                            T(2 * SEC)) >= 0,
                       "re-paired; Request Reboot: COMPLETE, then the lock drops the link");
         }
         nuki_session_wipe(&s);
@@ -644,7 +645,6 @@ void sim_proto_test_model(Probe *p)
         Link k;
         unsigned mv0, mv1;
         int r;
-        char v[64];
 
         CHECK(p, link_open(p, &k, "54:D2:72:00:00:01"), "connect front");
         r = pair_bridge(&k, &res, NUKI_ID_TYPE_BRIDGE, 42);
@@ -732,7 +732,7 @@ void sim_proto_test_model(Probe *p)
                               ctl_uint(p, "front", "LogEntries") == 0 &&
                               ctl_uint(p, "front", "NukiState") == 0,
               "factory reset wipes authorizations, codes and log; uninitialized");
-        CHECK(p, probe_wait(p, 0, "{Connected=b:false;ServicesResolved=b:false}", T(SEC)) >= 0,
+        CHECK(p, probe_wait2(p, 0, "Connected=b:false", "ServicesResolved=b:false", T(2 * SEC)) >= 0,
               "the reset drops the link");
         {
                 size_t m = probe_mark(p);
@@ -740,8 +740,9 @@ void sim_proto_test_model(Probe *p)
                                   1, "DuplicateData", "b", 1);
                 (void) probe_call(p, 5 * SEC, ADAPTER, "org.bluez.Adapter1", "StopDiscovery", NULL);
                 (void) probe_call(p, 5 * SEC, ADAPTER, "org.bluez.Adapter1", "StartDiscovery", NULL);
-                r = probe_wait(p, m, "a92ee000-5501-11e4-916c-0800200c9a66", T(5 * SEC));
+                r = probe_wait(p, m, "a92ee000-5501-11e4-916c-0800200c9a66", T(20 * SEC));
                 CHECK(p, r >= 0, "an uninitialized lock advertises the initialization service");
+                char v[64];
                 (void) probe_get(p, k.dev, IF_DEV, "ServiceData", v, sizeof(v));
                 CHECK(p, strstr(v, "a92ee100") != NULL, "and is in pairing mode");
         }

@@ -169,7 +169,6 @@ int sim_load_scenario(Sim *sim, const char *path)
         SimLockSpec *locks = NULL;
         size_t n_locks = 0;
         FILE *f;
-        int r = 0;
 
 #define ERR(...)                                  \
         do {                                      \
@@ -387,7 +386,7 @@ int sim_load_scenario(Sim *sim, const char *path)
         if (sim->n_adapters == 0 && errors == 0)
                 (void) add_adapter(sim, "hci0", "00:1A:7D:DA:71:10", 0);
         for (size_t i = 0; i < n_locks && errors == 0; i++) {
-                r = add_lock(sim, &locks[i]);
+                int r = add_lock(sim, &locks[i]);
                 if (r < 0) {
                         log_error_errno(r, "%s: lock %s: %m", path, locks[i].name);
                         errors++;

@@ -226,6 +226,7 @@ struct SimDevice {
         bool services_resolved;
         uint16_t mtu;
         sd_bus_message *connect_call;
+        bool connect_reply_path; /* ConnectDevice: reply with the path, fail as org.bluez.Failed */
         sd_bus_message **disconnect_calls;
         size_t n_disconnect_calls;
         sd_bus_message *remove_call; /* RemoveDevice waiting for the link to go down */
@@ -255,6 +256,8 @@ void sim_device_restart_expiry(SimDevice *d);
  * disconnect. Pending GATT calls fail with ATT 0x0e. */
 void sim_device_link_lost(SimDevice *d, const char *why);
 bool sim_device_is_connected(const SimDevice *d);
+/* Adapter1.ConnectDevice: bring the link up, answer call with the device path. */
+int sim_device_connect_device(SimDevice *d, sd_bus_message *call);
 void sim_device_disconnect_for_removal(SimDevice *d, sd_bus_message *remove_call);
 /* The lock indicates on a characteristic (value handle); delivered as Value. */
 void sim_device_indicate(SimDevice *d, int chr_id, const uint8_t *data, size_t len);
