@@ -511,7 +511,8 @@ static void print_value(sd_bus_message *m, char *buf, size_t n, json_object **re
         case 't': {
                 uint64_t v;
                 if (sd_bus_message_read(m, "t", &v) >= 0) {
-                        snprintf(buf, n, "%llu", (unsigned long long) v);
+                        /* the only 't' property is a time (LastSeen) */
+                        format_time(v, buf, n);
                         *ret = json_object_new_uint64(v);
                 }
                 break;
