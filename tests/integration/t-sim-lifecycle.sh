@@ -5,6 +5,14 @@
 start_dbus || exit 1
 
 check "clean shutdown, crash and restart as a client sees them" sim_test lifecycle --scale 10
+scenario "$T/reorder.ini" <<INI
+[sim]
+scale = 10
+connect-reply-first = yes
+remove-parents-first = yes
+INI
+check "scripted reorderings: Connect reply first, parents removed first" \
+	sim_test reorder --scenario "$T/reorder.ini"
 
 # SIGTERM: the same clean shutdown, then the process exits by itself
 scenario "$T/slow.ini" <<INI

@@ -577,12 +577,18 @@ static void link_up(SimDevice *d)
         d->mtu = l ? l->mtu : 23;
         l->link = d;
         sim_lock_connected(l, d);
-        dev_changed(d, "Connected");
-        each_chr(d, chr_mtu_changed, NULL);
+        if (!dev_sim(d)->connect_reply_first) {
+                dev_changed(d, "Connected");
+                each_chr(d, chr_mtu_changed, NULL);
+        }
         if (call && d->connect_reply_path)
                 (void) sim_reply(call, "o", d->path);
         else if (call)
                 (void) sim_reply(call, NULL);
+        if (dev_sim(d)->connect_reply_first) {
+                dev_changed(d, "Connected");
+                each_chr(d, chr_mtu_changed, NULL);
+        }
         each_chr(d, chr_rearm_notify, NULL);
         (void) sim_timer(dev_sim(d), &d->resolve_timer, dev_sim(d)->t.gatt_discovery, resolve_handler, d);
         if (d->pair_call)
@@ -1606,6 +1612,8 @@ SimDevice *sim_device_free(SimDevice *d)
                 sim_lock_disconnected(d->lock);
         }
         indications_clear(d);
+        if (dev_sim(d)->remove_parents_first && dev_sim(d)->bluez)
+                d->obj = sim_obj_free(d->obj);
         sim_device_gatt_unexport(d);
         d->connect_call = sd_bus_message_unref(d->connect_call);
         d->pair_call = sd_bus_message_unref(d->pair_call);

@@ -8,13 +8,16 @@
  *   scale = 20                  # time scale: every delay divided by this
  *   experimental = no           # bluetoothd -E: Adapter1.ConnectDevice exists
  *   disconnected-signal = no    # 5.83+: Device1.Disconnected(reason, message)
+ *   connect-reply-first = no    # reorderings 5.66 does not rule out: the Connect reply
+ *   remove-parents-first = no   #   before Connected=true; a device removed before its GATT
+ *                               #   objects
  *   seed = 1                    # random seed (RSSI noise, jitter, loss)
  *   le-connect-timeout = 20000  # timings in real-world ms, before scaling:
  *   disconnect-delay = 2000     #   also temporary-timeout, power-delay,
  *   temporary-timeout = 30000   #   scan-start-delay, gatt-discovery, att-round-trip,
  *   motor-action = 2500         #   adapter-probe, auto-enable, pairing-mode-timeout,
  *                               #   lockngo
- *   [adapter hci0]
+ *   [adapter hci0]               # no [adapter]: hci0; no [lock]: the default three locks
  *   address = 00:1A:7D:DA:71:10
  *   rssi-offset = 0             # dB added to every lock as this adapter hears it
  *
@@ -267,11 +270,16 @@ int sim_load_scenario(Sim *sim, const char *path)
                                         sim->experimental = sim->experimental || b;
                                 continue;
                         }
-                        if (streq(key, "disconnected-signal")) {
+                        if (streq(key, "disconnected-signal") || streq(key, "connect-reply-first") ||
+                            streq(key, "remove-parents-first")) {
                                 if (parse_bool(val, &b) < 0)
-                                        ERR("disconnected-signal: yes or no", path, lineno);
-                                else
+                                        ERR("%s: yes or no", path, lineno, key);
+                                else if (streq(key, "disconnected-signal"))
                                         sim->disconnected_signal = sim->disconnected_signal || b;
+                                else if (streq(key, "connect-reply-first"))
+                                        sim->connect_reply_first = b;
+                                else
+                                        sim->remove_parents_first = b;
                                 continue;
                         }
                         if (streq(key, "seed")) {
@@ -394,7 +402,10 @@ int sim_load_scenario(Sim *sim, const char *path)
         }
         nuki_wipe(locks, n_locks * sizeof(*locks));
         free(locks);
-        return errors ? -EINVAL : 0;
+        if (errors)
+                return -EINVAL;
+        /* a scenario that only tunes [sim] or adapters gets the default locks */
+        return n_locks == 0 ? sim_load_default(sim) : 0;
 #undef ERR
 }
 
@@ -412,9 +423,13 @@ int sim_load_default(Sim *sim)
                 { "back", SIM_GEN_3, "3.6.9", 55, -71, false },
                 { "garage", SIM_GEN_4, "4.2.8", 95, -84, false },
         };
-        int r = add_adapter(sim, "hci0", "00:1A:7D:DA:71:10", 0);
-        if (r < 0)
-                return r;
+        int r;
+
+        if (sim->n_adapters == 0) {
+                r = add_adapter(sim, "hci0", "00:1A:7D:DA:71:10", 0);
+                if (r < 0)
+                        return r;
+        }
         for (size_t i = 0; i < ELEMENTSOF(def); i++) {
                 SimLockSpec s;
                 sim_lock_spec_default(&s, def[i].name, (unsigned) i);

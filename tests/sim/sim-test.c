@@ -956,6 +956,28 @@ static void test_disconnected_signal(Probe *p)
         CHECK(p, probe_wait(p, m, "SIG " FRONT " Disconnected", T(SEC)) >= 0, "also on link loss");
 }
 
+/* run with connect-reply-first and remove-parents-first: what a tolerant client must survive */
+static void test_reorder(Probe *p)
+{
+        size_t m;
+        int r;
+
+        start_discovery(p);
+        discover(p, FRONT);
+        m = probe_mark(p);
+        CHECK(p, connect_resolved(p, FRONT), "connected");
+        CHECK(p, line_of(p, m, "REPLY Connect", NULL) < line_of(p, m, "{Connected=b:true}", NULL),
+              "the Connect reply before Connected=true");
+        probe_call(p, 10 * SEC, FRONT, IF_DEV, "Disconnect", NULL);
+        m = probe_mark(p);
+        r = probe_call(p, 10 * SEC, ADAPTER, IF_AD, "RemoveDevice", "o", FRONT);
+        CHECK(p,
+              r == 0 && line_of(p, m, "IR " FRONT " ", NULL) >= 0 &&
+                              line_of(p, m, "IR " FRONT " ", NULL) <
+                                              line_of(p, m, "IR " FRONT "/service", NULL),
+              "a device removed before its GATT objects");
+}
+
 typedef struct Test {
         const char *name;
         void (*fn)(Probe *p);
@@ -977,6 +999,7 @@ static const Test tests[] = {
         { "hang", test_hang },
         { "experimental", test_experimental },
         { "creation", test_creation },
+        { "reorder", test_reorder },
         { "disconnected-signal", test_disconnected_signal },
         { "protocol", sim_proto_test_protocol },
         { "pairing", sim_proto_test_pairing },

@@ -93,6 +93,9 @@ struct Sim {
         SimTimings t;
         bool experimental;        /* bluetoothd -E: ConnectDevice exists */
         bool disconnected_signal; /* 5.83+: Device1.Disconnected(reason, message) */
+        /* reorderings bluetoothd does not guarantee against, to test a client's tolerance */
+        bool connect_reply_first;  /* Connect reply before Connected=true */
+        bool remove_parents_first; /* a device's InterfacesRemoved before its GATT objects' */
         unsigned seed;
 
         SimAdapter *adapters[SIM_MAX_ADAPTERS];
