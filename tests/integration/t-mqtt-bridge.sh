@@ -166,11 +166,15 @@ check "malformed JSON command: failed event, reason invalid" json "$T/event" \
 
 command front-door UNLOCK
 check "UNLOCK without the required code: rejected_code" json "$T/event" "d['reason'] == 'rejected_code'"
-command front-door '{"state": "UNLOCK", "code": "1111"}'
-check "UNLOCK with a wrong code: rejected_code" json "$T/event" \
+listen event lockhub/front-door/event 2 5
+mosquitto_pub -p "$PORT" -t lockhub/front-door/set -m '{"state": "UNLOCK", "code": "1111"}'
+mosquitto_pub -p "$PORT" -t lockhub/front-door/set -m '{"state": "UNLOCK", "code": "2468"}'
+collected
+sed -n 1p "$T/event" >"$T/event1"
+sed -n 2p "$T/event" >"$T/event2"
+check "UNLOCK with a wrong code: rejected_code" json "$T/event1" \
 	"d['reason'] == 'rejected_code' and d['message'] == 'wrong unlock code'"
-command front-door '{"state": "UNLOCK", "code": "2468"}'
-check "right code right after a wrong one: rate_limited" json "$T/event" "d['reason'] == 'rate_limited'"
+check "right code right after a wrong one: rate_limited" json "$T/event2" "d['reason'] == 'rate_limited'"
 check "wrong code logged without the code" sh -c "grep -q 'wrong unlock code over MQTT' '$T/d.err' && ! grep -q 1111 '$T/d.err'"
 check "refused codes recorded as access events with source mqtt" \
 	test "$(sqlite3 "$T/state/lockhub.db" "SELECT count(*) FROM events WHERE kind = 'access' AND source = 'mqtt'")" -ge 3
@@ -254,4 +258,16 @@ check "unique ids stable across a restart" sh -c "test -s '$T/uids1' && cmp -s '
 kill -TERM "$daemon_pid"
 wait_exit "$daemon_pid" 10
 check "restarted lockhubd exits 0 on SIGTERM (got $exit_code)" test "$exit_code" = 0
+
+# ---- Enabled=no: nothing connects ------------------------------------------------------
+printf '[Hub]\nLogLevel=debug\n[MQTT]\nEnabled=no\nHost=127.0.0.1\nPort=%s\nBaseTopic=disabled\n' "$PORT" \
+	>"$T/lockhub.conf"
+: >"$T/d.err"
+start_daemon
+check "Enabled=no: lockhubd starts" wait_for 10 grep -q 'lockhubd .* started' "$T/d.err"
+sleep 1
+check "Enabled=no: no MQTT connection" sh -c "! grep -q 'MQTT' '$T/d.err'"
+check "Enabled=no: nothing published" test -z "$(retained disabled/bridge/state)"
+kill -TERM "$daemon_pid"
+wait_exit "$daemon_pid" 10
 finish

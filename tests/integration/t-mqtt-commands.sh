@@ -59,7 +59,7 @@ LogLevel=debug
 [MQTT]
 Host=127.0.0.1
 Port=$PORT
-CommandExpirySec=2s
+CommandExpirySec=3s
 EOF
 mkfifo "$T/ctl"
 exec 3<>"$T/ctl"
@@ -105,7 +105,7 @@ check "jam: state JAMMED, problem on with its reason" wait_for 5 state_is \
 	"d['state'] == 'JAMMED' and d['jammed'] and d['problem'] and 'motor' in d['problem_reason'] and
 	 d['health']['status'] == 'problem'"
 
-# unreachable: held, then run when it is back; or rejected after CommandExpirySec=2s
+# unreachable: held, then run when it is back; or rejected after CommandExpirySec=3s
 ctl "link door down"
 check "unreachable: availability offline" wait_for 5 retained_is lockhub/door/availability offline
 listen ev lockhub/door/event 1 6
@@ -117,14 +117,14 @@ check "held command runs when the lock is back" json "$T/ev" "d['event_type'] ==
 ctl "link door down"
 command UNLOCK 1
 check "held command rejected after the expiry: unreachable" json "$T/ev" \
-	"d['reason'] == 'unreachable' and '2s' in d['message']"
+	"d['reason'] == 'unreachable' and '3s' in d['message']"
 listen ev lockhub/door/event 1 4
 mosquitto_pub -p "$PORT" -t lockhub/door/set -m LOCK
 mosquitto_pub -p "$PORT" -t lockhub/door/set -m UNLOCK
 collected
 check "a newer held command supersedes the older: busy" json "$T/ev" \
 	"d['reason'] == 'busy' and d['action'] == 'lock' and 'superseded' in d['message']"
-sleep 2.5
+sleep 3.5
 ctl "link door up -58"
 check "rssi and connectivity in the state" wait_for 5 state_is "d['rssi'] == -58 and d['link']['reachable']"
 
