@@ -142,24 +142,26 @@ void health_battery_analyze(const HealthPoint *pct, size_t n, uint64_t now_usec,
         ret->level = pct[n - 1].v;
         ret->level_usec = pct[n - 1].t_usec;
 
-        /* The window, then the last battery change inside it. A change is a rise that
-         * stays: compare with the running minimum, so one high outlier is not a change. */
+        /* The window, then the last battery change inside it: a step up between the
+         * median of the few readings before and the few from here on, so a single wild
+         * reading (high or low) is not a change. */
         while (start < n && p.window_usec > 0 && now_usec > p.window_usec &&
                pct[start].t_usec < now_usec - p.window_usec)
                 start++;
         if (start >= n)
                 return;
-        {
-                double low = pct[start].v;
-                for (size_t i = start + 1; i < n; i++) {
-                        bool stays = i + 1 < n && pct[i + 1].v - low >= p.replaced_jump;
-                        if (pct[i].v - low >= p.replaced_jump && stays) {
-                                ret->replaced = true;
-                                ret->replaced_usec = pct[i].t_usec;
-                                start = i;
-                                low = pct[i].v;
-                        } else if (pct[i].v < low)
-                                low = pct[i].v;
+        for (size_t i = start + 1; i + 1 < n; i++) {
+                double before[5], after[3];
+                size_t nb = 0, na = 0;
+
+                for (size_t j = i; j > start && nb < ELEMENTSOF(before); j--)
+                        before[nb++] = pct[j - 1].v;
+                for (size_t j = i; j < n && na < ELEMENTSOF(after); j++)
+                        after[na++] = pct[j].v;
+                if (health_median(after, na) - health_median(before, nb) >= p.replaced_jump) {
+                        ret->replaced = true;
+                        ret->replaced_usec = pct[i].t_usec;
+                        start = i;
                 }
         }
         ret->n_fit = n - start;
