@@ -82,6 +82,11 @@ sim_test() {
 	_rc=$?
 	kill $_pid 2>/dev/null
 	wait $_pid 2>/dev/null
+	# under SAN=1 the simulator's own findings (leaks at exit included) fail the test
+	if grep -qE "ERROR: [A-Za-z]+Sanitizer|runtime error:" "$T/sim-$_name.log"; then
+		echo "sanitizer findings in lockhub-sim:"
+		_rc=1
+	fi
 	[ $_rc -eq 0 ] || tail -n 30 "$T/sim-$_name.log"
 	return $_rc
 }
