@@ -241,8 +241,8 @@ static int do_code_add(Store *s, void *userdata)
         return 0;
 }
 
-int codes_code_add(Store *s, int64_t user_id, const LockCode *c, const int64_t *lock_ids, size_t n_locks,
-                   CodeRule *ret_rule, int64_t *ret_id)
+static int code_add(Store *s, int64_t user_id, const LockCode *c, const int64_t *lock_ids, size_t n_locks,
+                    CodeRule *ret_rule, int64_t *ret_id, bool own_transaction)
 {
         struct add_args a = { .user_id = user_id, .code = c, .lock_ids = lock_ids, .n_locks = n_locks };
         int r;
@@ -252,12 +252,24 @@ int codes_code_add(Store *s, int64_t user_id, const LockCode *c, const int64_t *
                 return r;
         if (codes_user_is_withdrawn(s, user_id))
                 return -ENOENT;
-        r = run_in_transaction(s, do_code_add, &a);
+        r = own_transaction ? run_in_transaction(s, do_code_add, &a) : do_code_add(s, &a);
         if (r < 0)
                 return r;
         if (ret_id)
                 *ret_id = a.id;
         return 0;
+}
+
+int codes_code_add(Store *s, int64_t user_id, const LockCode *c, const int64_t *lock_ids, size_t n_locks,
+                   CodeRule *ret_rule, int64_t *ret_id)
+{
+        return code_add(s, user_id, c, lock_ids, n_locks, ret_rule, ret_id, true);
+}
+
+int codes_code_add_in_transaction(Store *s, int64_t user_id, const LockCode *c, const int64_t *lock_ids,
+                                  size_t n_locks, CodeRule *ret_rule, int64_t *ret_id)
+{
+        return code_add(s, user_id, c, lock_ids, n_locks, ret_rule, ret_id, false);
 }
 
 int codes_code_update(Store *s, int64_t credential_id, const LockCode *c, CodeRule *ret_rule)
