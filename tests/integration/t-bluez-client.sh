@@ -349,7 +349,8 @@ address = 54:D2:72:00:01:02
 rssi = -60
 EOF
 "$SIM" --scenario "$T/two.conf" --seed 3 >"$T/sim2.log" 2>&1 &
-track $!
+sim2_pid=$!
+track $sim2_pid
 "$SIM" ctl wait-bluez 10 || { cat "$T/sim2.log"; exit 1; }
 probe two --max-connections 1 <<EOF
 expect service up
@@ -384,5 +385,31 @@ sleep 0.5
 EOF
 check "by-address script ran to the end" test $? = 0
 check "adapter selected by address" sh -c "! grep -q 'hci1' '$T/byaddr.out'"
+
+# --- 11. services that take too long to resolve --------------------------------------
+kill $sim2_pid
+wait $sim2_pid 2>/dev/null
+cat >"$T/slow.conf" <<EOF
+[sim]
+scale = 10
+gatt-discovery = 50000
+[adapter hci0]
+address = 00:1A:7D:DA:71:10
+[lock one]
+address = 54:D2:72:00:01:01
+rssi = -60
+EOF
+"$SIM" --scenario "$T/slow.conf" >"$T/sim3.log" 2>&1 &
+track $!
+"$SIM" ctl wait-bluez 10 || { cat "$T/sim3.log"; exit 1; }
+probe slow --resolve-timeout 1 <<EOF
+scan on
+wait advert hci0 54:D2:72:00:01:01
+connect 54:D2:72:00:01:01 user
+expect failed 54:D2:72:00:01:01 ETIMEDOUT n/a services not resolved in time
+state 54:D2:72:00:01:01
+expect state 54:D2:72:00:01:01 disconnecting
+EOF
+check "slow script ran to the end" test $? = 0
 
 finish

@@ -5,7 +5,8 @@
  * simulated bluetoothd by hand.
  *
  *   bluez-probe [--adapter NAME]... [--max-connections N] [--idle SEC]
- *               [--connect-timeout SEC] [--queue-timeout SEC] [--attempts N]
+ *               [--connect-timeout SEC] [--queue-timeout SEC] [--resolve-timeout SEC]
+ *               [--attempts N]
  *               [--notify UUID]... [--timeout SEC] [--all-adverts] < script
  *
  * Every event of the library is printed as one line on stdout:
@@ -518,6 +519,7 @@ int main(int argc, char **argv)
                 { "idle", required_argument, NULL, 'i' },
                 { "connect-timeout", required_argument, NULL, 'c' },
                 { "queue-timeout", required_argument, NULL, 'q' },
+                { "resolve-timeout", required_argument, NULL, 'r' },
                 { "attempts", required_argument, NULL, 'n' },
                 { "notify", required_argument, NULL, 'N' },
                 { "timeout", required_argument, NULL, 't' },
@@ -561,6 +563,9 @@ int main(int argc, char **argv)
                         break;
                 case 'q':
                         config.queue_timeout_usec = (uint64_t) (strtod(optarg, NULL) * 1e6);
+                        break;
+                case 'r':
+                        config.resolve_timeout_usec = (uint64_t) (strtod(optarg, NULL) * 1e6);
                         break;
                 case 'n':
                         config.connect_attempts = (unsigned) atoi(optarg);
