@@ -73,8 +73,11 @@ static int do_get(Store *s, const char *name)
         printf(" ");
         print_hex(l.security_pin_sealed, l.security_pin_sealed_size);
         store_lock_done(&l);
-        if (store_user_get_by_name(s, name, &u) >= 0 && store_credential_list(s, u.id, &c, &n) >= 0 && n > 0)
-                printf(" %.*s", (int) c[0].code_sealed_size, (const char *) c[0].code_sealed);
+        if (store_user_get_by_name(s, name, &u) >= 0) {
+                if (store_credential_list(s, u.id, &c, &n) >= 0 && n > 0)
+                        printf(" %.*s", (int) c[0].code_sealed_size, (const char *) c[0].code_sealed);
+                store_user_done(&u);
+        }
         printf("\n");
         store_credential_array_free(c, n);
         return 0;
