@@ -19,6 +19,8 @@
  *   log-sync      Request Log Entries after the last imported index (needs the PIN)
  *   time-sync     Update Time when the lock's clock is off by more than TimeSyncDriftSec
  *   remove-auth   Remove Authorization Entry of our own authorization (unpairing)
+ *   keypad codes  Request Keypad Codes (every page), Add, Update and Remove Keypad Code:
+ *                 the list_codes/add_code/update_code/remove_code ops (need the PIN)
  *
  * The driver never polls. It connects when a user asks for something, when an advert
  * carries the state-changed bit, or when the lock sends the unencrypted Status 0xF1 on

@@ -41,6 +41,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "lockhub/codes.h"
 #include "lockhub/log.h"
 #include "lockhub/macro.h"
 #include "lockhub/nuki-cmd.h"
@@ -51,6 +52,7 @@
 
 #define USEC_PER_SEC          1000000ULL
 #define LOG_BATCH             20U
+#define CODE_PAGE             50U
 #define REFRESH_HOLDOFF_USEC  (3 * USEC_PER_SEC) /* ignore stale state-changed bits after a refresh */
 #define CONNECT_DEADLINE_MULT 4U                 /* connect timeout × this bounds a wait for a link */
 
@@ -61,6 +63,10 @@ typedef enum NukiJobKind {
         NUKI_JOB_CONFIG,
         NUKI_JOB_LOG_SYNC,
         NUKI_JOB_TIME_SYNC,
+        NUKI_JOB_CODES_LIST,
+        NUKI_JOB_CODE_ADD,
+        NUKI_JOB_CODE_UPDATE,
+        NUKI_JOB_CODE_REMOVE,
         _NUKI_JOB_MAX,
 } NukiJobKind;
 
@@ -76,6 +82,16 @@ struct NukiJob {
         unsigned received; /* log entries in this batch */
         uint32_t max_index;
         bool accepted;
+        /* keypad codes: the code to write (its digits are secret), the id to remove or
+         * the one the lock gave, the list read so far */
+        LockCode code;
+        int code_id;
+        lock_codes_listed_t listed;
+        lock_code_added_t added;
+        LockCode *codes;
+        size_t n_codes;
+        unsigned announced;
+        bool have_announced;
         NukiJob *next;
 };
 
@@ -119,9 +135,11 @@ static const Conf *driver_conf(const NukiDriver *d)
 static const char *job_kind_to_string(NukiJobKind k)
 {
         static const char *const names[_NUKI_JOB_MAX] = {
-                [NUKI_JOB_ACTION] = "action",     [NUKI_JOB_REMOVE_AUTH] = "remove-auth",
-                [NUKI_JOB_REFRESH] = "refresh",   [NUKI_JOB_CONFIG] = "config",
-                [NUKI_JOB_LOG_SYNC] = "log-sync", [NUKI_JOB_TIME_SYNC] = "time-sync",
+                [NUKI_JOB_ACTION] = "action",           [NUKI_JOB_REMOVE_AUTH] = "remove-auth",
+                [NUKI_JOB_REFRESH] = "refresh",         [NUKI_JOB_CONFIG] = "config",
+                [NUKI_JOB_LOG_SYNC] = "log-sync",       [NUKI_JOB_TIME_SYNC] = "time-sync",
+                [NUKI_JOB_CODES_LIST] = "list-codes",   [NUKI_JOB_CODE_ADD] = "add-code",
+                [NUKI_JOB_CODE_UPDATE] = "update-code", [NUKI_JOB_CODE_REMOVE] = "remove-code",
         };
         return k < _NUKI_JOB_MAX ? names[k] : "?";
 }
@@ -137,6 +155,10 @@ static BluezPriority job_priority(NukiJobKind k)
         case NUKI_JOB_CONFIG:
         case NUKI_JOB_LOG_SYNC:
         case NUKI_JOB_TIME_SYNC:
+        case NUKI_JOB_CODES_LIST:
+        case NUKI_JOB_CODE_ADD:
+        case NUKI_JOB_CODE_UPDATE:
+        case NUKI_JOB_CODE_REMOVE:
         case _NUKI_JOB_MAX:
                 break;
         }
@@ -466,11 +488,47 @@ static uint64_t command_timeout_usec(const NukiDriver *d)
         return (uint64_t) driver_conf(d)->bluetooth.command_timeout_sec * USEC_PER_SEC;
 }
 
+static void job_free(NukiJob *j)
+{
+        if (!j)
+                return;
+        if (j->codes) {
+                nuki_wipe(j->codes, j->n_codes * sizeof *j->codes);
+                free(j->codes);
+        }
+        nuki_wipe(j, sizeof *j);
+        free(j);
+}
+
 static void job_done(NukiDriver *d, NukiJob *j, int r, const char *message)
 {
-        if (j->done)
-                j->done(d->lock, r, message, j->userdata);
-        free(j);
+        switch (j->kind) {
+        case NUKI_JOB_CODES_LIST: {
+                /* never NULL, even for an empty list: callers may memcpy() from it */
+                static const LockCode none = { .id = -1 };
+                if (j->listed)
+                        j->listed(d->lock, r, message, r < 0 || !j->codes ? &none : j->codes,
+                                  r < 0 ? 0 : j->n_codes, j->userdata);
+                break;
+        }
+        case NUKI_JOB_CODE_ADD:
+                if (j->added)
+                        j->added(d->lock, r, message, r < 0 ? -1 : j->code_id, j->userdata);
+                break;
+        case NUKI_JOB_ACTION:
+        case NUKI_JOB_REMOVE_AUTH:
+        case NUKI_JOB_REFRESH:
+        case NUKI_JOB_CONFIG:
+        case NUKI_JOB_LOG_SYNC:
+        case NUKI_JOB_TIME_SYNC:
+        case NUKI_JOB_CODE_UPDATE:
+        case NUKI_JOB_CODE_REMOVE:
+        case _NUKI_JOB_MAX:
+                if (j->done)
+                        j->done(d->lock, r, message, j->userdata);
+                break;
+        }
+        job_free(j);
 }
 
 /* The running job ended; the next one starts at once. */
@@ -619,6 +677,31 @@ static int job_step(NukiDriver *d)
                          * pairing is not imported. */
                         return log_request(d, 0, 1, true);
                 return log_request(d, (uint32_t) d->log_synced_index, LOG_BATCH, false);
+        case NUKI_JOB_CODES_LIST:
+                j->received = 0;
+                nuki_msg_init(&m, NUKI_CMD_REQUEST_KEYPAD_CODES, NUKI_VARIANT_DEFAULT);
+                m.request_keypad_codes.offset = (uint16_t) j->n_codes;
+                m.request_keypad_codes.count = CODE_PAGE;
+                r = driver_begin(d, &m);
+                nuki_msg_wipe(&m);
+                return r;
+        case NUKI_JOB_CODE_ADD:
+        case NUKI_JOB_CODE_UPDATE:
+                nuki_msg_init(&m,
+                              j->kind == NUKI_JOB_CODE_ADD ? NUKI_CMD_ADD_KEYPAD_CODE
+                                                           : NUKI_CMD_UPDATE_KEYPAD_CODE,
+                              NUKI_VARIANT_DEFAULT);
+                r = codes_to_nuki(&j->code, &m);
+                if (r >= 0)
+                        r = driver_begin(d, &m);
+                nuki_msg_wipe(&m);
+                return r;
+        case NUKI_JOB_CODE_REMOVE:
+                nuki_msg_init(&m, NUKI_CMD_REMOVE_KEYPAD_CODE, NUKI_VARIANT_DEFAULT);
+                m.remove_keypad_code.code_id = (uint16_t) j->code_id;
+                r = driver_begin(d, &m);
+                nuki_msg_wipe(&m);
+                return r;
         case NUKI_JOB_TIME_SYNC:
                 nuki_msg_init(&m, NUKI_CMD_UPDATE_TIME, NUKI_VARIANT_DEFAULT);
                 nuki_time_from_unix((int64_t) (now_usec(CLOCK_REALTIME) / USEC_PER_SEC),
@@ -742,6 +825,31 @@ static void job_fail_lock_error(NukiDriver *d, int code)
         const char *name = nuki_enum_to_string(NUKI_ENUM_ERROR, (unsigned) code);
         char msg[96];
         int r = errno_from_lock_error(code);
+        NukiJobKind kind = d->current ? d->current->kind : _NUKI_JOB_MAX;
+
+        if (kind == NUKI_JOB_CODES_LIST || kind == NUKI_JOB_CODE_ADD || kind == NUKI_JOB_CODE_UPDATE ||
+            kind == NUKI_JOB_CODE_REMOVE)
+                switch (code) {
+                case NUKI_K_ERROR_CODE_ALREADY_EXISTS:
+                        r = -EEXIST;
+                        break;
+                case NUKI_K_ERROR_TOO_MANY_ENTRIES:
+                        r = -ENOSPC;
+                        break;
+                case NUKI_K_ERROR_CODE_INVALID:
+                case NUKI_K_ERROR_CODE_INVALID_TIMEOUT_1:
+                case NUKI_K_ERROR_CODE_INVALID_TIMEOUT_2:
+                case NUKI_K_ERROR_CODE_INVALID_TIMEOUT_3:
+                        r = -EINVAL;
+                        break;
+                case NUKI_K_ERROR_BAD_PARAMETER:
+                        /* what the firmware answers for an unknown code id */
+                        if (kind == NUKI_JOB_CODE_UPDATE || kind == NUKI_JOB_CODE_REMOVE)
+                                r = -ENOENT;
+                        break;
+                default:
+                        break;
+                }
 
         switch (r) {
         case -EDEADLK:
@@ -924,6 +1032,28 @@ static void handle_config(NukiDriver *d, const NukiMsg *m)
         }
 }
 
+/* Keypad code list replies: the count, then one entry per code. */
+static void code_list_take(NukiDriver *d, const NukiMsg *m)
+{
+        NukiJob *j = d->current;
+        LockCode *n;
+
+        if (m->command == NUKI_CMD_KEYPAD_CODE_COUNT) {
+                j->announced = m->keypad_code_count.count;
+                j->have_announced = true;
+                return;
+        }
+        if (m->command != NUKI_CMD_KEYPAD_CODE)
+                return;
+        j->received++;
+        n = reallocarray(j->codes, j->n_codes + 1, sizeof *n);
+        if (!n)
+                return;
+        j->codes = n;
+        if (codes_from_nuki(m, &j->codes[j->n_codes]) >= 0)
+                j->n_codes++;
+}
+
 /* A reply ended the step (DONE): move on. */
 static void job_step_done(NukiDriver *d, const NukiMsg *m)
 {
@@ -986,6 +1116,27 @@ static void job_step_done(NukiDriver *d, const NukiMsg *m)
                 }
                 job_finish(d, 0, NULL);
                 return;
+        case NUKI_JOB_CODES_LIST:
+                code_list_take(d, m);
+                if (m->command == NUKI_CMD_KEYPAD_CODE && j->received >= CODE_PAGE &&
+                    (!j->have_announced || j->n_codes < j->announced) && j->n_codes < UINT16_MAX) {
+                        /* a full page and more announced: the next one */
+                        if (job_step(d) >= 0)
+                                return;
+                }
+                job_finish(d, 0, NULL);
+                return;
+        case NUKI_JOB_CODE_ADD:
+                if (m->command == NUKI_CMD_KEYPAD_CODE_ID) {
+                        j->code_id = m->keypad_code_id.code_id;
+                        job_finish(d, 0, NULL);
+                } else
+                        job_finish(d, -EPROTO, "the lock did not say which id the new code has");
+                return;
+        case NUKI_JOB_CODE_UPDATE:
+        case NUKI_JOB_CODE_REMOVE:
+                job_finish(d, 0, NULL);
+                return;
         case NUKI_JOB_TIME_SYNC:
                 driver_log(d, LOG_INFO, 0, "%s: set the lock's clock.", d->lock->name);
                 if (d->lock->event_sink)
@@ -1012,6 +1163,11 @@ static void job_progress(NukiDriver *d, const NukiMsg *m)
                         j->accepted = true;
                 /* the motor may take a while: give the lock the full timeout again */
                 driver_timer_start(d, command_timeout_usec(d));
+                return;
+        case NUKI_CMD_KEYPAD_CODE_COUNT:
+        case NUKI_CMD_KEYPAD_CODE:
+                if (j->kind == NUKI_JOB_CODES_LIST)
+                        code_list_take(d, m);
                 return;
         case NUKI_CMD_LOG_ENTRY:
                 if (j->kind == NUKI_JOB_LOG_SYNC) {
@@ -1191,7 +1347,7 @@ static int driver_queue_user_job(Lock *l, NukiJob *j, lock_command_done_t done, 
         NukiDriver *d = l->driver_data;
 
         if (!d) {
-                free(j);
+                job_free(j);
                 return -ENODEV;
         }
         j->done = done;
@@ -1226,6 +1382,80 @@ static int nuki_op_refresh(Lock *l, lock_command_done_t done, void *userdata)
         return driver_queue_user_job(l, j, done, userdata);
 }
 
+static int nuki_op_list_codes(Lock *l, lock_codes_listed_t done, void *userdata)
+{
+        NukiDriver *d = l->driver_data;
+        NukiJob *j;
+
+        if (!d)
+                return -ENODEV;
+        if (!d->cred.has_pin)
+                return -ENOKEY;
+        j = job_new(NUKI_JOB_CODES_LIST);
+        if (!j)
+                return -ENOMEM;
+        j->listed = done;
+        j->userdata = userdata;
+        job_enqueue(d, j);
+        return 0;
+}
+
+static int nuki_op_add_code(Lock *l, const LockCode *c, lock_code_added_t done, void *userdata)
+{
+        NukiDriver *d = l->driver_data;
+        NukiJob *j;
+
+        if (!d)
+                return -ENODEV;
+        if (!d->cred.has_pin)
+                return -ENOKEY;
+        j = job_new(NUKI_JOB_CODE_ADD);
+        if (!j)
+                return -ENOMEM;
+        j->code = *c;
+        j->code_id = -1;
+        j->added = done;
+        j->userdata = userdata;
+        job_enqueue(d, j);
+        return 0;
+}
+
+static int nuki_op_update_code(Lock *l, const LockCode *c, lock_command_done_t done, void *userdata)
+{
+        NukiDriver *d = l->driver_data;
+        NukiJob *j;
+
+        if (!d)
+                return -ENODEV;
+        if (!d->cred.has_pin)
+                return -ENOKEY;
+        if (c->id < 0 || c->id > UINT16_MAX)
+                return -EINVAL;
+        j = job_new(NUKI_JOB_CODE_UPDATE);
+        if (!j)
+                return -ENOMEM;
+        j->code = *c;
+        return driver_queue_user_job(l, j, done, userdata);
+}
+
+static int nuki_op_remove_code(Lock *l, int code_id, lock_command_done_t done, void *userdata)
+{
+        NukiDriver *d = l->driver_data;
+        NukiJob *j;
+
+        if (!d)
+                return -ENODEV;
+        if (!d->cred.has_pin)
+                return -ENOKEY;
+        if (code_id < 0 || code_id > UINT16_MAX)
+                return -EINVAL;
+        j = job_new(NUKI_JOB_CODE_REMOVE);
+        if (!j)
+                return -ENOMEM;
+        j->code_id = code_id;
+        return driver_queue_user_job(l, j, done, userdata);
+}
+
 static void nuki_op_free(Lock *l)
 {
         NukiDriver *d = l->driver_data;
@@ -1251,6 +1481,10 @@ static const struct lock_driver_ops nuki_ops = {
         .protocol = "nuki",
         .action = nuki_op_action,
         .refresh = nuki_op_refresh,
+        .list_codes = nuki_op_list_codes,
+        .add_code = nuki_op_add_code,
+        .update_code = nuki_op_update_code,
+        .remove_code = nuki_op_remove_code,
         .free = nuki_op_free,
 };
 
