@@ -953,8 +953,6 @@ static void bridge_lock_free(BridgeLock *bl)
         free(bl);
 }
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(BridgeLock *, bridge_lock_free);
-
 static void bridge_drop(MqttBridge *b, BridgeLock *bl)
 {
         for (size_t i = 0; i < b->n_locks; i++)
@@ -1029,8 +1027,7 @@ static void bridge_lock_read_store(MqttBridge *b, BridgeLock *bl)
 
 static int bridge_follow(MqttBridge *b, Lock *l)
 {
-        _cleanup_(bridge_lock_freep) BridgeLock *bl = NULL;
-        BridgeLock **n;
+        BridgeLock *bl, **n;
         int r;
 
         if (bridge_find(b, l))
@@ -1040,8 +1037,10 @@ static int bridge_follow(MqttBridge *b, Lock *l)
                 return -ENOMEM;
         bl->lock = l;
         bl->device_id = mqtt_ha_lock_device_id(&b->hub, l->address);
-        if (!bl->device_id)
-                return -ENOMEM;
+        if (!bl->device_id) {
+                r = -ENOMEM;
+                goto fail;
+        }
         bridge_lock_read_store(b, bl);
         bl->prev_state = l->state;
         bl->prev_critical = l->battery.critical;
@@ -1050,15 +1049,20 @@ static int bridge_follow(MqttBridge *b, Lock *l)
         bl->prev_reachable = l->link.reachable;
 
         n = reallocarray(b->locks, b->n_locks + 1, sizeof *n);
-        if (!n)
-                return -ENOMEM;
+        if (!n) {
+                r = -ENOMEM;
+                goto fail;
+        }
         b->locks = n;
         r = lock_add_listener(l, on_lock_changed, bl);
         if (r < 0)
-                return r;
+                goto fail;
         bl->bridge = b;
-        b->locks[b->n_locks++] = TAKE_PTR(bl);
+        b->locks[b->n_locks++] = bl;
         return 0;
+fail:
+        bridge_lock_free(bl);
+        return r;
 }
 
 int mqtt_bridge_lock_added(MqttBridge *b, Lock *l)

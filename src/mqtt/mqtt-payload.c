@@ -92,16 +92,18 @@ int mqtt_ha_json_parse(const void *payload, size_t len, size_t max_len, json_obj
         if (!mqtt_ha_utf8_is_valid(payload, len))
                 return fail(ret_error, "payload is not valid UTF-8");
 
-        buf = malloc(len + 1);
-        if (!buf)
+        tok = json_tokener_new_ex(MQTT_HA_JSON_DEPTH_MAX);
+        if (!tok)
                 return -ENOMEM;
+        buf = malloc(len + 1);
+        if (!buf) {
+                json_tokener_free(tok);
+                return -ENOMEM;
+        }
         if (len > 0)
                 memcpy(buf, payload, len);
         buf[len] = '\0';
 
-        tok = json_tokener_new_ex(MQTT_HA_JSON_DEPTH_MAX);
-        if (!tok)
-                return -ENOMEM;
         json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
         /* Including the NUL lets json-c finish a value at the very end (a number). */
         o = json_tokener_parse_ex(tok, buf, (int) len + 1);

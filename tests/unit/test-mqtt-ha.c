@@ -543,20 +543,23 @@ static void test_request_parse(void **state)
         mqtt_ha_request_done(&r);
         free(resp);
         resp = NULL;
-        err = (free(err), NULL);
+        free(err);
+        err = NULL;
 
         p = "{\"transaction\": [1]}";
         assert_int_equal(mqtt_ha_request_parse("locks", p, strlen(p), &r, &err), -EINVAL);
         assert_string_equal(err, "'transaction' must be a string or an integer");
         mqtt_ha_request_done(&r);
-        err = (free(err), NULL);
+        free(err);
+        err = NULL;
 
         p = "{\"lock\": 5, \"transaction\": \"t\"}";
         assert_int_equal(mqtt_ha_request_parse("lock/refresh", p, strlen(p), &r, &err), 0);
         assert_int_equal(mqtt_ha_request_get_string(&r, "lock", true, 32, &lock, &err), -EINVAL);
         assert_string_equal(err, "'lock' must be a string");
         mqtt_ha_request_done(&r);
-        err = (free(err), NULL);
+        free(err);
+        err = NULL;
 
         p = "[1,2]";
         assert_int_equal(mqtt_ha_request_parse("health", p, strlen(p), &r, &err), -EINVAL);
@@ -564,7 +567,8 @@ static void test_request_parse(void **state)
         /* the op survives a bad payload, for the error response's topic */
         assert_string_equal(r.op, "health");
         mqtt_ha_request_done(&r);
-        err = (free(err), NULL);
+        free(err);
+        err = NULL;
 
         p = "{not json";
         assert_int_equal(mqtt_ha_request_parse("health", p, strlen(p), &r, &err), -EINVAL);
@@ -572,17 +576,21 @@ static void test_request_parse(void **state)
         resp = mqtt_ha_response_error(&r, err);
         assert_non_null(strstr(resp, "\"status\":\"error\""));
         mqtt_ha_request_done(&r);
-        err = (free(err), NULL);
+        free(err);
+        err = NULL;
 
         assert_int_equal(mqtt_ha_request_parse("Health", "", 0, &r, &err), -EINVAL);
         mqtt_ha_request_done(&r);
-        err = (free(err), NULL);
+        free(err);
+        err = NULL;
         assert_int_equal(mqtt_ha_request_parse("lock//action", "", 0, &r, &err), -EINVAL);
         mqtt_ha_request_done(&r);
-        err = (free(err), NULL);
+        free(err);
+        err = NULL;
         assert_int_equal(mqtt_ha_request_parse("lock/+", "", 0, &r, &err), -EINVAL);
         mqtt_ha_request_done(&r);
-        err = (free(err), NULL);
+        free(err);
+        err = NULL;
 }
 
 static void test_utf8(void **state)
