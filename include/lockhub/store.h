@@ -77,7 +77,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
 /* ---- the hub key (store-secret.c) ----
  * store_set_key(): takes a copy of the key. When meta records a key id (key-id) it must be
  * this key's: another key is refused (-EKEYREJECTED) with a message naming both ids. A
- * database without one records this key's id as key version 1. Rows written in plaintext
+ * database without one records this key's id as key version 1 — or, when it holds sealed
+ * rows (a salvage that lost the meta rows), as their newest key version, provided every
+ * one of those rows opens with this key (else -EKEYREJECTED). Rows written in plaintext
  * (key_version 0: before there was a key) are then sealed in one transaction and the WAL is
  * truncated so no plaintext copy stays in it. Logs its failures. Not inside a transaction. */
 typedef struct SecretKey SecretKey;

@@ -153,7 +153,8 @@ static int collect_ids(Store *s, const char *table, const char *where, int64_t *
         return 0;
 }
 
-/* Re-seals one row of t from (old key, old version; NULL/0: plaintext) to (s->key, new_version). */
+/* Re-seals one row of t from (old key, old version; NULL/0: plaintext) to (s->key, new_version).
+ * new_version 0: only opens the row (-EBADMSG when it does not open), writes nothing. */
 static int reseal_row(Store *s, const struct sealed_table *t, int64_t id, const SecretKey *old,
                       unsigned old_version, unsigned new_version)
 {
@@ -186,13 +187,13 @@ static int reseal_row(Store *s, const struct sealed_table *t, int64_t id, const 
                 if (r >= 0 && old)
                         r = open_value(old, old_version, t->table, t->columns[i], id, &value[i], &size[i]);
         }
-        if (r == -EBADMSG)
+        if (r == -EBADMSG && new_version > 0)
                 log_error("Cannot open the sealed secrets of %s id %" PRId64 " (key version %u) with the "
                           "current key: the row is damaged. Remove it (unpair the lock, remove the code) "
                           "and "
                           "try again.",
                           t->table, id, old_version);
-        if (r < 0)
+        if (r < 0 || new_version == 0) /* 0: only check that it opens */
                 goto finish;
 
         s->key_version = new_version;
@@ -248,6 +249,30 @@ static int reseal_all(Store *s, unsigned from, const SecretKey *old, unsigned ne
                 total += (int) n;
         }
         return total;
+}
+
+static int max_key_version(Store *s, unsigned *ret)
+{
+        sqlite3_stmt *st = NULL;
+        int rc, r = 0;
+
+        rc = sqlite3_prepare_v2(s->db,
+                                "SELECT max((SELECT coalesce(max(key_version), 0) FROM locks), "
+                                "(SELECT coalesce(max(key_version), 0) FROM credentials))",
+                                -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return store_error(s, rc);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                int64_t v = sqlite3_column_int64(st, 0);
+                if (v < 0 || v > INT32_MAX)
+                        r = -EBADMSG;
+                else
+                        *ret = (unsigned) v;
+        } else
+                r = store_error(s, rc);
+        sqlite3_finalize(st);
+        return r;
 }
 
 /* Rows sealed with a key version other than 0 and `version`: they cannot be opened. */
@@ -328,7 +353,7 @@ int store_set_key(Store *s, const SecretKey *k)
 {
         _cleanup_(secret_key_freep) SecretKey *copy = NULL;
         _cleanup_free_ char *id = NULL;
-        unsigned version = 1;
+        unsigned version = 0;
         int64_t foreign = 0;
         bool fresh;
         int r, n;
@@ -363,15 +388,36 @@ int store_set_key(Store *s, const SecretKey *k)
                                                s->path, id);
         }
 
-        r = count_foreign(s, fresh ? 0 : version, &foreign);
+        if (fresh) {
+                /* No key id but sealed rows: a salvaged database that lost its meta rows. The
+                 * key is the right one when every row of the newest version opens with it. */
+                r = max_key_version(s, &version);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to read %s: %m", s->path);
+                if (version > 0) {
+                        n = reseal_all(s, version, copy, 0);
+                        if (n < 0)
+                                return log_error_errno(n == -EBADMSG ? -EKEYREJECTED : n,
+                                                       "Database %s records no key id, and its secrets (key "
+                                                       "version %u) do "
+                                                       "not open with the key from %s%s%s (id %s). Refusing "
+                                                       "to start: "
+                                                       "restore the key that belongs to this database (see "
+                                                       "lockhubd(8)).",
+                                                       s->path, version,
+                                                       secret_key_source_to_string(k->source),
+                                                       k->path[0] ? " " : "", k->path, secret_key_id(k));
+                        log_notice("Database %s records no key id, but its %d sealed row(s) open with key "
+                                   "id %s: "
+                                   "recording it as key version %u.",
+                                   s->path, n, secret_key_id(k), version);
+                } else
+                        version = 1;
+        }
+
+        r = count_foreign(s, version, &foreign);
         if (r < 0)
                 return log_error_errno(r, "Failed to read %s: %m", s->path);
-        if (foreign > 0 && fresh)
-                return log_error_errno(-EKEYREJECTED,
-                                       "Database %s holds %" PRId64 " sealed row(s) but records no key id: "
-                                       "it was not written by this key setup. Restore its key file or "
-                                       "meta table from a backup.",
-                                       s->path, foreign);
         if (foreign > 0)
                 log_warning("Database %s holds %" PRId64 " row(s) sealed with another key version than %u; "
                             "their secrets cannot be read.",

@@ -639,6 +639,38 @@ static void test_updates_stay_sealed(void **state)
         secret_key_free(k);
 }
 
+static void test_lost_key_id_recovered(void **state)
+{
+        struct fixture *f = *state;
+        SecretKey *k = key_of(4), *wrong = key_of(6);
+        Store *s = NULL;
+        int64_t lock, cred;
+        char *id = NULL;
+
+        assert_int_equal(store_open(f->dir, &s), 0);
+        assert_int_equal(store_set_key(s, k), 0);
+        lock = add_secrets(s, "front", "54:D2:72:00:00:01", &cred);
+        assert_int_equal(store_rekey(s, k, wrong), 2); /* now at key version 2 */
+        assert_int_equal(store_rekey(s, wrong, k), 2); /* and 3 */
+        s = store_free(s);
+
+        /* a salvage that lost the meta rows: the key that opens every row is accepted */
+        peek_exec(f->db, "DELETE FROM meta WHERE key LIKE 'key-%'");
+        assert_int_equal(store_open(f->dir, &s), 0);
+        assert_int_equal(store_set_key(s, wrong), -EKEYREJECTED);
+        s = store_free(s);
+        assert_int_equal(store_open(f->dir, &s), 0);
+        assert_int_equal(store_set_key(s, k), 0);
+        assert_int_equal(store_key_version(s), 3);
+        assert_int_equal(store_key_id(s, &id), 0);
+        assert_string_equal(id, secret_key_id(k));
+        free(id);
+        assert_plain_secrets(s, lock, cred);
+        store_free(s);
+        secret_key_free(k);
+        secret_key_free(wrong);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -654,6 +686,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_rekey_round_trip, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_plaintext_rows_migrated, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_updates_stay_sealed, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_lost_key_id_recovered, setup, teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
