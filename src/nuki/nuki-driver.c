@@ -28,9 +28,16 @@
  * waits for a reply (or for its connection); every job's done callback runs exactly once.
  *
  * Errors of a command, as lock_command_done_t wants them: Error Report MOTOR_BLOCKED and
- * friends → -EDEADLK (and state jammed), BUSY → -EBUSY, NOT_AUTHORIZED or a frame we
- * cannot decrypt → -EACCES (and needs-repair), no connection → -EHOSTUNREACH, no
- * answer → -ETIMEDOUT.
+ * friends → -EDEADLK (and state jammed), BUSY → -EBUSY, NOT_AUTHORIZED → -EACCES (and
+ * needs-repair: the lock no longer holds our authorization), a frame we cannot decrypt →
+ * -EACCES, no connection → -EHOSTUNREACH, no answer → -ETIMEDOUT. Keypad-code refusals
+ * map to -EEXIST, -ENOSPC, -EINVAL and -ENOENT (job_fail_lock_error).
+ *
+ * Attribution: our own commands are recorded when they complete (source and actor of the
+ * caller); everything else comes from the lock's log, imported by index after every
+ * refresh (when the PIN is known) with the source from its trigger (manual, button,
+ * auto, keypad, app) and the actor from the entry's name; state changes seen in Keyturner
+ * States carry the source of their trigger.
  */
 
 #include <errno.h>
