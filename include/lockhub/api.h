@@ -20,6 +20,11 @@
  *       Rekey(ay new_key) → (s key_id, u key_version, s key_source, s message)
  *                                re-seal every secret with a new hub key (empty: lockhubd
  *                                makes one, only with a key file); see manager-secret.h
+ *       Diagnose(s lock, b json) → s
+ *                                findings of one lock ("" = all) as text or JSON, ordered
+ *                                by likelihood, with evidence, next step and what the hub
+ *                                tried (lockhub/manager-health.h)
+ *       SupportBundle() → s      JSON for support, secrets redacted (privileged)
  *       Version                  property s
  *   /org/lockhub/lock/<name>     org.lockhub.Lock1   (<name> escaped with sd_bus_path_encode)
  *       Lock(), Unlock(), Unlatch(), LockNGo(), Refresh()   reply when the lock has finished

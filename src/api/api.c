@@ -15,6 +15,7 @@
 #include "lockhub/api.h"
 #include "lockhub/log.h"
 #include "lockhub/manager-bluez.h"
+#include "lockhub/manager-health.h"
 #include "lockhub/manager-secret.h"
 #include "lockhub/manager.h"
 
@@ -272,6 +273,16 @@ static int method_rekey(sd_bus_message *msg, void *userdata, sd_bus_error *error
                                           strempty(message));
 }
 
+/* The bundle holds the history of every lock: the same callers as for changes. */
+static int method_support_bundle(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        int r = check_caller(msg, error);
+
+        if (r < 0)
+                return r;
+        return manager_health_method_support_bundle(msg, userdata, error);
+}
+
 static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Version", "s", property_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -285,6 +296,11 @@ static const sd_bus_vtable manager_vtable[] = {
                                  SD_BUS_PARAM(key_id) SD_BUS_PARAM(key_version) SD_BUS_PARAM(key_source)
                                                  SD_BUS_PARAM(message),
                                  method_rekey, SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
+        SD_BUS_METHOD_WITH_NAMES("Diagnose", "sb", SD_BUS_PARAM(lock) SD_BUS_PARAM(json), "s",
+                                 SD_BUS_PARAM(report), manager_health_method_diagnose,
+                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("SupportBundle", "", , "s", SD_BUS_PARAM(bundle), method_support_bundle,
+                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
 

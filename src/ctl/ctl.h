@@ -20,6 +20,8 @@ int verb_unpair(int argc, char *argv[]);
 int verb_events(int argc, char *argv[]);
 int verb_monitor(int argc, char *argv[]);
 int verb_rekey(int argc, char *argv[]);
+int verb_diagnose(int argc, char *argv[]);
+int verb_support_bundle(int argc, char *argv[]);
 
 /* Shared by the D-Bus verbs. */
 #include <systemd/sd-bus.h>

@@ -22,6 +22,8 @@ static const struct verb verbs[] = {
         { "unpair", verb_unpair, "forget LOCK and remove the hub's authorization from it" },
         { "events", verb_events, "show the history of one lock or all: [LOCK] [--since T] [--limit N]" },
         { "monitor", verb_monitor, "print every change of every lock as it happens, until Ctrl-C" },
+        { "diagnose", verb_diagnose, "what is wrong with a lock and what to do: [LOCK] [--json]" },
+        { "support-bundle", verb_support_bundle, "write a report for support, secrets redacted: -o FILE" },
         { "rekey", verb_rekey, "re-seal the secrets in the database with a new key: [--new-key FILE]" },
         { "decode", verb_decode, "decode captured Nuki BLE frames offline (no daemon needed)" },
 };

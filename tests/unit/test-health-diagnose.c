@@ -19,6 +19,7 @@
 
 #include "lockhub/health.h"
 #include "lockhub/log.h"
+#include "lockhub/manager-health.h"
 #include "lockhub/message-id.h"
 
 #define HOUR HEALTH_USEC_PER_HOUR
@@ -297,6 +298,25 @@ static void test_from_store(void **state)
         assert_int_equal(nftw(dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS), 0);
 }
 
+/* The configuration in a support bundle: values of secret-looking keys are gone, paths
+ * to files holding secrets and everything else stay. */
+static void test_redact_conf(void **state)
+{
+        _cleanup_free_ char *out = NULL;
+        const char *in = "[MQTT]\nHost=broker\nUsername=hub\nPassword=hunter2\nPasswordFile=/etc/pw\n"
+                         "# Password=commented\nKeepaliveSec=60\nUnlockCode = 1234\nApiToken=abc\n"
+                         "PrivateKey=xyz\nRequireUnlockCode=yes\n[Lock "
+                         "front]\nUnlockCodeFile=/etc/code\nSecurityPin=9999";
+
+        assert_int_equal(manager_health_redact_conf(in, &out), 0);
+        assert_string_equal(
+                        out,
+                        "[MQTT]\nHost=broker\nUsername=hub\nPassword=(redacted)\nPasswordFile=/etc/pw\n"
+                        "# Password=commented\nKeepaliveSec=60\nUnlockCode =(redacted)\n"
+                        "ApiToken=(redacted)\nPrivateKey=(redacted)\nRequireUnlockCode=yes\n[Lock front]\n"
+                        "UnlockCodeFile=/etc/code\nSecurityPin=(redacted)\n");
+}
+
 /* ---- the journal catalog ---- */
 
 static char *read_all(const char *path)
@@ -451,6 +471,7 @@ int main(void)
                 cmocka_unit_test(test_not_seen_dead_battery),
                 cmocka_unit_test(test_recovery_exhausted),
                 cmocka_unit_test(test_from_store),
+                cmocka_unit_test(test_redact_conf),
                 cmocka_unit_test(test_catalog),
                 cmocka_unit_test(test_catalog_journalctl),
         };

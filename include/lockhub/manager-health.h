@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The Manager's health side: diagnosis of its locks from the store and their live model,
+ * and the support bundle; plus the D-Bus methods that expose them (registered in
+ * api.c's Manager1 vtable):
+ *
+ *   Diagnose(s lock, b json) → s   the findings of one lock ("" = every lock) as text
+ *                                  (what lockhubctl diagnose prints) or JSON (one object,
+ *                                  or an array for every lock)
+ *   SupportBundle() → s            a JSON document for support: hub and configuration
+ *                                  (secrets redacted), and per lock its model, firmware,
+ *                                  diagnosis, recent events, recovery attempts, battery
+ *                                  and RSSI history. Never a key, PIN or code.
+ *
+ * Every call reads the known-firmware file afresh (KnownFirmwareFile=), so an edited
+ * file counts at once; a missing or broken file only loses the firmware findings.
+ */
+
+#include <stdbool.h>
+#include <systemd/sd-bus.h>
+
+#include "lockhub/health.h"
+#include "lockhub/lock.h"
+
+typedef struct Manager Manager;
+
+/* The report of one lock; ladder: its live status or NULL. */
+int manager_health_report(Manager *m, Lock *l, const HealthLadderStatus *ladder, HealthReport **ret);
+/* name NULL or "": every lock. -ENOENT for an unknown name. *ret is malloc'ed. */
+int manager_health_diagnose(Manager *m, const char *name, bool json, char **ret);
+int manager_health_support_bundle(Manager *m, char **ret);
+
+/* The configuration as lockhub.conf text with the value of every key that could hold a
+ * secret replaced by "(redacted)". Pure: exposed for tests. */
+int manager_health_redact_conf(const char *text, char **ret);
+
+/* sd-bus method handlers for org.lockhub.Manager1 (userdata: the Manager). */
+int manager_health_method_diagnose(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int manager_health_method_support_bundle(sd_bus_message *msg, void *userdata, sd_bus_error *error);
