@@ -4,7 +4,8 @@
 # and code digits are not in the database files, also after plaintext rows from before
 # sealing; `lockhubctl rekey` rotates the key (file and credential cases) and the secrets
 # still read back; a database with another key is refused (65); a corrupt database is
-# refused (65) with the recovery steps, and the documented `.recover` keeps secrets usable.
+# refused (65) with the recovery steps, and the documented salvage keeps secrets usable,
+# also when it loses the meta table (the key id).
 . "$LOCKHUB_TOP/tests/integration/lib.sh"
 
 D="$BUILD/lockhubd"
@@ -180,21 +181,46 @@ check "corrupt database: names the recovery section" grep -q 'Recovering from a 
 check "corrupt database: gives the salvage command" grep -q '.recover' "$T/corrupt.err"
 check "corrupt database left as it was" test "$(sha256sum <"$C/lockhub.db")" = "$csum"
 
-mkdir "$C/damaged"
-mv "$C/lockhub.db" "$C/damaged/"
-if sqlite3 "$C/damaged/lockhub.db" .recover >/dev/null 2>&1; then
-	sqlite3 "$C/damaged/lockhub.db" .recover | sqlite3 "$C/lockhub.db"
-else
-	{
-		sqlite3 "$C/damaged/lockhub.db" .dump | sed '$s/^ROLLBACK; -- due to errors$/COMMIT;/'
-		echo "PRAGMA user_version = $(sqlite3 "$C/damaged/lockhub.db" 'PRAGMA user_version');"
-	} | sqlite3 "$C/lockhub.db"
-fi
-chmod 0600 "$C/lockhub.db"
+# salvage DIR: the steps of lockhubd(8), .recover where it works, else .dump
+salvage() {
+	mkdir "$1/damaged"
+	mv "$1"/lockhub.db* "$1/damaged/"
+	if sqlite3 "$1/damaged/lockhub.db" .recover >/dev/null 2>&1; then
+		sqlite3 "$1/damaged/lockhub.db" .recover | sqlite3 "$1/lockhub.db"
+	else
+		{
+			sqlite3 "$1/damaged/lockhub.db" .dump | sed '$s/^ROLLBACK; -- due to errors$/COMMIT;/'
+			echo "PRAGMA user_version = $(sqlite3 "$1/damaged/lockhub.db" 'PRAGMA user_version');"
+		} | sqlite3 "$1/lockhub.db"
+	fi
+	chmod 0600 "$1/lockhub.db"
+}
+salvage "$C"
 check "salvaged database accepted" start_d "$C" "$T/salvaged.err"
 stop_d
 check "salvaged database: secrets read back with the same key" \
 	test "$("$TOOL" get "$C" front)" = "$KEY $PIN $CODE"
 check "salvaged database: events kept" test "$(sqlite3 "$C/lockhub.db" 'SELECT count(*) FROM events')" -ge 3000
+
+# Page 2 is the meta table: a salvage loses the key id, and the key that opens every
+# sealed row is recorded again.
+M="$T/meta"
+mkdir -p "$M"
+cp -p "$S/lockhub.db" "$S/lockhub.key" "$M/"
+python3 - "$M/lockhub.db" "$pagesize" <<'PY'
+import sys
+p, size = sys.argv[1], int(sys.argv[2])
+with open(p, "r+b") as f:
+    f.seek(size)
+    f.write(b"\xa5" * size)
+PY
+run_d "$M" "$T/meta.err"
+check "damaged meta page: exit 65 (got $rc)" test $rc = 65
+salvage "$M"
+check "salvage without the key id accepted" start_d "$M" "$T/meta2.err"
+stop_d
+check "key id recorded again" grep -q 'records no key id, but its .* open with key id' "$T/meta2.err"
+check "meta key id back" test -n "$(meta "$M/lockhub.db" key-id)"
+check "secrets read back" test "$("$TOOL" get "$M" front)" = "$KEY $PIN $CODE"
 
 finish
