@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "lockhub/api.h"
+#include "lockhub/codes.h"
 #include "lockhub/log.h"
 #include "lockhub/manager-bluez.h"
 #include "lockhub/manager-secret.h"
@@ -72,6 +73,7 @@ Manager *manager_free(Manager *m)
         sd_event_source_disable_unref(m->retention_timer);
         sd_event_source_disable_unref(m->retention_defer);
         m->mqtt = mqtt_bridge_free(m->mqtt); /* publishes offline while the loop still exists */
+        m->codes = codes_service_free(m->codes);
         for (size_t i = 0; i < m->n_locks; i++)
                 lock_free(m->locks[i]);
         free(m->locks);
@@ -147,6 +149,8 @@ int manager_add_lock(Manager *m, const struct store_lock *sl)
         l->event_sink = manager_record_event;
         l->event_sink_userdata = m;
         (void) manager_bluez_lock_added(m, l, sl);
+        if (m->codes)
+                (void) codes_service_add_lock(m->codes, l); /* after the driver is attached */
 
         n = reallocarray(m->locks, m->n_locks + 1, sizeof *n);
         if (!n)
@@ -349,6 +353,10 @@ int manager_start(Manager *m)
         r = api_start(m);
         if (r < 0)
                 return r;
+
+        r = codes_service_new(m->event, m->store, &m->conf, &m->codes);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the keypad code service: %m");
 
         r = manager_bluez_start(m);
         if (r < 0)

@@ -26,6 +26,7 @@
  *                                tried (lockhub/manager-health.h)
  *       SupportBundle() → s      JSON for support, secrets redacted (privileged)
  *       Version                  property s
+ *       users, keypad codes, backup and restore: see src/api/api-codes.c
  *   /org/lockhub/lock/<name>     org.lockhub.Lock1   (<name> escaped with sd_bus_path_encode)
  *       Lock(), Unlock(), Unlatch(), LockNGo(), Refresh()   reply when the lock has finished
  *                                (LockNGo: unlock now, lock again after the lock's timer)
@@ -58,5 +59,9 @@ int api_lock_added(Manager *m, Lock *l);
 
 /* org.lockhub.Error.* for a -errno from a lock command (see lock_command_done_t). */
 const char *api_error_name(int r);
+/* The check of every method that changes something: root, our user, group "lockhub". */
+int api_check_caller(sd_bus_message *m, sd_bus_error *error);
+/* Registers the user, code, backup and restore methods of Manager1 (api-codes.c). */
+int api_codes_start(Manager *m);
 /* The D-Bus object path of a lock; caller frees. */
 int api_lock_path(const char *name, char **ret);

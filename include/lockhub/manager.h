@@ -29,6 +29,7 @@ typedef struct Manager {
         SecretKey *key; /* the hub key that seals secrets in the store (src/manager-secret.c) */
         sd_bus *bus;
         struct ManagerBluez *bluez; /* BlueZ client, drivers, pairing (src/manager-bluez.c) */
+        struct CodesService *codes; /* keypad code reconciliation (src/codes/) */
         /* NULL when [MQTT] Enabled=no */
         MqttBridge *mqtt;
         Lock **locks; /* owned; paired locks, in the order they were paired */

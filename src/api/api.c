@@ -44,6 +44,13 @@ int api_lock_path(const char *name, char **ret)
 }
 
 /* Root, our own user, or a member of the lockhub group. */
+static int check_caller(sd_bus_message *m, sd_bus_error *error);
+
+int api_check_caller(sd_bus_message *m, sd_bus_error *error)
+{
+        return check_caller(m, error);
+}
+
 static int check_caller(sd_bus_message *m, sd_bus_error *error)
 {
         _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
@@ -571,6 +578,9 @@ int api_start(Manager *m)
                                      m);
         if (r < 0)
                 return log_error_errno(r, "Failed to register org.lockhub.Manager1: %m");
+        r = api_codes_start(m);
+        if (r < 0)
+                return r;
         r = sd_bus_add_fallback_vtable(m->bus, NULL, API_LOCK_PATH_PREFIX, "org.lockhub.Lock1", lock_vtable,
                                        find_lock, m);
         if (r < 0)

@@ -20,6 +20,14 @@
  * crash or a lost connection at any point leaves a row that is not "synced", and the
  * planner recognises an add that the lock took without the hub hearing back.
  *
+ * Triggers: codes_service_sync() (the manager: pairing, user changes, D-Bus, MQTT), the
+ * retry timer while a code waits, and the lock coming back in range (link listener) while
+ * a code waits.
+ *
+ * First contact: the first time a lock's list is read, codes found only on the lock are
+ * adopted whatever DriftPolicy says, so pairing a lock that already has codes never wipes
+ * them; from then on the policy applies ("codes.imported.lock.<id>" in meta).
+ *
  * Errors from the lock split in two: "could not talk to it" (-EHOSTUNREACH, -ETIMEDOUT,
  * -EBUSY, -ECANCELED, -ENOTCONN) ends the run and keeps the codes pending with a retry
  * after codes_retry_delay_usec(); anything else is the lock refusing that one code
@@ -53,6 +61,7 @@ struct CodesLock {
         RunPhase phase;
         bool op_in_flight;
         bool again;
+        bool reachable; /* last seen link state, to notice the lock coming back */
         char why[32];
 
         CodeDesired *desired;
@@ -252,11 +261,19 @@ static bool op_returned(CodesLock *cl)
 
 static void mark_unreachable(CodesLock *cl, int r, const char *message)
 {
+        bool away = error_is_unreachable(r);
         char reason[160];
 
+        /* Not an absence (no PIN, not authorized...): the codes cannot be synced until a
+         * person acts, so they are failed with the reason rather than pending. */
         cl->unreachable = true;
         cl->last_error = r;
-        snprintf(reason, sizeof reason, "lock not reachable: %s", message ?: strerror(-r));
+        if (away)
+                snprintf(reason, sizeof reason, "lock not reachable: %s", message ?: strerror(-r));
+        else if (r == -ENOKEY)
+                snprintf(reason, sizeof reason, "the hub does not know the lock's security PIN");
+        else
+                snprintf(reason, sizeof reason, "cannot read the lock's codes: %s", message ?: strerror(-r));
         for (size_t i = 0; i < cl->n_desired; i++) {
                 struct store_assignment a;
                 bool settled;
@@ -269,8 +286,8 @@ static void mark_unreachable(CodesLock *cl, int r, const char *message)
                 settled = streq(a.state, "synced") || streq(a.state, "failed");
                 store_assignment_done(&a);
                 if (!settled)
-                        (void) write_state(cl, &cl->desired[i], CODE_SYNC_PENDING, reason,
-                                           cl->desired[i].code.id, NULL, false, true);
+                        (void) write_state(cl, &cl->desired[i], away ? CODE_SYNC_PENDING : CODE_SYNC_FAILED,
+                                           reason, cl->desired[i].code.id, NULL, false, true);
         }
         log_info("Keypad codes of %s not synced: %s; will retry.", cl->lock->name, reason);
 }
@@ -588,9 +605,24 @@ static void on_verify_listed(Lock *l, int r, const char *message, const LockCode
         run_finish(cl);
 }
 
+static void imported_key(CodesLock *cl, char *buf, size_t size)
+{
+        snprintf(buf, size, "codes.imported.lock.%" PRIi64, cl->lock->store_id);
+}
+
+static bool first_contact(CodesLock *cl)
+{
+        _cleanup_free_ char *v = NULL;
+        char key[64];
+
+        imported_key(cl, key, sizeof key);
+        return store_meta_get(cl->svc->store, key, &v) < 0;
+}
+
 static void on_listed(Lock *l, int r, const char *message, const LockCode *codes, size_t n, void *userdata)
 {
         CodesLock *cl = userdata;
+        char key[64];
 
         if (!op_returned(cl))
                 return;
@@ -605,6 +637,18 @@ static void on_listed(Lock *l, int r, const char *message, const LockCode *codes
                 cl->last_error = r;
                 run_finish(cl);
                 return;
+        }
+        if (first_contact(cl)) {
+                for (size_t i = 0; i < cl->plan.n_steps; i++) {
+                        CodeStep *s = &cl->plan.steps[i];
+
+                        if (s->kind == CODE_STEP_REMOVE && s->credential_id == 0) {
+                                s->kind = CODE_STEP_ADOPT;
+                                cl->plan.n_writes--;
+                        }
+                }
+                imported_key(cl, key, sizeof key);
+                (void) store_meta_set(cl->svc->store, key, "1");
         }
         if (cl->plan.n_drifts > 0 || cl->plan.n_writes > 0)
                 log_info("Keypad codes of %s: %zu change(s) to write, %zu drift(s) found (%s).",
@@ -745,9 +789,46 @@ void codes_service_set_synced_callback(CodesService *svc, codes_synced_t cb, voi
         svc->synced_userdata = userdata;
 }
 
+static void codes_lock_detach(CodesService *svc, size_t i)
+{
+        CodesLock *cl = svc->locks[i];
+
+        memmove(svc->locks + i, svc->locks + i + 1, (svc->n_locks - i - 1) * sizeof *svc->locks);
+        svc->n_locks--;
+        cl->timer = sd_event_source_disable_unref(cl->timer);
+        if (cl->op_in_flight)
+                cl->lock = NULL; /* freed when the driver reports back (it must, on free) */
+        else
+                codes_lock_free(cl);
+}
+
+static void on_lock_changed(Lock *l, unsigned changes, void *userdata)
+{
+        CodesLock *cl = userdata;
+        CodesService *svc = cl->svc;
+        bool reachable;
+
+        if (changes & LOCK_CHANGE_REMOVED) {
+                /* Not lock_remove_listener(): the lock is walking its listeners right now. */
+                for (size_t i = 0; i < svc->n_locks; i++)
+                        if (svc->locks[i] == cl) {
+                                codes_lock_detach(svc, i);
+                                break;
+                        }
+                return;
+        }
+        if (!(changes & LOCK_CHANGE_LINK))
+                return;
+        reachable = l->link.reachable || l->link.connected;
+        if (reachable && !cl->reachable && cl->phase == PHASE_IDLE && next_retry_usec(cl) > 0)
+                (void) codes_service_sync(svc, l, "back-in-range");
+        cl->reachable = reachable;
+}
+
 int codes_service_add_lock(CodesService *svc, Lock *l)
 {
         CodesLock *cl, **a;
+        int r;
 
         if (!l->ops || !l->ops->list_codes || l->store_id <= 0)
                 return 0;
@@ -764,9 +845,18 @@ int codes_service_add_lock(CodesService *svc, Lock *l)
         svc->locks = a;
         cl->svc = svc;
         cl->lock = l;
+        cl->reachable = l->link.reachable || l->link.connected;
+        r = lock_add_listener(l, on_lock_changed, cl);
+        if (r < 0) {
+                free(cl);
+                return r;
+        }
         svc->locks[svc->n_locks++] = cl;
-        /* Codes left waiting by a previous run of the daemon get their retry. */
-        if (next_retry_usec(cl) > 0)
+        /* A lock never synced (just paired) is read at once; codes left waiting by a
+         * previous run of the daemon get their retry. */
+        if (first_contact(cl))
+                (void) codes_service_sync(svc, l, "paired");
+        else if (next_retry_usec(cl) > 0)
                 (void) codes_service_sync(svc, l, "start");
         return 1;
 }
@@ -778,13 +868,8 @@ void codes_service_remove_lock(CodesService *svc, Lock *l)
 
                 if (cl->lock != l)
                         continue;
-                memmove(svc->locks + i, svc->locks + i + 1, (svc->n_locks - i - 1) * sizeof *svc->locks);
-                svc->n_locks--;
-                cl->timer = sd_event_source_disable_unref(cl->timer);
-                if (cl->op_in_flight)
-                        cl->lock = NULL; /* freed when the driver reports back (it must, on free) */
-                else
-                        codes_lock_free(cl);
+                lock_remove_listener(l, on_lock_changed, cl);
+                codes_lock_detach(svc, i);
                 return;
         }
 }

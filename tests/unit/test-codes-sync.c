@@ -627,6 +627,59 @@ static void test_rules_refuse_before_anything(void **state)
         assert_int_equal(fake(f, 0)->n_add + fake(f, 1)->n_add, 0); /* nothing was sent */
 }
 
+static void test_first_contact_imports(void **state)
+{
+        struct fixture *f = *state;
+        struct store_user u;
+        int64_t carl;
+        LockCode c = mk("567891", "Carl");
+
+        /* a lock paired with codes already on it: DriftPolicy=hub does not wipe them */
+        fake(f, 0)->codes[0] = mk("891234", "Grandma");
+        fake(f, 0)->codes[0].id = 40;
+        fake(f, 0)->n = 1;
+        carl = user(f, "Carl");
+        add_code(f, carl, &c, 1);
+        sync_all(f, "paired");
+        assert_int_equal(fake(f, 0)->n_remove, 0);
+        assert_int_equal(fake(f, 0)->n, 2);
+        assert_int_equal(store_user_get_by_name(f->store, "Grandma", &u), 0);
+        store_user_done(&u);
+        assert_converged(f);
+        assert_int_equal(count_events(f, "\"result\":\"adopted\""), 1);
+
+        /* from then on the policy applies */
+        fake(f, 0)->codes[fake(f, 0)->n] = mk("912345", "Stranger");
+        fake(f, 0)->codes[fake(f, 0)->n++].id = 41;
+        sync_all(f, "config-changed");
+        assert_null(on_lock(f, 0, "912345"));
+        assert_converged(f);
+}
+
+static void test_back_in_range_triggers_sync(void **state)
+{
+        struct fixture *f = *state;
+        int64_t u = user(f, "Gina");
+        LockCode c = mk("678912", "Gina");
+        LockLink link = f->locks[0]->link;
+
+        fake(f, 0)->unreachable = true;
+        add_code(f, u, &c, 1);
+        sync_all(f, "user-change");
+        assert_int_equal(fake(f, 0)->n, 0);
+
+        /* the lock is seen again: the waiting code goes out without anyone asking */
+        fake(f, 0)->unreachable = false;
+        link.reachable = true;
+        link.last_seen_usec = 1;
+        assert_int_equal(lock_set_link(f->locks[0], &link), 1);
+        assert_true(codes_service_busy(f->svc, f->locks[0]));
+        for (int n = 0; n < 100 && (codes_service_busy(f->svc, f->locks[0]) || fake(f, 0)->in_flight > 0);
+             n++)
+                assert_true(sd_event_run(event, 1000000) >= 0);
+        assert_converged(f);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -637,6 +690,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_remove_code_and_user, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_lost_add_reply_and_refusal, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rules_refuse_before_anything, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_first_contact_imports, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_back_in_range_triggers_sync, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
