@@ -77,6 +77,7 @@ struct BridgeLock {
         LockDoor prev_door;
         bool prev_needs_repair;
         bool prev_reachable;
+        int published_available; /* -1: not yet */
         bool dirty;
         bool discovery_dirty;
         Command *held;
@@ -280,13 +281,16 @@ static void publish_lock_discovery(MqttBridge *b, BridgeLock *bl)
         publish(b, topic, payload, true);
 }
 
-static void publish_lock_state(MqttBridge *b, BridgeLock *bl)
+/* all: also availability when it did not change (after a connect, for Home Assistant). */
+static void publish_lock_state(MqttBridge *b, BridgeLock *bl, bool all)
 {
         _cleanup_free_ char *state = mqtt_ha_lock_state(bl->lock, now_realtime());
+        int available = bl->lock->link.reachable;
 
         bl->dirty = false;
-        publish_lock_topic(b, bl->lock, "availability", bl->lock->link.reachable ? "online" : "offline",
-                           true);
+        if (all || available != bl->published_available)
+                publish_lock_topic(b, bl->lock, "availability", available ? "online" : "offline", true);
+        bl->published_available = available;
         publish_lock_topic(b, bl->lock, NULL, state, true);
 }
 
@@ -360,7 +364,7 @@ static void publish_all(MqttBridge *b)
                         publish_lock_discovery(b, b->locks[i]);
         }
         for (size_t i = 0; i < b->n_locks; i++)
-                publish_lock_state(b, b->locks[i]);
+                publish_lock_state(b, b->locks[i], true);
 }
 
 static int on_flush(sd_event_source *s, void *userdata)
@@ -374,7 +378,7 @@ static int on_flush(sd_event_source *s, void *userdata)
                 if (bl->discovery_dirty && connected)
                         publish_lock_discovery(b, bl);
                 if (bl->dirty && connected)
-                        publish_lock_state(b, bl);
+                        publish_lock_state(b, bl, false);
                 if (bl->prev_reachable != bl->lock->link.reachable)
                         info = true;
                 bl->prev_reachable = bl->lock->link.reachable;
@@ -1036,6 +1040,7 @@ static int bridge_follow(MqttBridge *b, Lock *l)
         if (!bl)
                 return -ENOMEM;
         bl->lock = l;
+        bl->published_available = -1;
         bl->device_id = mqtt_ha_lock_device_id(&b->hub, l->address);
         if (!bl->device_id) {
                 r = -ENOMEM;
@@ -1077,7 +1082,7 @@ int mqtt_bridge_lock_added(MqttBridge *b, Lock *l)
         if (mqtt_client_is_connected(b->client)) {
                 publish_info(b);
                 publish_lock_discovery(b, bl);
-                publish_lock_state(b, bl);
+                publish_lock_state(b, bl, true);
         }
         return 0;
 }
