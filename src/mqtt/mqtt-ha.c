@@ -486,7 +486,7 @@ char *mqtt_ha_hub_discovery(const MqttHaHub *h)
         add(o, "components", cmps);
 
         /* No availability: it *is* the availability, "off" rather than "unavailable". */
-        c = component("binary_sensor", dev_id, "state", "Bridge state", "lockhub", "bridge_state");
+        c = component("binary_sensor", dev_id, "state", "Bridge state", h->name, "bridge_state");
         add_str(c, "state_topic", state_t);
         add_str(c, "value_template", "{{ value_json.state }}");
         add_str(c, "payload_on", "online");
@@ -495,21 +495,21 @@ char *mqtt_ha_hub_discovery(const MqttHaHub *h)
         add_str(c, "entity_category", "diagnostic");
         add(cmps, "state", c);
 
-        c = component("sensor", dev_id, "version", "Version", "lockhub", "version");
+        c = component("sensor", dev_id, "version", "Version", h->name, "version");
         add_str(c, "state_topic", info_t);
         add_str(c, "value_template", "{{ value_json.version }}");
         add_str(c, "entity_category", "diagnostic");
         add(c, "availability", availability(h, NULL));
         add(cmps, "version", c);
 
-        c = component("sensor", dev_id, "locks", "Paired locks", "lockhub", "locks");
+        c = component("sensor", dev_id, "locks", "Paired locks", h->name, "locks");
         add_str(c, "state_topic", info_t);
         add_str(c, "value_template", "{{ value_json.locks | length }}");
         add_str(c, "state_class", "measurement");
         add(c, "availability", availability(h, NULL));
         add(cmps, "locks", c);
 
-        c = component("sensor", dev_id, "reachable_locks", "Reachable locks", "lockhub", "reachable_locks");
+        c = component("sensor", dev_id, "reachable_locks", "Reachable locks", h->name, "reachable_locks");
         add_str(c, "state_topic", info_t);
         add_str(c, "value_template", "{{ value_json.reachable_locks }}");
         add_str(c, "state_class", "measurement");

@@ -269,6 +269,10 @@ static void test_hub_discovery(void **state)
         assert_string_equal(str(o, "origin.name"), "lockhub");
         assert_false(has(o, "availability"));
         assert_string_equal(str(o, "components.state.platform"), "binary_sensor");
+        /* entity ids from the hub's name: two hubs on one Home Assistant do not collide */
+        assert_string_equal(str(o, "components.state.default_entity_id"),
+                            "binary_sensor.hallway_hub_bridge_state");
+        assert_string_equal(str(o, "components.version.default_entity_id"), "sensor.hallway_hub_version");
         assert_string_equal(str(o, "components.state.unique_id"), "lockhub_" HUB_ID "_state");
         assert_string_equal(str(o, "components.state.state_topic"), "lockhub/bridge/state");
         assert_string_equal(str(o, "components.state.payload_on"), "online");
