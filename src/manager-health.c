@@ -16,6 +16,7 @@
 #include <sys/utsname.h>
 #include <time.h>
 
+#include "lockhub/bluez.h"
 #include "lockhub/log.h"
 #include "lockhub/manager-health.h"
 #include "lockhub/manager.h"
@@ -52,8 +53,15 @@ static HealthKnownFirmware *load_known_firmware(Manager *m)
 static int report_with(Manager *m, Lock *l, const HealthKnownFirmware *k, const HealthLadderStatus *ladder,
                        HealthReport **ret)
 {
+        HealthLadderStatus st;
+        HealthLadder *live = manager_health_ladder(m, l);
+
         if (l->store_id <= 0)
                 return -ENOENT;
+        if (!ladder && live) {
+                health_ladder_get_status(live, &st);
+                ladder = &st;
+        }
         return health_diagnose_lock(m->store, m->conf, k, l->store_id, l, ladder, now_realtime(), ret);
 }
 
@@ -406,4 +414,301 @@ int manager_health_method_support_bundle(sd_bus_message *msg, void *userdata, sd
                 return sd_bus_error_setf(error, "org.lockhub.Error.Failed",
                                          "Cannot build the support bundle: %s", strerror(-r));
         return sd_bus_reply_method_return(msg, "s", out);
+}
+
+/* ---- recovery ladders ------------------------------------------------------------------------ */
+
+struct ManagerHealth {
+        Manager *manager;
+        HealthRecovery *recovery;
+        BluezClient *client; /* borrowed; NULL until the Bluetooth side hands it over */
+};
+
+/* Per lock: the wrapper ops come first, so l->ops leads back here. */
+typedef struct HealthLock {
+        struct lock_driver_ops ops;
+        const struct lock_driver_ops *driver;
+        Manager *manager;
+        Lock *lock;
+        HealthLadder *ladder;
+        uint64_t last_seen_usec;
+} HealthLock;
+
+typedef struct HealthCall {
+        HealthLock *hl;
+        lock_command_done_t done;
+        void *userdata;
+} HealthCall;
+
+static int wrap_action(Lock *l, LockAction a, LockSource source, const char *actor, lock_command_done_t done,
+                       void *userdata);
+static int wrap_refresh(Lock *l, lock_command_done_t done, void *userdata);
+
+static HealthLock *health_lock_of(Lock *l)
+{
+        return l->ops && l->ops->action == wrap_action ? (HealthLock *) l->ops : NULL;
+}
+
+HealthLadder *manager_health_ladder(Manager *m, Lock *l)
+{
+        HealthLock *hl = health_lock_of(l);
+
+        return hl ? hl->ladder : NULL;
+}
+
+static void report(HealthLock *hl, int r)
+{
+        if (!hl->ladder)
+                return;
+        if (r >= 0)
+                health_ladder_success(hl->ladder, NULL);
+        else
+                health_ladder_failure(hl->ladder,
+                                      r == -EHOSTUNREACH ? HEALTH_FAILURE_CONNECT : HEALTH_FAILURE_COMMAND,
+                                      r, NULL);
+}
+
+static void on_call_done(Lock *l, int r, const char *message, void *userdata)
+{
+        HealthCall *c = userdata;
+
+        report(c->hl, r);
+        if (c->done)
+                c->done(l, r, message, c->userdata);
+        free(c);
+}
+
+static HealthCall *call_new(HealthLock *hl, lock_command_done_t done, void *userdata)
+{
+        HealthCall *c = malloc(sizeof *c);
+
+        if (c)
+                *c = (HealthCall){ .hl = hl, .done = done, .userdata = userdata };
+        return c;
+}
+
+static int wrap_action(Lock *l, LockAction a, LockSource source, const char *actor, lock_command_done_t done,
+                       void *userdata)
+{
+        HealthLock *hl = (HealthLock *) l->ops;
+        HealthCall *c = call_new(hl, done, userdata);
+        int r;
+
+        if (!c)
+                return -ENOMEM;
+        r = hl->driver->action(l, a, source, actor, on_call_done, c);
+        if (r < 0)
+                free(c);
+        return r;
+}
+
+static int wrap_refresh(Lock *l, lock_command_done_t done, void *userdata)
+{
+        HealthLock *hl = (HealthLock *) l->ops;
+        HealthCall *c = call_new(hl, done, userdata);
+        int r;
+
+        if (!c)
+                return -ENOMEM;
+        r = hl->driver->refresh(l, on_call_done, c);
+        if (r < 0)
+                free(c);
+        return r;
+}
+
+static void wrap_free(Lock *l)
+{
+        HealthLock *hl = (HealthLock *) l->ops;
+
+        /* The driver may finish its calls (cancelled) while it is freed: keep hl. */
+        l->ops = hl->driver;
+        if (hl->driver->free)
+                hl->driver->free(l);
+        health_ladder_remove(hl->ladder);
+        free(hl);
+}
+
+static void on_lock_changed(Lock *l, unsigned changes, void *userdata)
+{
+        HealthLock *hl = userdata;
+
+        if (!(changes & LOCK_CHANGE_LINK) || !hl->ladder || l->link.last_seen_usec == hl->last_seen_usec)
+                return;
+        hl->last_seen_usec = l->link.last_seen_usec;
+        health_ladder_seen(hl->ladder, NULL);
+}
+
+/* ---- ladder ops ---- */
+
+static int op_refresh(HealthLadder *ladder, void *userdata)
+{
+        HealthLock *hl = health_ladder_get_data(ladder);
+
+        /* Through the wrapper: its outcome is reported to the ladder. */
+        return hl->lock->ops->refresh(hl->lock, NULL, NULL);
+}
+
+typedef struct CycleCall {
+        ManagerHealth *health;
+        char adapter[32];
+} CycleCall;
+
+static void on_power_cycle_done(BluezClient *c, const BluezError *err, void *userdata)
+{
+        CycleCall *cc = userdata;
+
+        health_recovery_power_cycle_done(cc->health->recovery, cc->adapter, err ? err->error : 0);
+        free(cc);
+}
+
+static int op_power_cycle(HealthRecovery *r, const char *adapter, void *userdata)
+{
+        ManagerHealth *h = userdata;
+        CycleCall *cc;
+        int q;
+
+        if (!h->client)
+                return -EOPNOTSUPP;
+        cc = calloc(1, sizeof *cc);
+        if (!cc)
+                return -ENOMEM;
+        cc->health = h;
+        snprintf(cc->adapter, sizeof cc->adapter, "%s", adapter);
+        q = bluez_client_power_cycle(h->client, adapter, on_power_cycle_done, cc);
+        if (q < 0)
+                free(cc);
+        return q;
+}
+
+static void on_remove_done(BluezClient *c, const BluezError *err, void *userdata)
+{
+        HealthLock *hl = userdata;
+
+        if (err && err->error != -ENOENT) {
+                report(hl, err->error);
+                return;
+        }
+        /* Forgotten: discovery finds it again, and the refresh connects when it does. */
+        (void) hl->lock->ops->refresh(hl->lock, NULL, NULL);
+}
+
+static int op_remove_device(HealthLadder *ladder, void *userdata)
+{
+        ManagerHealth *h = userdata;
+        HealthLock *hl = health_ladder_get_data(ladder);
+
+        if (!h->client)
+                return -EOPNOTSUPP;
+        return bluez_client_remove_device(h->client, hl->lock->address, on_remove_done, hl);
+}
+
+static void op_mark_needs_repair(HealthLadder *ladder, const char *reason, void *userdata)
+{
+        HealthLock *hl = health_ladder_get_data(ladder);
+
+        (void) lock_set_needs_repair(hl->lock, true);
+}
+
+static void op_record(const HealthAttempt *a, void *userdata)
+{
+        ManagerHealth *h = userdata;
+        HealthLock *hl = a->lock_data;
+        int r;
+
+        r = health_attempt_store(h->manager->store, hl && hl->lock->store_id > 0 ? hl->lock->store_id : 0,
+                                 a);
+        if (r < 0)
+                log_warning_errno(r, "Cannot record the recovery step %s of %s: %m",
+                                  health_step_to_string(a->step), strna(a->lock));
+}
+
+static const HealthLadderOps ladder_ops = {
+        .retry = op_refresh,
+        .reconnect = op_refresh,
+        .power_cycle_adapter = op_power_cycle,
+        .remove_device = op_remove_device,
+        .mark_needs_repair = op_mark_needs_repair,
+        .record_attempt = op_record,
+};
+
+int manager_health_start(Manager *m)
+{
+        _cleanup_free_ ManagerHealth *h = calloc(1, sizeof *h);
+        HealthRecoveryConfig cfg;
+        int r;
+
+        if (!h)
+                return log_oom();
+        h->manager = m;
+        health_recovery_config_from_conf(m->conf, &cfg);
+        r = health_recovery_new(&cfg, &health_clock_event, m->event, &ladder_ops, h, &h->recovery);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up recovery: %m");
+        m->health = TAKE_PTR(h);
+        return 0;
+}
+
+void manager_health_free(Manager *m)
+{
+        if (!m->health)
+                return;
+        m->health->recovery = health_recovery_free(m->health->recovery);
+        m->health = (free(m->health), NULL);
+}
+
+int manager_health_lock_added(Manager *m, Lock *l)
+{
+        HealthLock *hl;
+        int r;
+
+        if (!m->health || !l->ops || health_lock_of(l))
+                return 0;
+        hl = calloc(1, sizeof *hl);
+        if (!hl)
+                return -ENOMEM;
+        hl->ops = *l->ops;
+        hl->ops.action = wrap_action;
+        hl->ops.refresh = wrap_refresh;
+        hl->ops.free = wrap_free;
+        hl->driver = l->ops;
+        hl->manager = m;
+        hl->lock = l;
+        hl->last_seen_usec = l->link.last_seen_usec;
+        r = health_recovery_add_lock(m->health->recovery, l->name, hl, &hl->ladder);
+        if (r < 0) {
+                free(hl);
+                return r;
+        }
+        r = lock_add_listener(l, on_lock_changed, hl);
+        if (r < 0) {
+                health_ladder_remove(hl->ladder);
+                free(hl);
+                return r;
+        }
+        l->ops = &hl->ops;
+        return 0;
+}
+
+void manager_health_set_bluez(Manager *m, BluezClient *client)
+{
+        if (m->health)
+                m->health->client = client;
+}
+
+void manager_health_bluez_service(Manager *m, bool up)
+{
+        if (m->health)
+                health_recovery_bluez(m->health->recovery, up);
+}
+
+void manager_health_adapter_event(Manager *m, const char *adapter, bool present, bool powered)
+{
+        if (m->health)
+                health_recovery_adapter(m->health->recovery, adapter, present, powered);
+}
+
+void manager_health_adapter_heard(Manager *m, const char *adapter)
+{
+        if (m->health)
+                health_recovery_adapter_heard(m->health->recovery, adapter);
 }

@@ -26,6 +26,7 @@
 #include "lockhub/codes.h"
 #include "lockhub/log.h"
 #include "lockhub/manager-bluez.h"
+#include "lockhub/manager-health.h"
 #include "lockhub/manager-secret.h"
 #include "lockhub/manager.h"
 #include "lockhub/mqtt-bridge.h"
@@ -77,6 +78,7 @@ Manager *manager_free(Manager *m)
         for (size_t i = 0; i < m->n_locks; i++)
                 lock_free(m->locks[i]);
         free(m->locks);
+        manager_health_free(m); /* after the locks: each holds a ladder */
         manager_bluez_free(m);
         sd_bus_flush_close_unref(m->bus);
         store_free(m->store);
@@ -151,6 +153,8 @@ int manager_add_lock(Manager *m, const struct store_lock *sl)
         (void) manager_bluez_lock_added(m, l, sl);
         if (m->codes)
                 (void) codes_service_add_lock(m->codes, l); /* after the driver is attached */
+        /* Wraps the driver ops: after the driver is attached. */
+        (void) manager_health_lock_added(m, l);
 
         n = reallocarray(m->locks, m->n_locks + 1, sizeof *n);
         if (!n)
@@ -358,6 +362,9 @@ int manager_start(Manager *m)
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the keypad code service: %m");
 
+        r = manager_health_start(m);
+        if (r < 0)
+                return r;
         r = manager_bluez_start(m);
         if (r < 0)
                 return r;

@@ -25,6 +25,7 @@
 #include "lockhub/lock.h"
 
 typedef struct Manager Manager;
+struct BluezClient;
 
 /* The report of one lock; ladder: its live status or NULL. */
 int manager_health_report(Manager *m, Lock *l, const HealthLadderStatus *ladder, HealthReport **ret);
@@ -39,3 +40,30 @@ int manager_health_redact_conf(const char *text, char **ret);
 /* sd-bus method handlers for org.lockhub.Manager1 (userdata: the Manager). */
 int manager_health_method_diagnose(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 int manager_health_method_support_bundle(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+
+/* ---- the recovery ladders of the Manager's locks ----
+ *
+ * manager_health_start() creates the HealthRecovery (on the Manager's sd-event loop);
+ * manager_health_lock_added() gives a lock its ladder. The ladder hears of the lock
+ * through a thin wrapper around its driver ops (every action and refresh outcome: a
+ * failure with -EHOSTUNREACH is a connection failure, any other a command failure) and
+ * through a lock listener (adverts move last_seen). It acts through the driver
+ * (retry/reconnect: a refresh, which reads the state before anything is sent again, so
+ * an action is never repeated blindly) and, once manager_health_set_bluez() was
+ * called, through the BlueZ client (adapter power cycle, RemoveDevice). Every step is
+ * stored (recovery_attempts + a "recovery" event) and logged with its MESSAGE_ID.
+ *
+ * The Bluetooth side reports bluetoothd and adapter changes with
+ * manager_health_bluez_service() / manager_health_adapter_event() and any advert with
+ * manager_health_adapter_heard(). All of these accept a Manager without health. */
+typedef struct ManagerHealth ManagerHealth;
+
+int manager_health_start(Manager *m);
+void manager_health_free(Manager *m); /* after the locks are freed */
+int manager_health_lock_added(Manager *m, Lock *l);
+void manager_health_set_bluez(Manager *m, struct BluezClient *client);
+void manager_health_bluez_service(Manager *m, bool up);
+void manager_health_adapter_event(Manager *m, const char *adapter, bool present, bool powered);
+void manager_health_adapter_heard(Manager *m, const char *adapter);
+/* The live ladder of a lock, or NULL. */
+HealthLadder *manager_health_ladder(Manager *m, Lock *l);

@@ -28,8 +28,9 @@ typedef struct Manager {
         Store *store;
         SecretKey *key; /* the hub key that seals secrets in the store (src/manager-secret.c) */
         sd_bus *bus;
-        struct ManagerBluez *bluez; /* BlueZ client, drivers, pairing (src/manager-bluez.c) */
-        struct CodesService *codes; /* keypad code reconciliation (src/codes/) */
+        struct ManagerBluez *bluez;   /* BlueZ client, drivers, pairing (src/manager-bluez.c) */
+        struct CodesService *codes;   /* keypad code reconciliation (src/codes/) */
+        struct ManagerHealth *health; /* recovery ladders, diagnosis (src/manager-health.c) */
         /* NULL when [MQTT] Enabled=no */
         MqttBridge *mqtt;
         Lock **locks; /* owned; paired locks, in the order they were paired */
