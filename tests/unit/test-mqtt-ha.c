@@ -11,7 +11,9 @@
 #include <json-c/json.h>
 #include <stdio.h>
 
+#include "lockhub/mqtt-bridge.h"
 #include "lockhub/mqtt-ha.h"
+#include "lockhub/store.h"
 
 #define HUB_ID "0123456789abcdef"
 #define DEV_ID "lockhub_0123456789abcdef_aabbccddeeff"
@@ -613,6 +615,38 @@ static void test_utf8(void **state)
         assert_false(mqtt_ha_utf8_is_valid("\xf5\x80\x80\x80", 4));
 }
 
+/* The hub id: made once, then the same forever (it is in every unique id). */
+static void test_hub_id(void **state)
+{
+        char dir[] = "/tmp/test-mqtt-ha-XXXXXX", path[64];
+        _cleanup_free_ char *a = NULL, *b = NULL, *c = NULL;
+        Store *s = NULL;
+
+        assert_non_null(mkdtemp(dir));
+        assert_int_equal(store_open(dir, &s), 0);
+        assert_int_equal(mqtt_bridge_hub_id(s, &a), 0);
+        assert_true(mqtt_ha_hub_id_is_valid(a));
+        s = store_free(s);
+
+        assert_int_equal(store_open(dir, &s), 0);
+        assert_int_equal(mqtt_bridge_hub_id(s, &b), 0);
+        assert_string_equal(a, b);
+        /* a damaged value is replaced rather than used */
+        assert_int_equal(store_meta_set(s, MQTT_BRIDGE_HUB_ID_KEY, "not-hex"), 0);
+        assert_int_equal(mqtt_bridge_hub_id(s, &c), 0);
+        assert_true(mqtt_ha_hub_id_is_valid(c));
+        assert_string_not_equal(c, a);
+        s = store_free(s);
+
+        for (const char *const *f =
+                             (const char *const[]){ "lockhub.db", "lockhub.db-wal", "lockhub.db-shm", NULL };
+             *f; f++) {
+                snprintf(path, sizeof path, "%s/%s", dir, *f);
+                (void) unlink(path);
+        }
+        assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -630,6 +664,7 @@ int main(void)
                 cmocka_unit_test(test_command_parse),
                 cmocka_unit_test(test_request_parse),
                 cmocka_unit_test(test_utf8),
+                cmocka_unit_test(test_hub_id),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
