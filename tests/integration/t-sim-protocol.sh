@@ -19,4 +19,8 @@ security-pin = 123456
 INI
 check "Smart Lock Ultra pairing (wrong PIN, right PIN) and a 6-digit PIN session" \
 	sim_test ultra --scenario "$T/ultra.ini"
+for fmt in encrypted-no-id plain; do
+	sed "s/^security-pin = 123456/security-pin = 123456\nultra-reply = $fmt/" "$T/ultra.ini" >"$T/ultra-$fmt.ini"
+	check "Ultra pairing with the Authorization-ID reply as $fmt" sim_test ultra --scenario "$T/ultra-$fmt.ini"
+done
 finish

@@ -308,7 +308,7 @@ static void pairing_write(SimLock *l, const uint8_t *data, size_t len)
                         p.uuid = l->uuid;
                         p.security_pin = l->security_pin;
                         p.security_pin_set = l->security_pin != 0;
-                        p.ultra_reply = NUKI_ULTRA_REPLY_ENCRYPTED;
+                        p.ultra_reply = (NukiUltraReply) l->ultra_reply;
                         p.secret_key = l->secret_key;
                         r = nuki_pair_lock_new(&s->pair, &p);
                         if (r < 0) {

@@ -838,6 +838,7 @@ int sim_lock_new(Sim *sim, const SimLockSpec *spec, SimLock **ret)
                 l->security_pin = 123456;
         l->logging_enabled = true;
         l->max_auths = spec->max_auths ? spec->max_auths : (l->gen == SIM_GEN_1 ? 100 : 200);
+        l->ultra_reply = spec->ultra_reply;
         l->next_auth_id = 1;
         l->next_code_id = 1;
         l->next_log_index = 1;

@@ -206,6 +206,7 @@ struct SimLock {
         int64_t clock_offset; /* seconds added to the simulated wall clock */
         bool logging_enabled;
         unsigned max_auths;
+        int ultra_reply; /* NukiUltraReply */
         SimLockConfig cfg;
         SimLockAdvConfig adv;
         uint16_t openings, closings;
@@ -249,6 +250,7 @@ typedef struct SimLockSpec {
         bool known; /* bluetoothd already has the device stored */
         char adapter[16];
         unsigned max_auths;
+        int ultra_reply; /* NukiUltraReply: the format of the Ultra Authorization-ID reply */
 } SimLockSpec;
 
 void sim_lock_spec_default(SimLockSpec *s, const char *name, unsigned n);

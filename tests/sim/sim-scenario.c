@@ -38,6 +38,8 @@
  *   auth-key = 00112233...      # ... and this 32-byte shared key (64 hex digits)
  *   known = yes                 # bluetoothd has the device stored (exists at start)
  *   adapter = hci0              # the adapter that has it stored (default: first)
+ *   ultra-reply = encrypted     # Ultra Authorization-ID reply: encrypted, encrypted-no-id,
+ *                               # plain (fact sheet 4.2 leaves it open)
  */
 
 #include <ctype.h>
@@ -381,6 +383,17 @@ int sim_load_scenario(Sim *sim, const char *path)
                                                 }
                                                 spec.auth_key[i] = (uint8_t) x;
                                         }
+                        } else if (streq(key, "ultra-reply")) {
+                                /* fact sheet 4.2: the reply's format is an open question */
+                                if (streq(val, "encrypted"))
+                                        spec.ultra_reply = 0;
+                                else if (streq(val, "encrypted-no-id"))
+                                        spec.ultra_reply = 1;
+                                else if (streq(val, "plain"))
+                                        spec.ultra_reply = 2;
+                                else
+                                        ERR("ultra-reply: encrypted, encrypted-no-id or plain", path,
+                                            lineno);
                         } else if (streq(key, "adapter"))
                                 snprintf(spec.adapter, sizeof(spec.adapter), "%s", val);
                         else
