@@ -29,6 +29,7 @@
 #include "lockhub/bluez.h"
 #include "lockhub/log.h"
 #include "lockhub/manager-bluez.h"
+#include "lockhub/manager-health.h"
 #include "lockhub/manager.h"
 #include "lockhub/nuki-advert.h"
 #include "lockhub/nuki-crypto.h"
@@ -132,6 +133,7 @@ static void on_advert(BluezClient *c, const BluezAdvert *a, void *userdata)
 
         if (!a->address)
                 return;
+        manager_health_adapter_heard(mb->manager, a->adapter); /* the adapter is not deaf */
         nuki_advert_init(&na);
         for (size_t i = 0; i < a->n_manufacturer_data; i++)
                 (void) nuki_advert_parse_manufacturer(&na, a->manufacturer_data[i].company,
@@ -162,20 +164,46 @@ static void on_advert(BluezClient *c, const BluezAdvert *a, void *userdata)
         }
 
         l = find_lock_by_address(mb->manager, a->address);
+        if (l)
+                manager_health_lock_seen(mb->manager, l, a->adapter);
         if (l && l->ops && streq(l->ops->protocol, "nuki"))
                 nuki_driver_advert(l, a, &na);
 }
 
 static void on_service(BluezClient *c, bool up, void *userdata)
 {
+        ManagerBluez *mb = userdata;
+
+        manager_health_bluez_service(mb->manager, up);
         if (up)
                 log_info("Bluetooth service is up.");
         else
                 log_warning("Bluetooth service (bluetoothd) is gone; waiting for it to come back.");
 }
 
+static void on_adapter(BluezClient *c, BluezAdapterEvent event, const BluezAdapterInfo *info, void *userdata)
+{
+        ManagerBluez *mb = userdata;
+
+        switch (event) {
+        case BLUEZ_ADAPTER_ADDED:
+        case BLUEZ_ADAPTER_POWERED_ON:
+        case BLUEZ_ADAPTER_POWERED_OFF:
+                manager_health_adapter_event(mb->manager, info->name, true, info->powered);
+                break;
+        case BLUEZ_ADAPTER_REMOVED:
+                manager_health_adapter_event(mb->manager, info->name, false, false);
+                break;
+        case BLUEZ_ADAPTER_DISCOVERY_ON:
+        case BLUEZ_ADAPTER_DISCOVERY_OFF:
+        case _BLUEZ_ADAPTER_EVENT_MAX:
+                break;
+        }
+}
+
 static const BluezCallbacks bluez_callbacks = {
         .service = on_service,
+        .adapter = on_adapter,
         .advert = on_advert,
 };
 
@@ -718,6 +746,7 @@ int manager_bluez_start(Manager *m)
                 .conf = &m->conf,
         };
         m->bluez = mb;
+        manager_health_set_bluez(m, mb->client); /* adapter power cycles, RemoveDevice */
         r = bluez_client_start(mb->client);
         if (r < 0)
                 return log_error_errno(r, "Failed to start the BlueZ client: %m");
@@ -746,6 +775,7 @@ void manager_bluez_free(Manager *m)
                 if (done)
                         done(m, -ECANCELED, "lockhubd is stopping", ud);
         }
+        manager_health_set_bluez(m, NULL);
         bluez_client_free(mb->client);
         free(mb->sightings);
         free(mb);

@@ -712,3 +712,11 @@ void manager_health_adapter_heard(Manager *m, const char *adapter)
         if (m->health)
                 health_recovery_adapter_heard(m->health->recovery, adapter);
 }
+
+void manager_health_lock_seen(Manager *m, Lock *l, const char *adapter)
+{
+        HealthLadder *ladder = manager_health_ladder(m, l);
+
+        if (ladder)
+                health_ladder_seen(ladder, adapter);
+}

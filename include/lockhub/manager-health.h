@@ -54,8 +54,9 @@ int manager_health_method_support_bundle(sd_bus_message *msg, void *userdata, sd
  * stored (recovery_attempts + a "recovery" event) and logged with its MESSAGE_ID.
  *
  * The Bluetooth side reports bluetoothd and adapter changes with
- * manager_health_bluez_service() / manager_health_adapter_event() and any advert with
- * manager_health_adapter_heard(). All of these accept a Manager without health. */
+ * manager_health_bluez_service() / manager_health_adapter_event(), any advert with
+ * manager_health_adapter_heard() and a paired lock's with manager_health_lock_seen().
+ * All of these accept a Manager without health. */
 typedef struct ManagerHealth ManagerHealth;
 
 int manager_health_start(Manager *m);
@@ -65,5 +66,7 @@ void manager_health_set_bluez(Manager *m, struct BluezClient *client);
 void manager_health_bluez_service(Manager *m, bool up);
 void manager_health_adapter_event(Manager *m, const char *adapter, bool present, bool powered);
 void manager_health_adapter_heard(Manager *m, const char *adapter);
+/* An advert of a paired lock, through adapter. */
+void manager_health_lock_seen(Manager *m, Lock *l, const char *adapter);
 /* The live ladder of a lock, or NULL. */
 HealthLadder *manager_health_ladder(Manager *m, Lock *l);
