@@ -706,6 +706,63 @@ static uint8_t handle_command(SimLock *l, const NukiMsg *m)
                                 return 0;
                         }
                 return NUKI_K_ERROR_BAD_PARAMETER;
+        case NUKI_CMD_ADD_TIME_CONTROL_ENTRY: {
+                SimTimeControl *t;
+                const __typeof__(m->add_time_control_entry) *a = &m->add_time_control_entry;
+                if (l->n_tc >= SIM_MAX_TIME_CONTROL)
+                        return NUKI_K_ERROR_TOO_MANY_ENTRIES;
+                if (a->time.hour > 23 || a->time.minute > 59 || a->lock_action < 1 || a->lock_action > 6)
+                        return NUKI_K_ERROR_BAD_PARAMETER;
+                t = &l->tc[l->n_tc++];
+                *t = (SimTimeControl){ .id = l->next_tc_id++,
+                                       .enabled = true,
+                                       .weekdays = a->weekdays,
+                                       .hour = a->time.hour,
+                                       .minute = a->time.minute,
+                                       .action = a->lock_action };
+                nuki_msg_init(&r, NUKI_CMD_TIME_CONTROL_ENTRY_ID, NUKI_VARIANT_DEFAULT);
+                r.time_control_entry_id.entry_id = t->id;
+                send_msg(l, &r);
+                return 0;
+        }
+        case NUKI_CMD_REQUEST_TIME_CONTROL_ENTRIES:
+                nuki_msg_init(&r, NUKI_CMD_TIME_CONTROL_ENTRY_COUNT, NUKI_VARIANT_DEFAULT);
+                r.time_control_entry_count.count = (uint8_t) l->n_tc;
+                send_msg(l, &r);
+                for (size_t i = 0; i < l->n_tc; i++) {
+                        nuki_msg_init(&r, NUKI_CMD_TIME_CONTROL_ENTRY, NUKI_VARIANT_DEFAULT);
+                        r.time_control_entry.entry_id = l->tc[i].id;
+                        r.time_control_entry.enabled = l->tc[i].enabled;
+                        r.time_control_entry.weekdays = l->tc[i].weekdays;
+                        r.time_control_entry.time = (NukiTimeOfDay){ l->tc[i].hour, l->tc[i].minute };
+                        r.time_control_entry.lock_action = l->tc[i].action;
+                        send_msg(l, &r);
+                }
+                return 0;
+        case NUKI_CMD_UPDATE_TIME_CONTROL_ENTRY:
+        case NUKI_CMD_REMOVE_TIME_CONTROL_ENTRY: {
+                uint8_t id = m->command == NUKI_CMD_REMOVE_TIME_CONTROL_ENTRY
+                                             ? m->remove_time_control_entry.entry_id
+                                             : m->update_time_control_entry.entry_id;
+                for (size_t i = 0; i < l->n_tc; i++) {
+                        SimTimeControl *t = &l->tc[i];
+                        if (t->id != id)
+                                continue;
+                        if (m->command == NUKI_CMD_REMOVE_TIME_CONTROL_ENTRY) {
+                                memmove(t, t + 1, (l->n_tc - i - 1) * sizeof(*t));
+                                l->n_tc--;
+                        } else {
+                                t->enabled = m->update_time_control_entry.enabled;
+                                t->weekdays = m->update_time_control_entry.weekdays;
+                                t->hour = m->update_time_control_entry.time.hour;
+                                t->minute = m->update_time_control_entry.time.minute;
+                                t->action = m->update_time_control_entry.lock_action;
+                        }
+                        send_status(l, NUKI_STATUS_COMPLETE);
+                        return 0;
+                }
+                return NUKI_K_ERROR_BAD_PARAMETER;
+        }
         case NUKI_CMD_SET_SECURITY_PIN:
                 if (l->gen != SIM_GEN_ULTRA && m->set_security_pin.new_pin > 9999)
                         return NUKI_K_ERROR_BAD_PARAMETER;

@@ -293,6 +293,32 @@ void sim_lock_set_battery(SimLock *l, double percent)
 }
 
 #define DRAIN_PERIOD (600 * USEC_PER_SEC) /* simulated 10 minutes */
+#define TC_PERIOD    (20 * USEC_PER_SEC)  /* Time Control entries are checked 3 times a minute */
+
+static int tc_handler(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        SimLock *l = userdata;
+        int64_t local = sim_lock_time(l) + (int64_t) l->cfg.tz_offset * 60, minute = local / 60;
+        time_t tt = (time_t) local;
+        struct tm tm;
+
+        gmtime_r(&tt, &tm);
+        if (minute != l->tc_last_minute) {
+                /* tm_wday: 0 = Sunday; the weekday mask has Monday in bit 6, Sunday in bit 0 */
+                unsigned bit = tm.tm_wday == 0 ? 0 : (unsigned) (7 - tm.tm_wday);
+                l->tc_last_minute = minute;
+                for (size_t i = 0; i < l->n_tc; i++) {
+                        SimTimeControl *t = &l->tc[i];
+                        if (!t->enabled || t->hour != tm.tm_hour || t->minute != tm.tm_min)
+                                continue;
+                        if (t->weekdays && !(t->weekdays & (1U << bit)))
+                                continue;
+                        (void) sim_lock_start_action(l, t->action, 0x03 /* automatic */, 0, "Time Control",
+                                                     false, 0);
+                }
+        }
+        return sim_timer(l->sim, &l->tc_timer, TC_PERIOD, tc_handler, l);
+}
 
 static int drain_handler(sd_event_source *s, uint64_t usec, void *userdata)
 {
@@ -573,6 +599,7 @@ void sim_lock_factory_reset(SimLock *l)
         sim_lock_reboot(l);
         l->n_auths = 0;
         l->n_codes = 0;
+        l->n_tc = 0;
         l->n_log = 0;
         l->next_log_index = 1;
         new_identity(l);
@@ -872,6 +899,8 @@ int sim_lock_new(Sim *sim, const SimLockSpec *spec, SimLock **ret)
         if (spec->pairing_mode || spec->uninitialized)
                 sim_lock_set_pairing_mode(l, true);
         (void) sim_timer(sim, &l->drain_timer, DRAIN_PERIOD, drain_handler, l);
+        (void) sim_timer(sim, &l->tc_timer, TC_PERIOD, tc_handler, l);
+        l->next_tc_id = 1;
         *ret = l;
         return 0;
 }
@@ -887,6 +916,7 @@ SimLock *sim_lock_free(SimLock *l)
         sd_event_source_disable_unref(l->pairing_timer);
         sd_event_source_disable_unref(l->drain_timer);
         sd_event_source_disable_unref(l->reboot_timer);
+        sd_event_source_disable_unref(l->tc_timer);
         nuki_wipe(l->secret_key, sizeof(l->secret_key));
         nuki_wipe(l->auths, sizeof(l->auths));
         free(l->name);

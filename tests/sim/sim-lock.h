@@ -61,9 +61,19 @@ typedef struct SimGattSvcDef {
         size_t n_chrs;
 } SimGattSvcDef;
 
-#define SIM_MAX_AUTHS 256
-#define SIM_MAX_CODES 200
-#define SIM_MAX_LOG   1000
+#define SIM_MAX_AUTHS        256
+#define SIM_MAX_CODES        200
+#define SIM_MAX_LOG          1000
+#define SIM_MAX_TIME_CONTROL 20
+
+/* a scheduled lock action (Time Control entry), run in the lock's local time */
+typedef struct SimTimeControl {
+        uint8_t id;
+        bool enabled;
+        uint8_t weekdays; /* bit 6 Mon .. bit 0 Sun; 0 = every day */
+        uint8_t hour, minute;
+        uint8_t action;
+} SimTimeControl;
 
 typedef struct SimAuth {
         uint32_t id;
@@ -217,6 +227,11 @@ struct SimLock {
         SimCode codes[SIM_MAX_CODES];
         size_t n_codes;
         uint16_t next_code_id;
+        SimTimeControl tc[SIM_MAX_TIME_CONTROL];
+        size_t n_tc;
+        uint8_t next_tc_id;
+        sd_event_source *tc_timer;
+        int64_t tc_last_minute;
         SimLogEntry log[SIM_MAX_LOG];
         size_t n_log;
         uint32_t next_log_index;

@@ -561,6 +561,43 @@ void sim_proto_test_protocol(Probe *p)
         r = do_cmd(&k, &s, &cmd, 0, rep, 64, &n, NULL);
         CHECK(p, r == 0, "right PIN: COMPLETE");
 
+        /* Time Control: a scheduled lock at the next minute runs with trigger automatic */
+        {
+                NukiMsg st;
+                r = do_cmd(&k, &s, NULL, NUKI_CMD_KEYTURNER_STATES, rep, 64, &n, NULL);
+                x = find_reply(rep, n, NUKI_CMD_KEYTURNER_STATES);
+                st = x ? *x : rep[0];
+                nuki_msg_init(&cmd, NUKI_CMD_ADD_TIME_CONTROL_ENTRY, NUKI_VARIANT_DEFAULT);
+                cmd.add_time_control_entry.time.hour = st.keyturner_states.current_time.hour;
+                cmd.add_time_control_entry.time.minute =
+                                (uint8_t) (st.keyturner_states.current_time.minute + 2);
+                if (cmd.add_time_control_entry.time.minute > 59) {
+                        cmd.add_time_control_entry.time.minute -= 60;
+                        cmd.add_time_control_entry.time.hour =
+                                        (uint8_t) ((cmd.add_time_control_entry.time.hour + 1) % 24);
+                }
+                cmd.add_time_control_entry.lock_action = NUKI_LOCK_ACTION_LOCK;
+                r = do_cmd(&k, &s, &cmd, 0, rep, 64, &n, NULL);
+                x = find_reply(rep, n, NUKI_CMD_TIME_CONTROL_ENTRY_ID);
+                CHECK(p, r == 0 && x, "Add Time Control Entry");
+                nuki_msg_init(&cmd, NUKI_CMD_REQUEST_TIME_CONTROL_ENTRIES, NUKI_VARIANT_DEFAULT);
+                r = do_cmd(&k, &s, &cmd, 0, rep, 64, &n, NULL);
+                x = find_reply(rep, n, NUKI_CMD_TIME_CONTROL_ENTRY);
+                CHECK(p, r == 0 && x && x->time_control_entry.lock_action == NUKI_LOCK_ACTION_LOCK,
+                      "Request Time Control Entries");
+                CHECK(p, wait_ctl(p, "front", "LockState", "locked", T(200 * SEC)),
+                      "the scheduled action runs (simulated minutes later)");
+                r = do_cmd(&k, &s, NULL, NUKI_CMD_KEYTURNER_STATES, rep, 64, &n, NULL);
+                x = find_reply(rep, n, NUKI_CMD_KEYTURNER_STATES);
+                CHECK(p,
+                      r == 0 && x && x->keyturner_states.last_lock_action_trigger == NUKI_TRIGGER_AUTOMATIC,
+                      "with trigger automatic");
+                nuki_msg_init(&cmd, NUKI_CMD_REMOVE_TIME_CONTROL_ENTRY, NUKI_VARIANT_DEFAULT);
+                cmd.remove_time_control_entry.entry_id = 1;
+                r = do_cmd(&k, &s, &cmd, 0, rep, 64, &n, NULL);
+                CHECK(p, r == 0, "Remove Time Control Entry");
+        }
+
         /* the remaining simple commands */
         nuki_msg_init(&cmd, NUKI_CMD_UPDATE_TIME, NUKI_VARIANT_DEFAULT);
         cmd.update_time.time = (NukiTime){ 2030, 1, 2, 3, 4, 5 };
