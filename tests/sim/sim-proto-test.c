@@ -566,6 +566,7 @@ void sim_proto_test_protocol(Probe *p)
                 NukiMsg st;
                 r = do_cmd(&k, &s, NULL, NUKI_CMD_KEYTURNER_STATES, rep, 64, &n, NULL);
                 x = find_reply(rep, n, NUKI_CMD_KEYTURNER_STATES);
+                CHECK(p, r == 0 && x, "Keyturner States (the lock's clock)");
                 st = x ? *x : rep[0];
                 nuki_msg_init(&cmd, NUKI_CMD_ADD_TIME_CONTROL_ENTRY, NUKI_VARIANT_DEFAULT);
                 cmd.add_time_control_entry.time.hour = st.keyturner_states.current_time.hour;
