@@ -10,7 +10,9 @@
  *    B/bridge/info, then the discovery configs of the hub and of every lock, then
  *    every lock's availability and state. The same again, after a random delay of
  *    a second or two, when Home Assistant announces itself ("online" on
- *    <prefix>/status).
+ *    <prefix>/status). For a few seconds after connecting, retained device configs
+ *    of this hub that belong to no paired lock (unpaired while the broker was out of
+ *    reach) are removed.
  *  - Follows every lock (a listener): the retained state is republished after a
  *    change (changes within one loop iteration are published once), discovery when
  *    model or firmware change, events for operations not started over MQTT and for

@@ -50,6 +50,7 @@
 #define UNLOCK_CODE_CREDENTIAL  "mqtt-unlock-code"
 #define UNLOCK_CODE_FILE_MAX    256
 #define REQUEST_TOPIC_LEVEL_MAX 128
+#define SCAN_USEC               (5 * USEC_PER_SEC)
 
 typedef struct BridgeLock BridgeLock;
 typedef struct Command Command;
@@ -89,6 +90,8 @@ struct MqttBridge {
         MqttHaHub hub;
         char *hub_id, *hub_name, *base_topic, *discovery_prefix;
         char *state_topic, *info_topic, *status_topic, *request_prefix;
+        char *scan_filter;   /* <prefix>/device/+/config */
+        char *device_prefix; /* <prefix>/device/lockhub_<hub id>_ */
         bool discovery;
         BridgeLock **locks;
         size_t n_locks;
@@ -97,6 +100,7 @@ struct MqttBridge {
         uint64_t code_blocked_until; /* CLOCK_MONOTONIC */
         sd_event_source *flush;
         sd_event_source *rediscover;
+        sd_event_source *scan_end;
 };
 
 static uint64_t now_realtime(void)
@@ -896,12 +900,42 @@ static void handle_ha_status(MqttBridge *b, const void *payload, size_t len)
                 log_warning_errno(r, "Failed to schedule rediscovery: %m");
 }
 
+/* A retained device config of this hub seen in the scan after connecting: one that
+ * belongs to no paired lock (unpaired while lockhubd could not tell the broker) is
+ * removed, so Home Assistant does not keep a ghost device. */
+static void handle_retained_config(MqttBridge *b, const char *topic, const char *rest, size_t len)
+{
+        size_t n = strlen(rest);
+
+        if (len == 0 || n != 12 + strlen("/config") || !streq(rest + 12, "/config"))
+                return;
+        for (size_t i = 0; i < b->n_locks; i++) {
+                const char *d = b->locks[i]->device_id;
+                if (strneq(d + strlen(d) - 12, rest, 12))
+                        return;
+        }
+        log_info("Removing the stale Home Assistant device of a lock that is no longer paired (%s).", topic);
+        publish(b, topic, "", true);
+}
+
+static int on_scan_end(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        MqttBridge *b = userdata;
+
+        (void) mqtt_client_unsubscribe(b->client, b->scan_filter);
+        return 0;
+}
+
 static void on_message(MqttClient *c, const char *topic, const void *payload, size_t len, bool retained,
                        void *userdata)
 {
         MqttBridge *b = userdata;
         const char *rest, *slash;
 
+        if (b->discovery && retained && (rest = startswith(topic, b->device_prefix))) {
+                handle_retained_config(b, topic, rest, len);
+                return;
+        }
         if (b->discovery && streq(topic, b->status_topic)) {
                 handle_ha_status(b, payload, len);
                 return;
@@ -934,6 +968,16 @@ static void on_connect(MqttClient *c, bool connected, int error, void *userdata)
         }
         log_info("Connected to the MQTT broker %s; publishing %zu lock(s).", mqtt_client_broker(c),
                  b->n_locks);
+        if (b->discovery) {
+                /* Look at the retained device configs for a few seconds (see handle_retained_config()). */
+                int r = mqtt_client_subscribe(c, b->scan_filter, 1);
+                if (r >= 0)
+                        r = sd_event_source_set_time_relative(b->scan_end, SCAN_USEC);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(b->scan_end, SD_EVENT_ONESHOT);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to look for stale Home Assistant devices: %m");
+        }
         publish_all(b);
 }
 
@@ -1190,10 +1234,14 @@ int mqtt_bridge_new(Manager *m, MqttBridge **ret)
         b->info_topic = bridge_topic(c->mqtt.base_topic, "bridge/info");
         b->request_prefix = bridge_topic(c->mqtt.base_topic, "bridge/request/");
         b->status_topic = bridge_topic(c->mqtt.discovery_prefix, "status");
+        b->scan_filter = bridge_topic(c->mqtt.discovery_prefix, "device/+/config");
+        if (asprintf(&b->device_prefix, "%s/device/lockhub_%s_", c->mqtt.discovery_prefix, b->hub_id) < 0)
+                b->device_prefix = NULL;
         set_filter = bridge_topic(c->mqtt.base_topic, "+/set");
         request_filter = bridge_topic(c->mqtt.base_topic, "bridge/request/#");
         if (!b->hub_name || !b->base_topic || !b->discovery_prefix || !b->state_topic || !b->info_topic ||
-            !b->request_prefix || !b->status_topic || !set_filter || !request_filter)
+            !b->request_prefix || !b->status_topic || !b->scan_filter || !b->device_prefix || !set_filter ||
+            !request_filter)
                 return log_oom();
         b->hub = (MqttHaHub){
                 .hub_id = b->hub_id,
@@ -1231,6 +1279,11 @@ int mqtt_bridge_new(Manager *m, MqttBridge **ret)
                                                on_rediscover, b);
         if (r >= 0)
                 r = sd_event_source_set_enabled(b->rediscover, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_add_time_relative(m->event, &b->scan_end, CLOCK_MONOTONIC, 0, 0, on_scan_end,
+                                               b);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(b->scan_end, SD_EVENT_OFF);
         if (r < 0)
                 return log_error_errno(r, "Failed to add the MQTT bridge's event sources: %m");
 
@@ -1275,6 +1328,7 @@ MqttBridge *mqtt_bridge_free(MqttBridge *b)
         free(b->locks);
         sd_event_source_disable_unref(b->flush);
         sd_event_source_disable_unref(b->rediscover);
+        sd_event_source_disable_unref(b->scan_end);
         free(b->hub_id);
         free(b->hub_name);
         free(b->base_topic);
@@ -1283,6 +1337,8 @@ MqttBridge *mqtt_bridge_free(MqttBridge *b)
         free(b->info_topic);
         free(b->status_topic);
         free(b->request_prefix);
+        free(b->scan_filter);
+        free(b->device_prefix);
         free(b);
         return NULL;
 }

@@ -6,7 +6,7 @@
 # requests with their outcomes (no driver yet: "not_supported"), unlock-code policy
 # (wrong code rejected, recorded as an access event, rate-limited), retained commands
 # ignored, malformed and unknown requests answered with errors while the daemon keeps
-# serving, broker restart → reconnect and republish.
+# serving, broker restart → reconnect and republish, stale devices of this hub removed.
 #
 # The locks are rows in the database (tests/tools/store-add-lock) without a driver.
 # When the Nuki driver lands, start lockhub-sim with a simulated lock at ADDR1 and
@@ -241,9 +241,18 @@ kill -TERM "$daemon_pid"
 wait_exit "$daemon_pid" 10
 check "exit 0 on SIGTERM (got $exit_code)" test "$exit_code" = 0
 check "bridge/state offline after SIGTERM (retained)" retained_is lockhub/bridge/state "$OFFLINE"
+# A device of this hub whose lock is gone (unpaired while the broker was away) and a
+# device of someone else, both retained.
+mosquitto_pub -p "$PORT" -t "homeassistant/device/lockhub_${HUB}_001122334455/config" -r -m '{"device": {}}'
+mosquitto_pub -p "$PORT" -t homeassistant/device/zigbee2mqtt_0x1234/config -r -m '{"device": {}}'
 listen event lockhub/back-door/event 1 6
 start_daemon
 collected
+check "stale device of this hub removed at connect" wait_for 8 \
+	retained_is "homeassistant/device/lockhub_${HUB}_001122334455/config" ""
+check "someone else's device left alone" retained_is homeassistant/device/zigbee2mqtt_0x1234/config '{"device": {}}'
+check "paired locks' devices kept" retained_has "homeassistant/device/$DEV2/config" "$DEV2"
+mosquitto_pub -p "$PORT" -t homeassistant/device/zigbee2mqtt_0x1234/config -r -n
 check "retained command not run again at start" test ! -s "$T/event"
 check "retained command warned about" grep -q 'ignoring a retained MQTT command' "$T/d.err"
 mosquitto_pub -p "$PORT" -t lockhub/back-door/set -r -n
