@@ -158,8 +158,8 @@ integration: all
 check: deps-check
 	$(MAKE) all unit-run fuzz-replay
 	$(MAKE) SAN=1 all unit-run fuzz-replay
-	$(MAKE) integration
 	@tests/check-man.sh
+	$(MAKE) integration
 
 # libFuzzer builds (clang); FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 60
