@@ -1190,8 +1190,17 @@ static int restore_code(Store *s, const Backup *b, int64_t user_id, json_object 
                 int64_t lock_id = target_of(t, n_t,
                                             json_object_get_string(json_object_array_get_idx(jlocks, i)));
 
+                struct store_assignment have;
+
                 if (lock_id <= 0)
                         continue; /* a lock of the document that is not restored now */
+                if (store_assignment_get(s, lock_id, cred_id, &have) >= 0) {
+                        bool present = streq(have.desired, "present");
+
+                        store_assignment_done(&have);
+                        if (present)
+                                continue; /* assigned already: keep its sync state */
+                }
                 r = codes_code_assign(s, cred_id, lock_id, true, &rule);
                 if (r < 0)
                         return rule != CODE_RULE_OK

@@ -22,6 +22,10 @@ int verb_monitor(int argc, char *argv[]);
 int verb_rekey(int argc, char *argv[]);
 int verb_diagnose(int argc, char *argv[]);
 int verb_support_bundle(int argc, char *argv[]);
+int verb_user(int argc, char *argv[]);    /* ctl-codes.c */
+int verb_code(int argc, char *argv[]);
+int verb_backup(int argc, char *argv[]);
+int verb_restore(int argc, char *argv[]);
 
 /* Shared by the D-Bus verbs. */
 #include <systemd/sd-bus.h>

@@ -24,6 +24,10 @@ static const struct verb verbs[] = {
         { "monitor", verb_monitor, "print every change of every lock as it happens, until Ctrl-C" },
         { "diagnose", verb_diagnose, "what is wrong with a lock and what to do: [LOCK] [--json]" },
         { "support-bundle", verb_support_bundle, "write a report for support, secrets redacted: -o FILE" },
+        { "user", verb_user, "list, add or remove the people who have keypad codes" },
+        { "code", verb_code, "keypad codes: list (with sync state), add, update, enable, disable, remove, sync" },
+        { "backup", verb_backup, "save users, codes and settings: [LOCK...|--all] -o FILE [--include-secrets]" },
+        { "restore", verb_restore, "restore a backup: FILE [--to LOCK] (checked fully before anything changes)" },
         { "rekey", verb_rekey, "re-seal the secrets in the database with a new key: [--new-key FILE]" },
         { "decode", verb_decode, "decode captured Nuki BLE frames offline (no daemon needed)" },
 };

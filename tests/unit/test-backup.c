@@ -264,7 +264,9 @@ static void test_round_trip_with_secrets(void **state)
         /* restoring again changes nothing */
         a = fingerprint(f->store[1]);
         assert_int_equal(backup_restore(f->store[1], b, NULL, NULL, NOW, &res, &err), 0);
-        assert_int_equal(res.users_added + res.codes_added + res.codes_updated + res.locks_added, 0);
+        assert_int_equal(res.users_added + res.codes_added + res.codes_updated + res.locks_added +
+                                         res.assignments,
+                         0);
         backup_restore_result_done(&res);
         bfp = fingerprint(f->store[1]);
         assert_string_equal(a, bfp);
