@@ -503,6 +503,7 @@ static uint8_t handle_command(SimLock *l, const NukiMsg *m)
         case NUKI_CMD_SIMPLE_LOCK_ACTION:
         case NUKI_CMD_KEYPAD_ACTION: {
                 uint8_t action;
+                sim_trace(l->sim, l->name, "action", m->command);
                 if (m->command == NUKI_CMD_LOCK_ACTION)
                         action = m->lock_action.action;
                 else if (m->command == NUKI_CMD_SIMPLE_LOCK_ACTION)

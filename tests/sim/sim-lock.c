@@ -359,6 +359,7 @@ void sim_lock_state_changed(SimLock *l)
         bool bridge = false;
 
         l->state_changed = true;
+        sim_trace(l->sim, l->name, "state", l->lock_state);
         for (size_t i = 0; i < l->n_auths; i++)
                 if (l->auths[i].type == 1)
                         bridge = true;

@@ -3,7 +3,7 @@
  * lockhub-sim: entry point.
  *
  *   lockhub-sim [--scenario FILE] [--scale N] [--experimental] [--disconnected-signal]
- *               [--seed N] [--log-level L]
+ *               [--seed N] [--log-level L] [--trace FILE]
  *   lockhub-sim ctl ...        drive a running simulator (see sim-control.c)
  *   lockhub-sim test NAME      D-Bus client tests against a running simulator (sim-test.c)
  *
@@ -43,7 +43,9 @@ static void help(void)
                "  --disconnected-signal  act as bluetoothd 5.83+: Device1.Disconnected before\n"
                "                    Connected=false\n"
                "  --seed N          random seed\n"
-               "  --log-level L     emerg..debug\n");
+               "  --log-level L     emerg..debug\n"
+               "  --trace FILE      append benchmark timestamps (Lock Action received, lock\n"
+               "                    state set) to FILE\n");
 }
 
 int main(int argc, char **argv)
@@ -55,6 +57,7 @@ int main(int argc, char **argv)
                 { "disconnected-signal", no_argument, NULL, 'D' },
                 { "seed", required_argument, NULL, 'S' },
                 { "log-level", required_argument, NULL, 'l' },
+                { "trace", required_argument, NULL, 'T' },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
@@ -70,7 +73,7 @@ int main(int argc, char **argv)
         if (argc > 1 && streq(argv[1], "test"))
                 return sim_test_main(argc - 2, argv + 2);
 
-        while ((c = getopt_long(argc, argv, "f:s:xDS:l:h", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "f:s:xDS:l:T:h", options, NULL)) >= 0)
                 switch (c) {
                 case 'f':
                         scenario = optarg;
@@ -98,6 +101,13 @@ int main(int argc, char **argv)
                                 return 2;
                         }
                         log_set_max_level(r);
+                        break;
+                case 'T':
+                        sim.trace = fopen(optarg, "ae");
+                        if (!sim.trace) {
+                                log_error_errno(-errno, "Cannot open %s: %m", optarg);
+                                return 2;
+                        }
                         break;
                 case 'h':
                         help();
@@ -152,5 +162,7 @@ int main(int argc, char **argv)
                 sim_adapter_free(sim.adapters[i]);
         sd_bus_flush_close_unref(sim.ctl_bus);
         sd_event_unref(sim.event);
+        if (sim.trace)
+                fclose(sim.trace);
         return r < 0 ? 1 : 0;
 }

@@ -86,6 +86,19 @@ double sim_gauss(void)
         return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
 }
 
+void sim_trace(Sim *sim, const char *lock, const char *what, unsigned value)
+{
+        struct timespec ts;
+
+        if (!sim->trace)
+                return;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        fprintf(sim->trace, "%llu %s %s %u\n",
+                (unsigned long long) ts.tv_sec * 1000000ULL + (unsigned long long) ts.tv_nsec / 1000ULL, lock,
+                what, value);
+        fflush(sim->trace);
+}
+
 SimLock *sim_find_lock(Sim *sim, const char *name)
 {
         for (size_t i = 0; i < sim->n_locks; i++)

@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
@@ -28,7 +29,7 @@
 #define USEC_PER_SEC  UINT64_C(1000000)
 
 #define SIM_MAX_ADAPTERS 4
-#define SIM_MAX_LOCKS    64
+#define SIM_MAX_LOCKS    128
 
 static inline void *mfree(void *p)
 {
@@ -106,6 +107,7 @@ struct Sim {
         uint64_t start_usec;    /* CLOCK_MONOTONIC at start */
         int64_t start_realtime; /* seconds since the epoch at start */
         bool exiting;
+        FILE *trace; /* --trace: benchmark timestamps (sim_trace()), NULL when off */
 };
 
 /* sim.c */
@@ -117,6 +119,9 @@ int64_t sim_wallclock(const Sim *sim);
 int sim_timer(Sim *sim, sd_event_source **s, uint64_t real_usec, sd_event_time_handler_t cb, void *userdata);
 void sim_timer_stop(sd_event_source **s);
 double sim_gauss(void);
+/* --trace FILE: one line per traced fact, "<CLOCK_MONOTONIC usec> <lock> <what> <value>",
+ * for tests/bench (a Lock Action received, a lock state set). No-op without --trace. */
+void sim_trace(Sim *sim, const char *lock, const char *what, unsigned value);
 int sim_bluez_start(Sim *sim);
 void sim_bluez_stop(Sim *sim, bool clean);
 /* Stops (clean: Powered=false cascade first) and restarts after restart_after_ms of
