@@ -660,12 +660,13 @@ void sim_proto_test_protocol(Probe *p)
                 nuki_session_wipe(&s);
                 nuki_session_init(&s, res.shared_key, res.auth_id, 4711, false);
                 nuki_msg_init(&cmd, NUKI_CMD_REQUEST_REBOOT, NUKI_VARIANT_DEFAULT);
+                CHECK(p, r == 1, "re-paired after the revocation (%d)", r);
                 if (r == 1)
                         r = do_cmd(&k, &s, &cmd, 0, rep, 64, &n, NULL);
+                CHECK(p, r == 0, "Request Reboot: COMPLETE (%d)", r);
                 CHECK(p,
-                      r == 0 && probe_wait2(p, mk, "Connected=b:false", "ServicesResolved=b:false",
-                                            T(2 * SEC)) >= 0,
-                      "re-paired; Request Reboot: COMPLETE, then the lock drops the link");
+                      probe_wait2(p, mk, "Connected=b:false", "ServicesResolved=b:false", T(2 * SEC)) >= 0,
+                      "then the lock drops the link");
         }
         nuki_session_wipe(&s);
         link_close(&k);

@@ -94,8 +94,8 @@ void sim_trace(Sim *sim, const char *lock, const char *what, unsigned value)
                 return;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         fprintf(sim->trace, "%llu %s %s %u\n",
-                (unsigned long long) ts.tv_sec * 1000000ULL + (unsigned long long) ts.tv_nsec / 1000ULL, lock,
-                what, value);
+                (unsigned long long) ts.tv_sec * 1000000ULL + (unsigned long long) ts.tv_nsec / 1000ULL,
+                lock, what, value);
         fflush(sim->trace);
 }
 
