@@ -27,6 +27,7 @@
 
 #include "lockhub/api.h"
 #include "lockhub/bluez.h"
+#include "lockhub/codes.h"
 #include "lockhub/log.h"
 #include "lockhub/manager-bluez.h"
 #include "lockhub/manager-health.h"
@@ -213,6 +214,7 @@ static int record_log_entry(Lock *l, const LockLogEntry *e, void *userdata)
 {
         Manager *m = userdata;
         struct store_event ev;
+        CodeAttribution who;
         int r;
 
         if (l->store_id <= 0)
@@ -226,6 +228,13 @@ static int record_log_entry(Lock *l, const LockLogEntry *e, void *userdata)
         ev.auth_id = e->auth_id;
         ev.log_index = e->index;
         ev.detail = (char *) e->detail_json;
+        /* A keypad entry names the code's user (the lock only knows the code's name). */
+        if (streq(strempty(e->kind), "keypad") &&
+            codes_attribute_detail(m->store, l->store_id, e->detail_json, &who) >= 0) {
+                ev.user_id = who.user_id;
+                ev.credential_id = who.credential_id;
+                ev.actor = who.actor;
+        }
         r = store_event_append(m->store, &ev, NULL);
         if (r < 0) {
                 char field[96];

@@ -200,6 +200,17 @@ int codes_code_from_store(const struct store_credential *cred, LockCode *ret);
 /* The desired codes of one lock, for codes_plan(). *ret freed with free(). */
 int codes_desired_load(Store *s, int64_t lock_id, CodeDesired **ret, size_t *ret_n);
 
+/* Attribution of a keypad entry in a lock's log: the user and code that the lock's code id
+ * stands for on that lock. actor is "USER" when the code is named like its user, else
+ * "USER (CODE)". 0, or -ENOENT when the hub does not know that code id. */
+typedef struct CodeAttribution {
+        int64_t user_id, credential_id;
+        char actor[128];
+} CodeAttribution;
+int codes_attribute(Store *s, int64_t lock_id, int lock_code_id, CodeAttribution *ret);
+/* The same for a log entry's detail JSON ({"code_id": N, ...}): -ENOENT without one. */
+int codes_attribute_detail(Store *s, int64_t lock_id, const char *detail_json, CodeAttribution *ret);
+
 /* ---- the service ---- */
 
 typedef struct CodesService CodesService;

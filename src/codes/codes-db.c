@@ -15,6 +15,7 @@
  */
 
 #include <inttypes.h>
+#include <json-c/json.h>
 #include <stdio.h>
 
 #include "codes-internal.h"
@@ -498,4 +499,60 @@ fail:
         free(d);
         store_assignment_array_free(a, n);
         return r;
+}
+
+int codes_attribute(Store *s, int64_t lock_id, int lock_code_id, CodeAttribution *ret)
+{
+        struct store_assignment *a = NULL;
+        struct store_user *users = NULL;
+        struct store_credential cred;
+        size_t n = 0, n_users = 0;
+        int64_t cred_id = 0;
+        const char *user = NULL;
+        int r;
+
+        if (lock_code_id < 0)
+                return -ENOENT;
+        r = store_assignment_list(s, lock_id, &a, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                if (a[i].lock_code_id == lock_code_id)
+                        cred_id = a[i].credential_id;
+        store_assignment_array_free(a, n);
+        if (cred_id <= 0)
+                return -ENOENT;
+        r = store_credential_get(s, cred_id, &cred);
+        if (r < 0)
+                return r;
+        r = store_user_list(s, &users, &n_users);
+        if (r >= 0) {
+                for (size_t i = 0; i < n_users; i++)
+                        if (users[i].id == cred.user_id)
+                                user = users[i].name;
+                *ret = (CodeAttribution){ .user_id = cred.user_id, .credential_id = cred_id };
+                if (!user)
+                        snprintf(ret->actor, sizeof ret->actor, "%s", cred.name);
+                else if (streq(user, cred.name))
+                        snprintf(ret->actor, sizeof ret->actor, "%s", user);
+                else
+                        snprintf(ret->actor, sizeof ret->actor, "%s (%s)", user, cred.name);
+        }
+        store_user_array_free(users, n_users);
+        store_credential_done(&cred);
+        return r < 0 ? r : 0;
+}
+
+int codes_attribute_detail(Store *s, int64_t lock_id, const char *detail_json, CodeAttribution *ret)
+{
+        json_object *o, *v;
+        int id = -1;
+
+        if (!detail_json)
+                return -ENOENT;
+        o = json_tokener_parse(detail_json);
+        if (o && json_object_object_get_ex(o, "code_id", &v) && json_object_is_type(v, json_type_int))
+                id = json_object_get_int(v);
+        json_object_put(o);
+        return id < 0 ? -ENOENT : codes_attribute(s, lock_id, id, ret);
 }

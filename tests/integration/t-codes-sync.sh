@@ -3,7 +3,7 @@
 # locks end up exactly in the simulated locks' code stores and synced in the database;
 # a code that breaks a rule is refused with the rule named and nothing is sent; a code
 # added on the lock behind the hub's back is removed again (DriftPolicy=hub); removing a
-# code takes it off the lock; a code added while the lock is out of range is pending,
+# code takes it off the lock; a keypad entry is attributed to the code's user; a code added while the lock is out of range is pending,
 # then synced when it is back; backups leave the digits out unless encrypted, and a
 # tampered or wrongly unlocked backup is refused without changing anything.
 . "$LOCKHUB_TOP/tests/integration/lib.sh"
@@ -49,6 +49,11 @@ check "back holds exactly Alice and the cleaner ($(codes_of "$T/back.json"))" \
 	test "$(codes_of "$T/back.json")" = "345678:Alice:1 567891:Cleaner:1"
 check "code events recorded" test "$(db "SELECT count(*) FROM events WHERE kind = 'code'")" -ge 4
 check "no digits in events or reported state" test "$(db "SELECT count(*) FROM events WHERE detail LIKE '%345678%'") $(db "SELECT count(*) FROM credential_locks WHERE reported LIKE '%345678%'")" = "0 0"
+
+# attribution: a keypad entry on the lock names the code's user
+check "Alice types her code on front" simctl front KeypadEntry 345678
+check "the keypad event names Alice" wait_for 30 sh -c "test \"\$(sqlite3 $T/state/lockhub.db \"SELECT count(*) FROM events e JOIN users u ON u.id = e.user_id WHERE e.kind = 'keypad' AND u.name = 'Alice' AND e.actor = 'Alice' AND e.credential_id IS NOT NULL\")\" -ge 1"
+db "SELECT kind, source, actor, user_id, credential_id, detail FROM events WHERE kind IN ('keypad', 'access')"
 
 # drift: someone adds a code on the lock itself
 simctl front AddKeypadCode 789123 Mallory >/dev/null

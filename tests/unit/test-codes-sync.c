@@ -680,6 +680,34 @@ static void test_back_in_range_triggers_sync(void **state)
         assert_converged(f);
 }
 
+static void test_attribution(void **state)
+{
+        struct fixture *f = *state;
+        int64_t hans = user(f, "Hans"), id;
+        LockCode c = mk("789123", "Hans"), d = mk("891234", "Garden gate");
+        const LockCode *x;
+        CodeAttribution who;
+        char detail[64];
+
+        id = add_code(f, hans, &c, 3);
+        add_code(f, hans, &d, 1);
+        sync_all(f, "test");
+        x = held(f, 1, "789123");
+        assert_int_equal(codes_attribute(f->store, f->locks[1]->store_id, x->id, &who), 0);
+        assert_int_equal(who.user_id, hans);
+        assert_int_equal(who.credential_id, id);
+        assert_string_equal(who.actor, "Hans");
+        snprintf(detail, sizeof detail, "{\"action\":\"unlock\",\"code_id\":%d}", held(f, 0, "891234")->id);
+        assert_int_equal(codes_attribute_detail(f->store, f->locks[0]->store_id, detail, &who), 0);
+        assert_string_equal(who.actor, "Hans (Garden gate)");
+        /* unknown ids, and entries without one */
+        assert_int_equal(codes_attribute(f->store, f->locks[1]->store_id, 999, &who), -ENOENT);
+        assert_int_equal(codes_attribute_detail(f->store, f->locks[0]->store_id,
+                                                "{\"result\":\"invalid_code\"}", &who),
+                         -ENOENT);
+        assert_int_equal(codes_attribute_detail(f->store, f->locks[0]->store_id, NULL, &who), -ENOENT);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -692,6 +720,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_rules_refuse_before_anything, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_first_contact_imports, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_back_in_range_triggers_sync, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_attribution, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
