@@ -432,6 +432,7 @@ typedef struct HealthLock {
         Lock *lock;
         HealthLadder *ladder;
         uint64_t last_seen_usec;
+        bool refresh_when_seen; /* the device was removed from BlueZ: connect when it is back */
 } HealthLock;
 
 typedef struct HealthCall {
@@ -528,6 +529,18 @@ static void wrap_free(Lock *l)
         free(hl);
 }
 
+static void seen(HealthLock *hl, const char *adapter)
+{
+        if (!hl->ladder)
+                return;
+        health_ladder_seen(hl->ladder, adapter);
+        if (hl->refresh_when_seen) {
+                /* Rediscovered after RemoveDevice: now the connection can be made. */
+                hl->refresh_when_seen = false;
+                (void) hl->lock->ops->refresh(hl->lock, NULL, NULL);
+        }
+}
+
 static void on_lock_changed(Lock *l, unsigned changes, void *userdata)
 {
         HealthLock *hl = userdata;
@@ -535,7 +548,7 @@ static void on_lock_changed(Lock *l, unsigned changes, void *userdata)
         if (!(changes & LOCK_CHANGE_LINK) || !hl->ladder || l->link.last_seen_usec == hl->last_seen_usec)
                 return;
         hl->last_seen_usec = l->link.last_seen_usec;
-        health_ladder_seen(hl->ladder, NULL);
+        seen(hl, NULL);
 }
 
 /* ---- ladder ops ---- */
@@ -588,8 +601,9 @@ static void on_remove_done(BluezClient *c, const BluezError *err, void *userdata
                 report(hl, err->error);
                 return;
         }
-        /* Forgotten: discovery finds it again, and the refresh connects when it does. */
-        (void) hl->lock->ops->refresh(hl->lock, NULL, NULL);
+        /* Forgotten: discovery finds it again; the refresh waits for that (the step's
+         * timeout bounds the wait). */
+        hl->refresh_when_seen = true;
 }
 
 static int op_remove_device(HealthLadder *ladder, void *userdata)
@@ -715,8 +729,8 @@ void manager_health_adapter_heard(Manager *m, const char *adapter)
 
 void manager_health_lock_seen(Manager *m, Lock *l, const char *adapter)
 {
-        HealthLadder *ladder = manager_health_ladder(m, l);
+        HealthLock *hl = health_lock_of(l);
 
-        if (ladder)
-                health_ladder_seen(ladder, adapter);
+        if (hl)
+                seen(hl, adapter);
 }

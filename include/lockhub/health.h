@@ -91,7 +91,7 @@ typedef enum HealthFailureKind {
 typedef enum HealthErrorClass {
         HEALTH_ERROR_LINK,    /* the radio path: climb */
         HEALTH_ERROR_ADAPTER, /* points at the adapter or bluetoothd (evidence for that rung) */
-        HEALTH_ERROR_GATT,    /* characteristic or device object missing: stale GATT cache */
+        HEALTH_ERROR_GATT,    /* characteristic or device missing, ATT error: stale GATT cache */
         HEALTH_ERROR_AUTH,    /* the lock rejects the pairing: needs-repair */
         HEALTH_ERROR_LOCK,    /* the lock answered (jammed, busy, invalid): the link works */
         HEALTH_ERROR_IGNORE,  /* cancelled, or bluetoothd gone (reported separately) */

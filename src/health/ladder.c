@@ -55,8 +55,9 @@
  *                     adapter_cycle_min_interval of our last cycle, and no other lock on it
  *                     is mid-action (deferred up to BUSY_DEFERRALS × BUSY_DEFER_USEC).
  *   4. remove-device  ×1: forget the device (stale GATT cache) and rediscover it.
- *                     A GATT error (characteristic or device object missing) or
- *                     health_ladder_services_changed() jumps here directly.
+ *                     A GATT error (characteristic or device object missing, an ATT
+ *                     error answering a command) or health_ladder_services_changed()
+ *                     jumps here directly.
  * Auth errors jump to NEEDS_REPAIR whatever the rung. Errors that prove the lock answered
  * (jammed, busy, invalid) count as success for the link.
  *
@@ -227,6 +228,10 @@ HealthErrorClass health_error_class(HealthFailureKind kind, int error)
         case ENOENT:
         case ENODEV:
                 return HEALTH_ERROR_GATT;
+        case EPROTO:
+                /* An ATT error answering our write (invalid handle and friends): the
+                 * handles BlueZ cached no longer match the lock's table. */
+                return kind == HEALTH_FAILURE_COMMAND ? HEALTH_ERROR_GATT : HEALTH_ERROR_LINK;
         case EDEADLK:
         case EINVAL:
         case ENOKEY:
@@ -636,6 +641,11 @@ static void ladder_climb(HealthLadder *l)
                 else if ((other = other_usable_adapter(l)) && r->ops.move_adapter) {
                         set_reason(l, "%s; moving to %s", why, other->name);
                         return ladder_schedule(l, HEALTH_STEP_ADAPTER_MOVE);
+                } else if (r->config.adapter_power_cycle && a && a->cycler) {
+                        /* Another lock's cycle of this adapter is running: its end
+                         * reconnects us too (health_recovery_power_cycle_done()). */
+                        set_reason(l, "%s; %s is being power-cycled already", why, a->name);
+                        return ladder_schedule(l, HEALTH_STEP_POWER_CYCLE);
                 } else if (!r->config.adapter_power_cycle) {
                         snprintf(why + strlen(why), sizeof why - strlen(why), "; AdapterPowerCycle=no");
                         skip(l, HEALTH_STEP_POWER_CYCLE, why);

@@ -249,6 +249,8 @@ static void test_error_class(void **state)
         assert_int_equal(health_error_class(HEALTH_FAILURE_CONNECT, -ETIMEDOUT), HEALTH_ERROR_ADAPTER);
         assert_int_equal(health_error_class(HEALTH_FAILURE_CONNECT, -EHOSTUNREACH), HEALTH_ERROR_LINK);
         assert_int_equal(health_error_class(HEALTH_FAILURE_COMMAND, -ENOENT), HEALTH_ERROR_GATT);
+        assert_int_equal(health_error_class(HEALTH_FAILURE_COMMAND, -EPROTO), HEALTH_ERROR_GATT);
+        assert_int_equal(health_error_class(HEALTH_FAILURE_CONNECT, -EPROTO), HEALTH_ERROR_LINK);
         assert_int_equal(health_error_class(HEALTH_FAILURE_COMMAND, -EBUSY), HEALTH_ERROR_LOCK);
         assert_int_equal(health_error_class(HEALTH_FAILURE_CONNECT, -EBUSY), HEALTH_ERROR_ADAPTER);
         assert_int_equal(health_error_class(HEALTH_FAILURE_COMMAND, -EHOSTDOWN), HEALTH_ERROR_IGNORE);

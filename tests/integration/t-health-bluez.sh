@@ -1,0 +1,59 @@
+#!/bin/sh
+# The recovery ladder against Bluetooth faults in lockhub-sim, without restarting
+# lockhubd: a hung adapter under two failing locks is power-cycled and both locks work
+# again; a bluetoothd crash is recorded and everything is rebuilt; a stale GATT cache
+# (the lock's table moved without Service Changed) is cleared by removing the device,
+# after which commands work again. Every step is in recovery_attempts with its outcome.
+. "$LOCKHUB_TOP/tests/integration/lib.sh"
+. "$LOCKHUB_TOP/tests/integration/sim-lib.sh"
+command -v sqlite3 >/dev/null || skip "sqlite3 not installed"
+
+start_dbus
+start_sim --scale 20
+write_conf "[Health]" "RetryBackoffMinSec=1s" "RetryBackoffMaxSec=10s" "RecoveryMaxAttempts=5"
+start_lockhubd
+pair_lock front front 8361 >/dev/null || { echo "pairing front failed"; tail -n 30 "$T/lockhubd.log"; exit 1; }
+pair_lock back back 8361 >/dev/null || { echo "pairing back failed"; tail -n 30 "$T/lockhubd.log"; exit 1; }
+check "both locks work" sh -c "\"$BUILD/lockhubctl\" lock front && \"$BUILD/lockhubctl\" lock back"
+
+attempts() { db "SELECT coalesce((SELECT name FROM locks WHERE id=lock_id),'hub') || ':' || step || ':' || outcome FROM recovery_attempts ORDER BY id" | tr '\n' ' '; }
+count() { db "SELECT count(*) FROM recovery_attempts WHERE $1"; }
+
+# ---- hung adapter ----
+simctl hub HangAdapter hci0
+ctl unlock front >/dev/null 2>&1 &
+ctl unlock back >/dev/null 2>&1 &
+check "the adapter is power-cycled once" wait_for 120 sh -c "test \"\$(sqlite3 \"$T/state/lockhub.db\" \
+	\"SELECT count(*) FROM recovery_attempts WHERE step='adapter-power-cycle' AND outcome!='skipped'\")\" -ge 1"
+echo "attempts: $(attempts)"
+check "... and it worked: a step succeeded afterwards" wait_for 60 sh -c "test \"\$(sqlite3 \"$T/state/lockhub.db\" \
+	\"SELECT count(*) FROM recovery_attempts WHERE outcome='success' AND
+	  id >= (SELECT min(id) FROM recovery_attempts WHERE step='adapter-power-cycle' AND outcome!='skipped')\")\" -ge 1"
+check "only one power cycle" test "$(count "step='adapter-power-cycle' AND outcome NOT IN ('skipped')")" = 1
+check "front works after the power cycle" wait_for 30 ctl lock front
+check "back works after the power cycle" wait_for 30 ctl lock back
+echo "attempts: $(attempts)"
+
+# ---- bluetoothd crash ----
+n=$(count "1")
+simctl hub CrashBluez 2000
+check "the restart of bluetoothd is recorded" wait_for 30 sh -c "test \"\$(sqlite3 \"$T/state/lockhub.db\" \
+	\"SELECT count(*) FROM recovery_attempts WHERE step='bluez-restart' AND outcome='success'\")\" -ge 1"
+check "front works after the crash, lockhubd still the same process" sh -c \
+	"kill -0 $LOCKHUBD_PID && \"$BUILD/lockhubctl\" unlock front"
+check "back too" wait_for 30 ctl unlock back
+
+# ---- stale GATT cache ----
+ctl lock front >/dev/null 2>&1
+simctl front ServiceChanged
+ctl unlock front >/dev/null 2>&1
+check "the device is removed from BlueZ" wait_for 120 sh -c "test \"\$(sqlite3 \"$T/state/lockhub.db\" \
+	\"SELECT count(*) FROM recovery_attempts WHERE step='device-remove' AND
+	  lock_id=(SELECT id FROM locks WHERE name='front')\")\" -ge 1"
+echo "attempts: $(attempts)"
+check "commands work again after rediscovery" wait_for 60 ctl unlock front
+check "the sim agrees" test "$(simctl front get LockState)" = unlocked
+db "SELECT step, outcome, detail FROM recovery_attempts WHERE lock_id=(SELECT id FROM locks WHERE name='front') ORDER BY id DESC LIMIT 6"
+ctl diagnose front
+
+finish
