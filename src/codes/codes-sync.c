@@ -619,9 +619,48 @@ static bool first_contact(CodesLock *cl)
         return store_meta_get(cl->svc->store, key, &v) < 0;
 }
 
+/* Codes the lock confirmed (present, synced_revision set) and no longer holds at all:
+ * the lock lost every code, as after a factory reset. */
+static size_t lost_all(CodesLock *cl, size_t n_lock_codes)
+{
+        size_t k = 0;
+
+        if (n_lock_codes > 0)
+                return 0;
+        for (size_t i = 0; i < cl->n_desired; i++)
+                if (cl->desired[i].present && cl->desired[i].synced_revision > 0)
+                        k++;
+        return k;
+}
+
+static void record_reprovision(CodesLock *cl, size_t n, bool restore)
+{
+        struct store_recovery_attempt a = {
+                .lock_id = cl->lock->store_id,
+                .step = (char *) "reprovision",
+                .attempt = 1,
+                .outcome = (char *) (restore ? "success" : "skipped"),
+        };
+        char detail[128];
+
+        snprintf(detail, sizeof detail, "{\"status\":\"%s\",\"codes\":%zu}",
+                 restore ? "reprovisioned" : "reset-detected", n);
+        a.detail = detail;
+        (void) store_recovery_append(cl->svc->store, &a);
+        if (cl->lock->event_sink)
+                (void) cl->lock->event_sink(cl->lock, "pairing", LOCK_SOURCE_HUB, NULL, detail,
+                                            cl->lock->event_sink_userdata);
+        log_notice("%s holds none of its %zu keypad codes (factory reset?): %s.", cl->lock->name, n,
+                   restore ? "restoring them" : "ReprovisionAfterReset=no, leaving it to you");
+}
+
 static void on_listed(Lock *l, int r, const char *message, const LockCode *codes, size_t n, void *userdata)
 {
         CodesLock *cl = userdata;
+        ConfDriftPolicy p = policy(cl->svc);
+        bool reprovision = cl->svc->conf && *cl->svc->conf ? (*cl->svc->conf)->codes.reprovision_after_reset
+                                                           : true;
+        size_t lost;
         char key[64];
 
         if (!op_returned(cl))
@@ -631,7 +670,14 @@ static void on_listed(Lock *l, int r, const char *message, const LockCode *codes
                 run_finish(cl);
                 return;
         }
-        r = codes_plan(cl->desired, cl->n_desired, codes, n, policy(cl->svc), &cl->plan);
+        /* A lock that lost every code was reset, not edited: re-provision it (whatever
+         * DriftPolicy says) unless ReprovisionAfterReset=no, which leaves the codes drifted. */
+        lost = lost_all(cl, n);
+        if (lost > 0) {
+                record_reprovision(cl, lost, reprovision);
+                p = CONF_DRIFT_HUB; /* never adopt a reset as "removed on the lock" */
+        }
+        r = codes_plan(cl->desired, cl->n_desired, codes, n, p, &cl->plan);
         if (r < 0) {
                 log_oom();
                 cl->last_error = r;
@@ -650,6 +696,20 @@ static void on_listed(Lock *l, int r, const char *message, const LockCode *codes
                 imported_key(cl, key, sizeof key);
                 (void) store_meta_set(cl->svc->store, key, "1");
         }
+        if (lost > 0 && !reprovision)
+                for (size_t i = 0; i < cl->plan.n_steps; i++)
+                        if (cl->plan.steps[i].kind == CODE_STEP_ADD &&
+                            cl->plan.steps[i].drift == CODE_DRIFT_REMOVED) {
+                                CodeDesired *d = desired_of(cl, cl->plan.steps[i].credential_id, NULL);
+
+                                cl->plan.steps[i].kind = _CODE_STEP_KIND_MAX; /* left alone: no step */
+                                cl->plan.n_writes--;
+                                if (d)
+                                        (void) write_state(cl, d, CODE_SYNC_DRIFTED,
+                                                           "the lock lost all its codes (factory reset?); "
+                                                           "ReprovisionAfterReset=no",
+                                                           -1, NULL, false, false);
+                        }
         if (cl->plan.n_drifts > 0 || cl->plan.n_writes > 0)
                 log_info("Keypad codes of %s: %zu change(s) to write, %zu drift(s) found (%s).",
                          cl->lock->name, cl->plan.n_writes, cl->plan.n_drifts, cl->why);

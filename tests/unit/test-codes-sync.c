@@ -708,6 +708,44 @@ static void test_attribution(void **state)
         assert_int_equal(codes_attribute_detail(f->store, f->locks[0]->store_id, NULL, &who), -ENOENT);
 }
 
+static void test_factory_reset_reprovisions(void **state)
+{
+        struct fixture *f = *state;
+        int64_t u = user(f, "Ida"), id;
+        LockCode c = mk("789123", "Ida"), d = mk("891234", "Ida spare");
+        struct store_recovery_attempt *ra = NULL;
+        struct store_assignment a;
+        size_t n = 0;
+
+        id = add_code(f, u, &c, 1);
+        add_code(f, u, &d, 1);
+        sync_all(f, "paired");
+        assert_converged(f);
+
+        /* even with DriftPolicy=lock, a lock that lost every code gets them back */
+        f->conf->codes.drift_policy = CONF_DRIFT_LOCK;
+        fake(f, 0)->n = 0;
+        sync_all(f, "paired");
+        assert_converged(f);
+        assert_int_equal(fake(f, 0)->n, 2);
+        assert_int_equal(store_recovery_list(f->store, f->locks[0]->store_id, 0, &ra, &n), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(ra[0].step, "reprovision");
+        assert_string_equal(ra[0].outcome, "success");
+        store_recovery_array_free(ra, n);
+
+        /* ReprovisionAfterReset=no: left drifted, nothing written */
+        f->conf->codes.reprovision_after_reset = false;
+        fake(f, 0)->n = 0;
+        fake(f, 0)->n_add = 0;
+        sync_all(f, "paired");
+        assert_int_equal(fake(f, 0)->n_add, 0);
+        assert_int_equal(store_assignment_get(f->store, f->locks[0]->store_id, id, &a), 0);
+        assert_string_equal(a.state, "drifted");
+        assert_non_null(strstr(a.reason, "factory reset"));
+        store_assignment_done(&a);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -721,6 +759,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_first_contact_imports, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_back_in_range_triggers_sync, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_attribution, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_factory_reset_reprovisions, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
