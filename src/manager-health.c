@@ -433,13 +433,36 @@ typedef struct HealthLock {
         HealthLadder *ladder;
         uint64_t last_seen_usec;
         bool refresh_when_seen; /* the device was removed from BlueZ: connect when it is back */
+        uint64_t rssi_sampled_usec;
 } HealthLock;
+
+#define RSSI_SAMPLE_INTERVAL_USEC HEALTH_USEC_PER_MIN
 
 typedef struct HealthCall {
         HealthLock *hl;
         lock_command_done_t done;
         void *userdata;
+        uint64_t start_usec; /* monotonic */
 } HealthCall;
+
+static uint64_t now_monotonic(void)
+{
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * HEALTH_USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static void sample(HealthLock *hl, const char *kind, double value)
+{
+        int64_t id;
+
+        if (hl->lock->store_id <= 0)
+                return;
+        id = store_sample_append(hl->manager->store, hl->lock->store_id, kind, 0, value);
+        if (id < 0)
+                log_debug_errno((int) id, "%s: cannot store a %s sample: %m", hl->lock->name, kind);
+}
 
 static int wrap_action(Lock *l, LockAction a, LockSource source, const char *actor, lock_command_done_t done,
                        void *userdata);
@@ -473,6 +496,10 @@ static void on_call_done(Lock *l, int r, const char *message, void *userdata)
 {
         HealthCall *c = userdata;
 
+        if (r >= 0)
+                sample(c->hl, "latency-ms", (double) (now_monotonic() - c->start_usec) / 1000.0);
+        else if (r == -EHOSTUNREACH)
+                sample(c->hl, "connect-failed", 1);
         report(c->hl, r);
         if (c->done)
                 c->done(l, r, message, c->userdata);
@@ -484,7 +511,9 @@ static HealthCall *call_new(HealthLock *hl, lock_command_done_t done, void *user
         HealthCall *c = malloc(sizeof *c);
 
         if (c)
-                *c = (HealthCall){ .hl = hl, .done = done, .userdata = userdata };
+                *c = (HealthCall){
+                        .hl = hl, .done = done, .userdata = userdata, .start_usec = now_monotonic()
+                };
         return c;
 }
 
@@ -547,6 +576,11 @@ static void on_lock_changed(Lock *l, unsigned changes, void *userdata)
 
         if (!(changes & LOCK_CHANGE_LINK) || !hl->ladder || l->link.last_seen_usec == hl->last_seen_usec)
                 return;
+        if (l->link.rssi != 0 &&
+            l->link.last_seen_usec >= hl->rssi_sampled_usec + RSSI_SAMPLE_INTERVAL_USEC) {
+                hl->rssi_sampled_usec = l->link.last_seen_usec;
+                sample(hl, "rssi", l->link.rssi);
+        }
         hl->last_seen_usec = l->link.last_seen_usec;
         seen(hl, NULL);
 }
@@ -733,4 +767,14 @@ void manager_health_lock_seen(Manager *m, Lock *l, const char *adapter)
 
         if (hl)
                 seen(hl, adapter);
+}
+
+void manager_health_reload(Manager *m)
+{
+        HealthRecoveryConfig cfg;
+
+        if (!m->health)
+                return;
+        health_recovery_config_from_conf(m->conf, &cfg);
+        health_recovery_set_config(m->health->recovery, &cfg);
 }

@@ -281,6 +281,7 @@ int manager_reload(Manager *m)
                 manager_apply_log_level(m);
                 m->reloads++;
                 mqtt_bridge_reload(m->mqtt);
+                manager_health_reload(m);
                 log_info("Configuration %s reloaded.", m->config_path);
         }
 

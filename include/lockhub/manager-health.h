@@ -52,6 +52,9 @@ int manager_health_method_support_bundle(sd_bus_message *msg, void *userdata, sd
  * an action is never repeated blindly) and, once manager_health_set_bluez() was
  * called, through the BlueZ client (adapter power cycle, RemoveDevice). Every step is
  * stored (recovery_attempts + a "recovery" event) and logged with its MESSAGE_ID.
+ * The same wrapper and listener record the link samples the diagnosis reads: the
+ * round trip of every command that worked ("latency-ms"), every connection that could
+ * not be made ("connect-failed"), and the advert RSSI at most once a minute ("rssi").
  *
  * The Bluetooth side reports bluetoothd and adapter changes with
  * manager_health_bluez_service() / manager_health_adapter_event(), any advert with
@@ -61,6 +64,8 @@ typedef struct ManagerHealth ManagerHealth;
 
 int manager_health_start(Manager *m);
 void manager_health_free(Manager *m); /* after the locks are freed */
+/* The configuration was replaced: new [Health] limits apply from the next step. */
+void manager_health_reload(Manager *m);
 int manager_health_lock_added(Manager *m, Lock *l);
 void manager_health_set_bluez(Manager *m, struct BluezClient *client);
 void manager_health_bluez_service(Manager *m, bool up);

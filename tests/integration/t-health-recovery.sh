@@ -1,18 +1,23 @@
 #!/bin/sh
 # The recovery ladder in lockhubd against lockhub-sim: a lock out of range makes the
-# ladder climb (each step stored with its outcome and as a "recovery" event), bounded,
-# and it recovers by itself when the lock is back; revoked authorizations make the lock
-# "needs re-pairing" at once, and diagnose says so first.
+# ladder climb (each step stored with its outcome and as a "recovery" event), bounded;
+# after NotSeenSec= diagnose says "not seen" first; the ladder recovers by itself when
+# the lock is back and the finding goes away; revoked authorizations make the lock
+# "needs re-pairing" at once, and diagnose says so first. Commands leave latency
+# samples behind, and a reload keeps the ladders working.
 . "$LOCKHUB_TOP/tests/integration/lib.sh"
 . "$LOCKHUB_TOP/tests/integration/sim-lib.sh"
 command -v sqlite3 >/dev/null || skip "sqlite3 not installed"
 
 start_dbus
 start_sim --scale 20
-write_conf "[Health]" "RetryBackoffMinSec=1s" "RetryBackoffMaxSec=6s" "RecoveryMaxAttempts=5"
+write_conf "[Health]" "RetryBackoffMinSec=1s" "RetryBackoffMaxSec=6s" "RecoveryMaxAttempts=5" "NotSeenSec=1min"
 start_lockhubd
 pair_lock front front 8361 >/dev/null || { echo "pairing front failed"; tail -n 30 "$T/lockhubd.log"; exit 1; }
 check "lock works" ctl lock front
+check "the command's round trip is a latency sample" test "$(db "SELECT count(*) FROM samples WHERE kind='latency-ms'")" -ge 1
+kill -HUP "$LOCKHUBD_PID"
+check "reloaded" wait_for 10 grep -q 'reloaded' "$T/lockhubd.log"
 
 attempts() { db "SELECT step || ':' || outcome FROM recovery_attempts ORDER BY id" | tr '\n' ' '; }
 
@@ -33,6 +38,14 @@ n1=$(db "SELECT count(*) FROM recovery_attempts")
 sleep 12
 n2=$(db "SELECT count(*) FROM recovery_attempts")
 check "bounded: at most a slow probe now and then ($n1 → $n2 in 12 s)" test $((n2 - n1)) -le 3
+cat >"$T/first-finding" <<EOF
+#!/bin/sh
+"$BUILD/lockhubctl" diagnose front --json |
+	python3 -c 'import json,sys; f=json.load(sys.stdin)["findings"]; print(f[0]["id"] if f else "none")'
+EOF
+chmod +x "$T/first-finding"
+check "after NotSeenSec=, the first finding is not-seen" wait_for 90 sh -c "test \"\$(\"$T/first-finding\")\" = not-seen"
+check "connection failures are samples" test "$(db "SELECT count(*) FROM samples WHERE kind='connect-failed'")" -ge 1
 ctl diagnose front >"$T/diag.txt"
 cat "$T/diag.txt"
 check "diagnose lists what the hub tried" grep -q '^What the hub tried:' "$T/diag.txt"
@@ -42,6 +55,7 @@ simctl front SetInRange yes
 check "recovered by itself: a step succeeded" wait_for 40 sh -c "sqlite3 \"$T/state/lockhub.db\" \
 	\"SELECT count(*) FROM recovery_attempts WHERE outcome='success'\" | grep -qx '[1-9]'"
 check "lock works again" ctl lock front
+check "not-seen is gone" sh -c "! \"$BUILD/lockhubctl\" diagnose front | grep -q not-seen"
 echo "attempts: $(attempts)"
 
 # Authorizations revoked: needs re-pairing, at once.
