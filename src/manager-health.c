@@ -50,11 +50,14 @@ static HealthKnownFirmware *load_known_firmware(Manager *m)
         return k;
 }
 
+static void findings_seen(Lock *l, const HealthReport *rep);
+
 static int report_with(Manager *m, Lock *l, const HealthKnownFirmware *k, const HealthLadderStatus *ladder,
                        HealthReport **ret)
 {
         HealthLadderStatus st;
         HealthLadder *live = manager_health_ladder(m, l);
+        int r;
 
         if (l->store_id <= 0)
                 return -ENOENT;
@@ -62,7 +65,10 @@ static int report_with(Manager *m, Lock *l, const HealthKnownFirmware *k, const 
                 health_ladder_get_status(live, &st);
                 ladder = &st;
         }
-        return health_diagnose_lock(m->store, m->conf, k, l->store_id, l, ladder, now_realtime(), ret);
+        r = health_diagnose_lock(m->store, m->conf, k, l->store_id, l, ladder, now_realtime(), ret);
+        if (r >= 0)
+                findings_seen(l, *ret);
+        return r;
 }
 
 int manager_health_report(Manager *m, Lock *l, const HealthLadderStatus *ladder, HealthReport **ret)
@@ -421,7 +427,8 @@ int manager_health_method_support_bundle(sd_bus_message *msg, void *userdata, sd
 struct ManagerHealth {
         Manager *manager;
         HealthRecovery *recovery;
-        BluezClient *client; /* borrowed; NULL until the Bluetooth side hands it over */
+        sd_event_source *check_timer; /* findings are logged when they appear */
+        BluezClient *client;          /* borrowed; NULL until the Bluetooth side hands it over */
 };
 
 /* Per lock: the wrapper ops come first, so l->ops leads back here. */
@@ -434,9 +441,12 @@ typedef struct HealthLock {
         uint64_t last_seen_usec;
         bool refresh_when_seen; /* the device was removed from BlueZ: connect when it is back */
         uint64_t rssi_sampled_usec;
+        uint32_t findings_logged; /* mask of the findings in the journal already */
 } HealthLock;
 
 #define RSSI_SAMPLE_INTERVAL_USEC HEALTH_USEC_PER_MIN
+#define FINDINGS_FIRST_CHECK_USEC HEALTH_USEC_PER_MIN
+#define FINDINGS_CHECK_USEC       (15 * HEALTH_USEC_PER_MIN)
 
 typedef struct HealthCall {
         HealthLock *hl;
@@ -471,6 +481,16 @@ static int wrap_refresh(Lock *l, lock_command_done_t done, void *userdata);
 static HealthLock *health_lock_of(Lock *l)
 {
         return l->ops && l->ops->action == wrap_action ? (HealthLock *) l->ops : NULL;
+}
+
+/* A finding reaches the journal (with its catalog entry) once, when it first appears,
+ * whether the periodic check or a diagnose request found it. */
+static void findings_seen(Lock *l, const HealthReport *rep)
+{
+        HealthLock *hl = health_lock_of(l);
+
+        if (hl)
+                hl->findings_logged = health_report_log(rep, hl->findings_logged);
 }
 
 HealthLadder *manager_health_ladder(Manager *m, Lock *l)
@@ -679,6 +699,23 @@ static const HealthLadderOps ladder_ops = {
         .record_attempt = op_record,
 };
 
+static int on_check_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        ManagerHealth *h = userdata;
+        Manager *m = h->manager;
+        _cleanup_(health_known_firmware_freep) HealthKnownFirmware *k = load_known_firmware(m);
+
+        for (size_t i = 0; i < m->n_locks; i++) {
+                _cleanup_(health_report_freep) HealthReport *rep = NULL;
+                int r = report_with(m, m->locks[i], k, NULL, &rep);
+                if (r < 0 && r != -ENOENT)
+                        log_debug_errno(r, "%s: cannot diagnose: %m", m->locks[i]->name);
+        }
+        (void) sd_event_source_set_time_relative(s, FINDINGS_CHECK_USEC);
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        return 0;
+}
+
 int manager_health_start(Manager *m)
 {
         _cleanup_free_ ManagerHealth *h = calloc(1, sizeof *h);
@@ -692,6 +729,13 @@ int manager_health_start(Manager *m)
         r = health_recovery_new(&cfg, &health_clock_event, m->event, &ladder_ops, h, &h->recovery);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up recovery: %m");
+        r = sd_event_add_time_relative(m->event, &h->check_timer, CLOCK_MONOTONIC, FINDINGS_FIRST_CHECK_USEC,
+                                       0, on_check_timer, h);
+        if (r < 0) {
+                h->recovery = health_recovery_free(h->recovery);
+                return log_error_errno(r, "Failed to add the health check timer: %m");
+        }
+        (void) sd_event_source_set_description(h->check_timer, "health-check");
         m->health = TAKE_PTR(h);
         return 0;
 }
@@ -700,6 +744,7 @@ void manager_health_free(Manager *m)
 {
         if (!m->health)
                 return;
+        m->health->check_timer = sd_event_source_disable_unref(m->health->check_timer);
         m->health->recovery = health_recovery_free(m->health->recovery);
         m->health = (free(m->health), NULL);
 }

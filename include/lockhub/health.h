@@ -496,8 +496,11 @@ bool health_report_problem(const HealthReport *r);
 json_object *health_report_to_json(const HealthReport *r);
 /* Text for lockhubctl diagnose; *ret is malloc'ed. */
 int health_report_to_text(const HealthReport *r, char **ret);
-/* Logs each finding once with its MESSAGE_ID and LOCK=/FINDING= fields. */
-void health_report_log(const HealthReport *r);
+/* Logs each finding not in already_logged (a mask of 1u << HealthFindingId) with its
+ * MESSAGE_ID and LOCK=/FINDING=/SEVERITY= fields, and a line for each finding of
+ * already_logged that no longer applies. Returns the mask of the report's findings:
+ * pass it back next time so a finding is logged when it appears, not on every check. */
+uint32_t health_report_log(const HealthReport *r, uint32_t already_logged);
 
 const char *health_finding_id_to_string(HealthFindingId id);
 HealthFindingId health_finding_id_from_string(const char *s);

@@ -60,6 +60,8 @@ static const struct {
         [HEALTH_FINDING_RECOVERY_EXHAUSTED] = { "recovery-exhausted", LOCKHUB_MESSAGE_RECOVERY_EXHAUSTED },
 };
 
+_Static_assert(_HEALTH_FINDING_MAX <= 32, "finding masks are 32 bits");
+
 static const char *const severity_names[_HEALTH_SEVERITY_MAX] = {
         [HEALTH_SEVERITY_INFO] = "info",
         [HEALTH_SEVERITY_WARNING] = "warning",
@@ -758,8 +760,10 @@ int health_report_to_text(const HealthReport *r, char **ret)
         return 0;
 }
 
-void health_report_log(const HealthReport *r)
+uint32_t health_report_log(const HealthReport *r, uint32_t already_logged)
 {
+        uint32_t mask = 0;
+
         for (size_t i = 0; i < r->n_findings; i++) {
                 const HealthFinding *x = &r->findings[i];
                 char f_id[64], f_lock[64], f_finding[64], f_sev[32];
@@ -767,6 +771,9 @@ void health_report_log(const HealthReport *r)
                             : x->severity == HEALTH_SEVERITY_WARNING ? LOG_WARNING
                                                                      : LOG_NOTICE;
 
+                mask |= 1u << x->id;
+                if (already_logged & (1u << x->id))
+                        continue;
                 snprintf(f_id, sizeof f_id, "MESSAGE_ID=%s", health_finding_message_id(x->id));
                 snprintf(f_lock, sizeof f_lock, "LOCK=%s", strna(r->lock));
                 snprintf(f_finding, sizeof f_finding, "FINDING=%s", health_finding_id_to_string(x->id));
@@ -774,6 +781,11 @@ void health_report_log(const HealthReport *r)
                 (void) log_struct(level, 0, LOG_FIELDS(f_id, f_lock, f_finding, f_sev), "%s: %s. %s",
                                   strna(r->lock), x->title, x->evidence);
         }
+        for (int id = 0; id < _HEALTH_FINDING_MAX; id++)
+                if ((already_logged & ~mask) & (1u << id))
+                        log_info("%s: %s no longer applies.", strna(r->lock),
+                                 health_finding_id_to_string((HealthFindingId) id));
+        return mask;
 }
 
 /* ---- from the store ------------------------------------------------------------------------ */

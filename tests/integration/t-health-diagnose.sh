@@ -49,6 +49,7 @@ check "battery low second, with the level" sh -c "grep '^2\\. ' \"$T/diag.txt\" 
 check "firmware last" sh -c "grep '^3\\. ' \"$T/diag.txt\" | grep -q 'firmware-outdated'"
 
 ctl diagnose front --json >"$T/diag.json"
+ctl diagnose front >/dev/null
 check "JSON: the same findings in the same order" python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -91,5 +92,9 @@ def walk(v):
         for n in needles: assert n not in v, (n, v[:80])
 walk(d)' "$T/bundle.json" "$key" 8361
 check "support-bundle to stdout" sh -c "\"$BUILD/lockhubctl\" support-bundle -o - | python3 -c 'import json,sys; json.load(sys.stdin)'"
+
+check "each finding reached the log once, when it appeared" sh -c \
+	"test \$(grep -c 'front: Motor blocked 3 times' \"$T/lockhubd.log\") = 1 &&
+	 test \$(grep -c 'front: Battery low: 22 %' \"$T/lockhubd.log\") = 1"
 
 finish

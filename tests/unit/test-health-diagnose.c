@@ -292,7 +292,14 @@ static void test_from_store(void **state)
         assert_non_null(strstr(r->findings[2].evidence, "drains the battery"));
         assert_int_equal(health_report_to_text(r, &text), 0);
         assert_non_null(strstr(text, "reconnect            #1  success  2.5 s  hci0\n"));
-        health_report_log(r);
+        {
+                uint32_t mask = health_report_log(r, 0);
+                assert_int_equal(mask, (1u << HEALTH_FINDING_JAMS) | (1u << HEALTH_FINDING_BATTERY_LOW) |
+                                                       (1u << HEALTH_FINDING_FIRMWARE_BAD) |
+                                                       (1u << HEALTH_FINDING_SIGNAL_WEAK) |
+                                                       (1u << HEALTH_FINDING_DOOR_OPEN_LOCKED));
+                assert_int_equal(health_report_log(r, mask), mask); /* nothing new: silent */
+        }
 
         store_free(s);
         assert_int_equal(nftw(dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS), 0);
