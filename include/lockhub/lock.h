@@ -77,6 +77,7 @@ typedef enum LockChange {
         LOCK_CHANGE_LAST_ACTION = 1u << 5,
         LOCK_CHANGE_HEALTH = 1u << 6,
         LOCK_CHANGE_REMOVED = 1u << 7, /* the lock is about to be freed */
+        LOCK_CHANGE_CONFIG = 1u << 8,  /* settings or codes changed on the lock: lock_config_changed() */
 } LockChange;
 
 typedef struct LockBattery {
@@ -246,6 +247,10 @@ int lock_set_link(Lock *l, const LockLink *link);
 int lock_set_info(Lock *l, const char *model, const char *firmware);
 int lock_set_last_action(Lock *l, LockAction a, LockSource source, const char *actor, uint64_t time_usec);
 int lock_set_needs_repair(Lock *l, bool b);
+/* The lock says its settings or keypad codes changed (Nuki: the config update count of
+ * Keyturner States moved). Tells listeners LOCK_CHANGE_CONFIG (the keypad code service
+ * then looks for drift); records nothing: whoever reads the change records it. */
+void lock_config_changed(Lock *l);
 /* Imports one log entry through log_sink. A new (not yet stored) successful action entry
  * becomes the last action (listeners told, no second event row); entries are imported
  * oldest first.

@@ -21,8 +21,9 @@
  * planner recognises an add that the lock took without the hub hearing back.
  *
  * Triggers: codes_service_sync() (the manager: pairing, user changes, D-Bus, MQTT), the
- * retry timer while a code waits, and the lock coming back in range (link listener) while
- * a code waits.
+ * retry timer while a code waits, the lock coming back in range (link listener) while a
+ * code waits, and the lock saying its configuration changed (LOCK_CHANGE_CONFIG, Nuki's
+ * config update count): the moment to look for drift.
  *
  * First contact: the first time a lock's list is read, codes found only on the lock are
  * adopted whatever DriftPolicy says, so pairing a lock that already has codes never wipes
@@ -877,6 +878,8 @@ static void on_lock_changed(Lock *l, unsigned changes, void *userdata)
                         }
                 return;
         }
+        if (changes & LOCK_CHANGE_CONFIG)
+                (void) codes_service_sync(svc, l, "config-changed");
         if (!(changes & LOCK_CHANGE_LINK))
                 return;
         reachable = l->link.reachable || l->link.connected;

@@ -354,6 +354,11 @@ int lock_set_needs_repair(Lock *l, bool b)
         return 1;
 }
 
+void lock_config_changed(Lock *l)
+{
+        lock_notify(l, LOCK_CHANGE_CONFIG);
+}
+
 int lock_import_log_entry(Lock *l, const LockLogEntry *e)
 {
         int r;
