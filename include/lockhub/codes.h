@@ -47,6 +47,8 @@
 #include "lockhub/store.h"
 
 struct NukiMsg;
+struct json_object;
+typedef struct CodesService CodesService;
 
 /* ---- rules ---- */
 
@@ -211,9 +213,30 @@ int codes_attribute(Store *s, int64_t lock_id, int lock_code_id, CodeAttribution
 /* The same for a log entry's detail JSON ({"code_id": N, ...}): -ENOENT without one. */
 int codes_attribute_detail(Store *s, int64_t lock_id, const char *detail_json, CodeAttribution *ret);
 
-/* ---- the service ---- */
+/* ---- listings and requests (D-Bus, MQTT) ---- */
 
-typedef struct CodesService CodesService;
+typedef struct CodeSyncSummary {
+        unsigned synced, pending, failed, drifted;
+} CodeSyncSummary;
+/* One lock's codes counted by sync state (the Home Assistant sensor). */
+int codes_lock_summary(Store *s, int64_t lock_id, CodeSyncSummary *ret);
+/* Every code (lock_id 0: of every lock) with its user, limits and per-lock sync state, as
+ * a JSON array; never the digits. */
+int codes_list_json(Store *s, int64_t lock_id, struct json_object **ret);
+/* A request on users and codes as the MQTT bridge receives it (lockhub/bridge/request/OP):
+ * op "user/add" {name}, "user/remove" {name}, "user/list", "code/add" {user, name, digits,
+ * locks[], enabled?, valid_from_usec?, valid_until_usec?, weekdays? ["mon",..],
+ * time_from? "HH:MM", time_until?}, "code/update" {id, any of those}, "code/remove" {id},
+ * "code/list" {lock?}, "backup" {locks[]?} (never with secrets), "restore" {document,
+ * to?, from?} (a document without secrets). "transaction" is allowed and ignored (the
+ * bridge echoes it). The whole request is checked first; *ret is the response:
+ * {"status":"ok","data":...} or {"status":"error","error":"...","rule"?:"..."}.
+ * Returns 0, -EINVAL (refused: *ret says why), -EOPNOTSUPP (unknown op: no *ret),
+ * -ENOMEM. svc may be NULL (then nothing is synced). */
+int codes_request(Store *s, CodesService *svc, const char *op, struct json_object *req,
+                  struct json_object **ret);
+
+/* ---- the service ---- */
 
 /* Called after each reconciliation of a lock: r < 0 when it could not run to the end
  * (lock unreachable: a retry is armed). */

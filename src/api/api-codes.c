@@ -64,14 +64,6 @@ static int store_error(sd_bus_error *error, int r, const char *what)
         }
 }
 
-static Lock *lock_by_store_id(Manager *m, int64_t id)
-{
-        for (size_t i = 0; i < m->n_locks; i++)
-                if (m->locks[i]->store_id == id)
-                        return m->locks[i];
-        return NULL;
-}
-
 /* Reconcile every lock the credential is (or was) assigned to. */
 static void sync_credential(Manager *m, int64_t credential_id, const char *why)
 {
@@ -272,19 +264,9 @@ static int method_remove_user(sd_bus_message *msg, void *userdata, sd_bus_error 
 
 /* ---- codes ---- */
 
-static const char *lock_name(Manager *m, int64_t id)
-{
-        Lock *l = lock_by_store_id(m, id);
-        return l ? l->name : "?";
-}
-
 static int method_list_codes(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
         Manager *m = userdata;
-        struct store_credential *creds = NULL;
-        struct store_assignment *asg = NULL;
-        struct store_user *users = NULL;
-        size_t n_creds = 0, n_asg = 0, n_users = 0;
         json_object *arr = NULL;
         const char *filter;
         Lock *only = NULL;
@@ -296,81 +278,12 @@ static int method_list_codes(sd_bus_message *msg, void *userdata, sd_bus_error *
         if (filter[0] && !(only = manager_find_lock(m, filter)))
                 return sd_bus_error_setf(error, "org.lockhub.Error.NoSuchLock", "No lock named '%s'.",
                                          filter);
-        if ((r = store_credential_list(m->store, 0, &creds, &n_creds)) < 0 ||
-            (r = store_assignment_list(m->store, 0, &asg, &n_asg)) < 0 ||
-            (r = store_user_list(m->store, &users, &n_users)) < 0)
-                goto finish;
-
-        arr = json_object_new_array();
-        for (size_t i = 0; i < n_creds; i++) {
-                const struct store_credential *c = &creds[i];
-                json_object *o, *locks = json_object_new_array();
-                const char *user = "?";
-
-                for (size_t a = 0; a < n_asg; a++) {
-                        json_object *jl;
-
-                        if (asg[a].credential_id != c->id || (only && asg[a].lock_id != only->store_id))
-                                continue;
-                        jl = json_object_new_object();
-                        json_object_object_add(jl, "lock",
-                                               json_object_new_string(lock_name(m, asg[a].lock_id)));
-                        json_object_object_add(jl, "desired", json_object_new_string(asg[a].desired));
-                        json_object_object_add(jl, "state", json_object_new_string(asg[a].state));
-                        if (asg[a].reason)
-                                json_object_object_add(jl, "reason", json_object_new_string(asg[a].reason));
-                        if (asg[a].lock_code_id >= 0)
-                                json_object_object_add(jl, "lock_code_id",
-                                                       json_object_new_int(asg[a].lock_code_id));
-                        json_object_object_add(jl, "attempts", json_object_new_int((int) asg[a].attempts));
-                        if (asg[a].next_attempt_usec > 0)
-                                json_object_object_add(
-                                                jl, "next_attempt_usec",
-                                                json_object_new_int64((int64_t) asg[a].next_attempt_usec));
-                        if (asg[a].last_verified_usec > 0)
-                                json_object_object_add(
-                                                jl, "last_verified_usec",
-                                                json_object_new_int64((int64_t) asg[a].last_verified_usec));
-                        json_object_array_add(locks, jl);
-                }
-                if (only && json_object_array_length(locks) == 0) {
-                        json_object_put(locks);
-                        continue;
-                }
-                for (size_t u = 0; u < n_users; u++)
-                        if (users[u].id == c->user_id)
-                                user = users[u].name;
-                o = json_object_new_object();
-                json_object_object_add(o, "id", json_object_new_int64(c->id));
-                json_object_object_add(o, "user", json_object_new_string(user));
-                json_object_object_add(o, "name", json_object_new_string(c->name));
-                json_object_object_add(o, "enabled", json_object_new_boolean(c->enabled));
-                json_object_object_add(o, "removing",
-                                       json_object_new_boolean(codes_code_is_withdrawn(m->store, c->id)));
-                if (c->valid_from_usec)
-                        json_object_object_add(o, "valid_from_usec",
-                                               json_object_new_int64((int64_t) c->valid_from_usec));
-                if (c->valid_until_usec)
-                        json_object_object_add(o, "valid_until_usec",
-                                               json_object_new_int64((int64_t) c->valid_until_usec));
-                json_object_object_add(o, "weekdays", json_object_new_int((int) c->weekdays));
-                if (c->time_from_min >= 0) {
-                        json_object_object_add(o, "time_from_min", json_object_new_int(c->time_from_min));
-                        json_object_object_add(o, "time_until_min", json_object_new_int(c->time_until_min));
-                }
-                json_object_object_add(o, "revision", json_object_new_int64(c->revision));
-                json_object_object_add(o, "locks", locks);
-                json_object_array_add(arr, o);
-        }
+        r = codes_list_json(m->store, only ? only->store_id : 0, &arr);
+        if (r < 0)
+                return store_error(error, r, "codes");
         r = sd_bus_reply_method_return(msg, "s",
                                        json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN));
-finish:
         json_object_put(arr);
-        store_credential_array_free(creds, n_creds);
-        store_assignment_array_free(asg, n_asg);
-        store_user_array_free(users, n_users);
-        if (r < 0 && !sd_bus_error_is_set(error))
-                return store_error(error, r, "codes");
         return r;
 }
 
