@@ -65,6 +65,11 @@ typedef struct NukiSession {
         unsigned target;    /* list replies: entries expected (0 = until Status COMPLETE) */
         unsigned received;
         bool have_target;
+        /* A list just ended by its count: the lock may still send a Status COMPLETE for it
+         * ([PY] waits for one after log entries). One such Status is ignored while the next
+         * exchange waits for its challenge or for requested data, where it cannot be a real
+         * reply; any other message of the next exchange clears the flag. */
+        bool trailing_status;
         int lock_error;
 } NukiSession;
 

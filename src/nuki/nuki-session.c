@@ -261,8 +261,11 @@ static int classify_reply(NukiSession *s, const NukiMsg *m)
                 }
                 if (m->command == entry_cmd) {
                         s->received++;
-                        return s->have_target && s->received >= s->target ? NUKI_SESSION_DONE
-                                                                          : NUKI_SESSION_PROGRESS;
+                        if (s->have_target && s->received >= s->target) {
+                                s->trailing_status = true;
+                                return NUKI_SESSION_DONE;
+                        }
+                        return NUKI_SESSION_PROGRESS;
                 }
         }
         if (final_reply(s) != 0 && m->command == final_reply(s))
@@ -299,6 +302,16 @@ int nuki_session_feed(NukiSession *s, const uint8_t *frame, size_t n, const uint
                 nuki_session_reset(s);
                 return ours ? -EREMOTEIO : NUKI_SESSION_UNSOLICITED;
         }
+
+        if (s->trailing_status && ret_msg->command == NUKI_CMD_STATUS &&
+            ret_msg->status.status == NUKI_STATUS_COMPLETE &&
+            (s->state == NUKI_SESSION_IDLE || s->state == NUKI_SESSION_WAIT_CHALLENGE ||
+             (s->state == NUKI_SESSION_WAIT_REPLY && final_reply(s) != 0))) {
+                s->trailing_status = false;
+                return NUKI_SESSION_UNSOLICITED;
+        }
+        if (ret_msg->command != NUKI_CMD_KEYTURNER_STATES)
+                s->trailing_status = false;
 
         switch (s->state) {
         case NUKI_SESSION_IDLE:

@@ -342,6 +342,74 @@ static void test_lists(void **state)
         assert_int_equal(lock_send(&w, &r, &seen), NUKI_SESSION_DONE);
 }
 
+/* A log list that ended by its count may still be followed by the lock's Status COMPLETE
+ * ([PY] waits for it). It must not fail or finish the next exchange. */
+static void log_list_by_count(World *w)
+{
+        NukiMsg cmd, seen, r;
+
+        nuki_msg_init(&cmd, NUKI_CMD_REQUEST_LOG_ENTRIES, NUKI_VARIANT_DEFAULT);
+        cmd.request_log_entries.count = 2;
+        assert_int_equal(run_challenge(w, &cmd, &seen), 0);
+        nuki_msg_init(&r, NUKI_CMD_LOG_ENTRY_COUNT, NUKI_VARIANT_DEFAULT);
+        r.log_entry_count.count = 7;
+        assert_int_equal(lock_send(w, &r, &seen), NUKI_SESSION_PROGRESS);
+        nuki_msg_init(&r, NUKI_CMD_LOG_ENTRY, NUKI_VARIANT_DEFAULT);
+        r.log_entry.type = 2;
+        r.log_entry.data.len = 4;
+        assert_int_equal(lock_send(w, &r, &seen), NUKI_SESSION_PROGRESS);
+        assert_int_equal(lock_send(w, &r, &seen), NUKI_SESSION_DONE);
+}
+
+static void test_trailing_status_after_list(void **state)
+{
+        World w;
+        NukiMsg cmd, seen, r;
+        uint8_t f[NUKI_FRAME_MAX];
+        int n;
+
+        /* 1. the stray Status while the next command waits for its challenge */
+        world_init(&w, false, 1234, 1234);
+        log_list_by_count(&w);
+        nuki_msg_init(&cmd, NUKI_CMD_LOCK_ACTION, NUKI_VARIANT_DEFAULT);
+        cmd.n_optional = 0;
+        cmd.lock_action.action = NUKI_LOCK_ACTION_LOCK;
+        n = nuki_session_begin(&w.c, &cmd, NULL, w.buf, sizeof(w.buf));
+        assert_true(n > 0);
+        w.len = (size_t) n;
+        assert_int_equal(lock_receive(&w, &seen), 0);
+        assert_int_equal(lock_send_status(&w, NUKI_STATUS_COMPLETE, &r), NUKI_SESSION_UNSOLICITED);
+        assert_int_equal(w.c.state, NUKI_SESSION_WAIT_CHALLENGE);
+        n = nuki_lock_session_challenge(&w.l, NULL, NULL, f, sizeof(f));
+        assert_true(n > 0);
+        assert_int_equal(nuki_session_feed(&w.c, f, (size_t) n, NULL, &r, w.buf, sizeof(w.buf), &w.len),
+                         NUKI_SESSION_PENDING);
+        assert_int_equal(lock_receive(&w, &seen), 0);
+        assert_int_equal(lock_send_status(&w, NUKI_STATUS_ACCEPTED, &r), NUKI_SESSION_PROGRESS);
+        assert_int_equal(lock_send_status(&w, NUKI_STATUS_COMPLETE, &r), NUKI_SESSION_DONE);
+
+        /* 2. the stray Status before requested data: not taken for the data */
+        log_list_by_count(&w);
+        n = nuki_session_request(&w.c, NUKI_CMD_KEYTURNER_STATES, NULL, w.buf, sizeof(w.buf));
+        assert_true(n > 0);
+        assert_int_equal(lock_send_status(&w, NUKI_STATUS_COMPLETE, &r), NUKI_SESSION_UNSOLICITED);
+        assert_int_equal(w.c.state, NUKI_SESSION_WAIT_REPLY);
+        nuki_msg_init(&r, NUKI_CMD_KEYTURNER_STATES, NUKI_VARIANT_DEFAULT);
+        assert_int_equal(lock_send(&w, &r, &seen), NUKI_SESSION_DONE);
+
+        /* 3. a lock that sends no trailing Status: the next COMPLETE is honoured */
+        log_list_by_count(&w);
+        assert_int_equal(run_challenge(&w, &cmd, &seen), 0);
+        assert_int_equal(lock_send_status(&w, NUKI_STATUS_COMPLETE, &r), NUKI_SESSION_DONE);
+
+        /* 4. and only one stray Status is ever ignored */
+        log_list_by_count(&w);
+        assert_int_equal(lock_send_status(&w, NUKI_STATUS_COMPLETE, &r), NUKI_SESSION_UNSOLICITED);
+        n = nuki_session_request(&w.c, NUKI_CMD_KEYTURNER_STATES, NULL, w.buf, sizeof(w.buf));
+        assert_true(n > 0);
+        assert_int_equal(lock_send_status(&w, NUKI_STATUS_COMPLETE, &r), NUKI_SESSION_DONE);
+}
+
 static void test_classification(void **state)
 {
         assert_true(nuki_command_needs_challenge(NUKI_CMD_LOCK_ACTION));
@@ -370,6 +438,7 @@ int main(void)
                 cmocka_unit_test(test_stale_challenge),
                 cmocka_unit_test(test_wrong_key),
                 cmocka_unit_test(test_lists),
+                cmocka_unit_test(test_trailing_status_after_list),
                 cmocka_unit_test(test_classification),
         };
 
