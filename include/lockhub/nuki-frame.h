@@ -140,7 +140,7 @@ typedef struct NukiReasm {
 } NukiReasm;
 
 void nuki_reasm_init(NukiReasm *r, NukiReasmMode mode);
-/* Switching mode discards buffered bytes. */
+/* Switching to another mode discards buffered bytes; setting the current mode does nothing. */
 void nuki_reasm_set_mode(NukiReasm *r, NukiReasmMode mode);
 void nuki_reasm_reset(NukiReasm *r);
 /* 0, or -EMSGSIZE if the buffer would overflow (it is reset and the data dropped). */

@@ -241,6 +241,9 @@ void nuki_reasm_reset(NukiReasm *r)
 
 void nuki_reasm_set_mode(NukiReasm *r, NukiReasmMode mode)
 {
+        /* Setting the mode it already has keeps a message that is half in. */
+        if (r->mode == mode)
+                return;
         nuki_reasm_reset(r);
         r->mode = mode;
 }

@@ -335,6 +335,17 @@ static void test_reasm_garbage(void **state)
         n = unhex(D_STEP2, in, sizeof(in));
         assert_int_equal(nuki_reasm_feed(&r, in, n, 0), 0);
         assert_int_equal(nuki_reasm_pop(&r, out, 10, &len), -EMSGSIZE);
+
+        /* setting the mode it already has keeps a half-received message; another drops it */
+        n = unhex(D_STEP2, in, sizeof(in));
+        assert_int_equal(nuki_reasm_feed(&r, in, 20, 0), 0);
+        nuki_reasm_set_mode(&r, NUKI_REASM_PLAIN);
+        assert_int_equal(nuki_reasm_pending(&r), 20);
+        assert_int_equal(nuki_reasm_feed(&r, in + 20, n - 20, 0), 0);
+        assert_int_equal(nuki_reasm_pop(&r, out, sizeof(out), &len), 1);
+        assert_int_equal(nuki_reasm_feed(&r, in, 20, 0), 0);
+        nuki_reasm_set_mode(&r, NUKI_REASM_ENCRYPTED);
+        assert_int_equal(nuki_reasm_pending(&r), 0);
 }
 
 static void test_reasm_timeout(void **state)
