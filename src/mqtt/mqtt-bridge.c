@@ -962,10 +962,8 @@ static void on_connect(MqttClient *c, bool connected, int error, void *userdata)
 {
         MqttBridge *b = userdata;
 
-        if (!connected) {
-                log_warning_errno(error, "Lost the MQTT broker %s, reconnecting: %m", mqtt_client_broker(c));
-                return;
-        }
+        if (!connected)
+                return; /* the client logs the loss, with its reason and the retry time */
         log_info("Connected to the MQTT broker %s; publishing %zu lock(s).", mqtt_client_broker(c),
                  b->n_locks);
         if (b->discovery) {
