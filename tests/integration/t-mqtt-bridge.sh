@@ -223,7 +223,7 @@ check "homeassistant/status online → discovery published again" json "$T/redis
 # ---- broker restart: reconnect and republish -------------------------------------------
 kill "$broker_pid"
 wait "$broker_pid" 2>/dev/null
-check "broker loss noticed" wait_for 10 grep -q 'Lost the MQTT broker' "$T/d.err"
+check "broker loss noticed" wait_for 10 grep -q 'lost the connection to broker' "$T/d.err"
 start_broker
 check "after a broker restart: bridge/state online again" wait_for 15 retained_is lockhub/bridge/state "$ONLINE"
 check "after a broker restart: lock state republished" wait_for 5 retained_has lockhub/front-door lock_state
