@@ -27,8 +27,8 @@
 #define SETTINGS_MEMBERS  64
 #define TIME_CONTROLS_MAX 32
 #define STRING_MAX        256
-#define OPSLIMIT_MAX      16
-#define MEMLIMIT_MAX      (UINT64_C(1) << 30)
+#define OPSLIMIT_MAX      8
+#define MEMLIMIT_MAX      (UINT64_C(256) << 20) /* a file must not make the hub swap */
 #define SALT_SIZE         16
 #define NONCE_SIZE        24
 #define KEY_SIZE          32
