@@ -136,6 +136,24 @@ typedef void (*lock_codes_listed_t)(Lock *l, int r, const char *message, const L
 /* add_code result: the id the lock gave the new code (valid when r == 0). */
 typedef void (*lock_code_added_t)(Lock *l, int r, const char *message, int code_id, void *userdata);
 
+/* An authorization the lock holds (a phone app, a bridge, a fob, a keypad), vendor-neutral
+ * (Nuki: an Authorization Entry). Plain data. */
+#define LOCK_AUTH_NAME_MAX 32
+typedef struct LockAuthorization {
+        uint32_t id;
+        const char *type; /* static: "app", "bridge", "fob", "keypad" or "unknown" */
+        char name[LOCK_AUTH_NAME_MAX + 1];
+        bool enabled;
+        bool remote_allowed;
+        bool own;                                /* lockhub's own authorization */
+        uint64_t created_usec, last_active_usec; /* 0: unknown */
+        unsigned use_count;
+} LockAuthorization;
+
+/* list_authorizations result: every authorization (borrowed for the call only). */
+typedef void (*lock_auths_listed_t)(Lock *l, int r, const char *message, const LockAuthorization *auths,
+                                    size_t n_auths, void *userdata);
+
 /*
  * Driver operations. Every asynchronous op returns 0 when it was started, and then calls
  * its done callback exactly once, never from within the op call itself; or returns < 0
@@ -148,6 +166,15 @@ typedef void (*lock_code_added_t)(Lock *l, int r, const char *message, int code_
  *   remove_code  removes the entry code_id (Nuki: Remove Keypad Code)
  * Beyond lock_command_done_t's errors: -ENOKEY no PIN, -ENOENT no such code id,
  * -ENOSPC the lock's code store is full, -EEXIST the lock refused a duplicate code.
+ *
+ * Authorizations (need the PIN too):
+ *   list_authorizations        every entry, lockhub's own marked (Nuki: Request
+ *                              Authorization Entries, all pages)
+ *   set_authorization_enabled  enable or disable entry id, keeping its other fields (Nuki:
+ *                              Update Authorization Entry after reading the entry)
+ *   remove_authorization       remove entry id (Nuki: Remove Authorization Entry)
+ * Both changing ops refuse lockhub's own authorization with -EPERM (unpairing is the way
+ * to remove that), and an unknown id with -ENOENT.
  */
 struct lock_driver_ops {
         const char *protocol; /* "nuki" */
@@ -158,6 +185,10 @@ struct lock_driver_ops {
         int (*add_code)(Lock *l, const LockCode *c, lock_code_added_t done, void *userdata);
         int (*update_code)(Lock *l, const LockCode *c, lock_command_done_t done, void *userdata);
         int (*remove_code)(Lock *l, int code_id, lock_command_done_t done, void *userdata);
+        int (*list_authorizations)(Lock *l, lock_auths_listed_t done, void *userdata);
+        int (*set_authorization_enabled)(Lock *l, uint32_t id, bool enabled, lock_command_done_t done,
+                                         void *userdata);
+        int (*remove_authorization)(Lock *l, uint32_t id, lock_command_done_t done, void *userdata);
         void (*free)(Lock *l);
 };
 
