@@ -594,6 +594,10 @@ static void on_lock_changed(Lock *l, unsigned changes, void *userdata)
 {
         HealthLock *hl = userdata;
 
+        /* Re-paired in place (the driver cleared the flag): the ladder starts afresh. */
+        if ((changes & LOCK_CHANGE_HEALTH) && hl->ladder && !l->needs_repair)
+                health_ladder_repaired(hl->ladder);
+
         if (!(changes & LOCK_CHANGE_LINK) || !hl->ladder || l->link.last_seen_usec == hl->last_seen_usec)
                 return;
         if (l->link.rssi != 0 &&
