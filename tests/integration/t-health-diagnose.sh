@@ -16,7 +16,10 @@ EOF
 
 start_dbus
 start_sim --scale 20
-write_conf "[Health]" "KnownFirmwareFile=$T/known-firmware.json" "JamThreshold=3"
+printf 'Mqtt-s3cret-pw\n' >"$T/mqtt-password"
+chmod 600 "$T/mqtt-password"
+write_conf "[Health]" "KnownFirmwareFile=$T/known-firmware.json" "JamThreshold=3" \
+	"[MQTT]" "Username=hub" "PasswordFile=$T/mqtt-password"
 start_lockhubd
 pair_lock front front 8361 >/dev/null || { echo "pairing front failed"; tail -n 30 "$T/lockhubd.log"; exit 1; }
 
@@ -91,6 +94,8 @@ def walk(v):
     elif isinstance(v, str):
         for n in needles: assert n not in v, (n, v[:80])
 walk(d)' "$T/bundle.json" "$key" 8361
+check "bundle: no MQTT password, but the configuration says where it is" sh -c \
+	"! grep -q 'Mqtt-s3cret-pw' \"$T/bundle.json\" && grep -q 'PasswordFile=' \"$T/bundle.json\""
 check "support-bundle to stdout" sh -c "\"$BUILD/lockhubctl\" support-bundle -o - | python3 -c 'import json,sys; json.load(sys.stdin)'"
 
 check "each finding reached the log once, when it appeared" sh -c \
