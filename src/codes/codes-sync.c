@@ -338,6 +338,18 @@ static void adopt(CodesLock *cl, const CodeStep *s)
                 record_event(cl, s->credential_id, "adopt", r < 0 ? "failed" : "adopted", s->drift,
                              s->reason);
                 /* Other locks holding this code now get the adopted version. */
+                if (r >= 0) {
+                        struct store_assignment *a = NULL;
+                        size_t n = 0;
+
+                        if (store_assignment_list(st, 0, &a, &n) >= 0)
+                                for (size_t i = 0; i < n; i++)
+                                        if (a[i].credential_id == s->credential_id &&
+                                            a[i].lock_id != cl->lock->store_id)
+                                                codes_service_sync_locks(cl->svc, &a[i].lock_id, 1,
+                                                                         "adopted");
+                        store_assignment_array_free(a, n);
+                }
                 return;
         }
 

@@ -508,15 +508,23 @@ static void test_drift_lock_wins(void **state)
         struct store_user mallory;
         struct store_assignment asg;
 
-        ida = add_code(f, alice, &a, 1);
+        ida = add_code(f, alice, &a, 3); /* on both locks: back follows what front adopted */
         idb = add_code(f, bob, &b, 1);
         sync_all(f, "initial");
 
         f->conf->codes.drift_policy = CONF_DRIFT_LOCK;
         make_drift(f);
-        sync_all(f, "config-changed");
+        /* only front is asked; back is synced because front adopted a code they share */
+        assert_int_equal(codes_service_sync(f->svc, f->locks[0], "config-changed"), 0);
+        for (int n = 0; n < 200 && (codes_service_busy(f->svc, f->locks[0]) ||
+                                    codes_service_busy(f->svc, f->locks[1]) || fake(f, 0)->in_flight > 0 ||
+                                    fake(f, 1)->in_flight > 0);
+             n++)
+                assert_true(sd_event_run(event, 1000000) >= 0);
         assert_int_equal(fake(f, 0)->n_add, 2); /* only the initial adds: nothing was restored */
         assert_converged(f);                    /* the database took the lock's version */
+        assert_string_equal(held(f, 1, "345678")->name, "Alice (renamed)");
+        assert_false(held(f, 1, "345678")->enabled);
         assert_int_equal(store_credential_get(f->store, ida, &cred), 0);
         assert_string_equal(cred.name, "Alice (renamed)");
         assert_false(cred.enabled);
