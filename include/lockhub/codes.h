@@ -116,6 +116,7 @@ typedef struct CodeDesired {
         LockCode code;           /* desired content; code.id = credential_locks.lock_code_id */
         int64_t revision;        /* credentials.revision */
         int64_t synced_revision; /* credential_locks.synced_revision, 0: never confirmed */
+        bool unreadable;         /* the stored digits do not open (hub key?): never written */
 } CodeDesired;
 
 typedef enum CodeDrift {

@@ -476,11 +476,12 @@ int codes_desired_load(Store *s, int64_t lock_id, CodeDesired **ret, size_t *ret
                 r = store_credential_get(s, a[i].credential_id, &cred);
                 if (r < 0)
                         goto fail;
-                r = codes_code_from_store(&cred, &x->code);
+                r = cred.code_sealed_size > 0 ? codes_code_from_store(&cred, &x->code) : -EBADMSG;
                 if (r < 0) {
-                        /* A row we cannot read as a code: withdraw nothing, report it. */
+                        /* A row we cannot read as a code: never written, never removed. */
                         lock_code_init(&x->code);
                         snprintf(x->code.name, sizeof x->code.name, "%s", strempty(cred.name));
+                        x->unreadable = true;
                 }
                 x->credential_id = a[i].credential_id;
                 x->present = streq(a[i].desired, "present");

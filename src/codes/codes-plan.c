@@ -190,8 +190,20 @@ int codes_plan(const CodeDesired *desired, size_t n_desired, const LockCode *loc
                         continue;
                 }
 
+                if (d->unreadable) {
+                        /* Whatever the lock holds under its id stays claimed: not taken for a
+                         * foreign code and removed. */
+                        step_set(s, CODE_STEP_REJECT, d->credential_id, &d->code, CODE_DRIFT_NONE);
+                        s->code.id = on_lock ? on_lock->id : d->code.id;
+                        s->rule = CODE_RULE_OK;
+                        snprintf(s->reason, sizeof s->reason,
+                                 "the hub cannot read this code's digits (sealed with another key?): enter "
+                                 "it "
+                                 "again");
+                        continue;
+                }
                 for (size_t j = 0; j < n_desired; j++)
-                        if (j != i && desired[j].present)
+                        if (j != i && desired[j].present && !desired[j].unreadable)
                                 others[k++] = desired[j].code.digits;
                 rule = codes_check(&d->code, others, k);
                 if (rule != CODE_RULE_OK) {

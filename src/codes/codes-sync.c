@@ -415,7 +415,7 @@ static void apply_plan_states(CodesLock *cl)
                                 (void) write_state(cl, d, CODE_SYNC_FAILED, s->reason, s->code.id, NULL,
                                                    false, false);
                         record_event(cl, s->credential_id, "check", "rejected", CODE_DRIFT_NONE,
-                                     code_rule_to_string(s->rule));
+                                     s->rule != CODE_RULE_OK ? code_rule_to_string(s->rule) : s->reason);
                         break;
                 case CODE_STEP_ADD:
                 case CODE_STEP_UPDATE:

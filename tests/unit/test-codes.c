@@ -373,6 +373,25 @@ static void test_plan_interrupted_add_and_reject(void **state)
         codes_plan_done(&p);
 }
 
+static void test_plan_unreadable(void **state)
+{
+        /* digits that no longer open (another hub key): nothing sent, the lock's entry kept */
+        CodeDesired d[] = { want(1, 7, "", "Alice", 1, 1) };
+        LockCode l[] = { code(7, "345678", "Alice") };
+        CodePlan p;
+
+        d[0].unreadable = true;
+        for (int policy = 0; policy < _CONF_DRIFT_POLICY_MAX; policy++) {
+                assert_int_equal(codes_plan(d, 1, l, 1, (ConfDriftPolicy) policy, &p), 0);
+                assert_int_equal(p.n_steps, 1);
+                assert_int_equal(p.n_writes, 0);
+                assert_int_equal(p.steps[0].kind, CODE_STEP_REJECT);
+                assert_int_equal(p.steps[0].code.id, 7);
+                assert_non_null(strstr(p.steps[0].reason, "cannot read this code's digits"));
+                codes_plan_done(&p);
+        }
+}
+
 static void test_verify(void **state)
 {
         CodeDesired d = want(1, -1, "345678", "Alice", 1, 0);
@@ -430,6 +449,7 @@ int main(void)
                 cmocka_unit_test(test_plan_drift_added),
                 cmocka_unit_test(test_plan_drift_removed),
                 cmocka_unit_test(test_plan_interrupted_add_and_reject),
+                cmocka_unit_test(test_plan_unreadable),
                 cmocka_unit_test(test_verify),
                 cmocka_unit_test(test_backoff_and_names),
                 cmocka_unit_test(test_code_json_has_no_digits),
