@@ -6,6 +6,7 @@
 #                   fuzz corpora replay, then the integration tests
 #   make demo       lockhubd on three simulated locks, with a local broker (Ctrl-C stops)
 #   make fuzz       run every libFuzzer target (FUZZ_SECONDS each, default 60)
+#   make bench      optimised build in build/bench, then the benchmarks (BENCHMARKS.md)
 #   make install    DESTDIR= and PREFIX= honoured
 
 VERSION    := 0.1.0
@@ -80,7 +81,7 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
 .SECONDARY:
 
 .PHONY: all deps deps-check demo check unit unit-run fuzz-replay integration fuzz install uninstall clean \
-	format check-format
+	format check-format bench
 
 all: $(LOCKHUBD) $(LOCKHUBCTL) $(SIM) $(TOOLS)
 
@@ -160,6 +161,12 @@ check: deps-check
 	$(MAKE) SAN=1 all unit-run fuzz-replay
 	@tests/check-man.sh
 	$(MAKE) integration
+
+# Benchmarks (tests/bench/run.sh, BENCHMARKS.md): an optimised build of its own, then every
+# scenario; prints a table and, last, one line of JSON (also in build/bench/results.json).
+bench:
+	$(MAKE) --no-print-directory BUILD=build/bench CFLAGS="-O2 -DNDEBUG" all
+	@LOCKHUB_BUILD=$(abspath build/bench) tests/bench/run.sh
 
 # libFuzzer builds (clang); FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 60

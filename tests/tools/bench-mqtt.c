@@ -10,11 +10,12 @@
  *           <i> <publish usec> <final state message usec> <LOCK|UNLOCK>
  *   bench-mqtt burst PORT TIMEOUT_S LOCK...
  *       one command to every lock at once; one line per lock
- *           <lock> <publish usec> <final state message usec, 0 if none>
- *       then "completed C of N in S seconds"
+ *           <lock> <publish usec> <final state message usec, 0 if none> <failure reason or ->
+ *       then "completed C of N in S seconds, F failed, L lost"
  *
  * A command is complete when a state message with the target state (LOCKED/UNLOCKED)
- * arrives. Connects to 127.0.0.1 only. Exit 0 when every command completed, 1 otherwise.
+ * arrives, failed when lockhub/<lock>/event says "result": "failed" (with its reason),
+ * lost when neither happened before the timeout. Connects to 127.0.0.1 only. Exit 0 when every command completed, 1 otherwise.
  */
 
 #include <json-c/json.h>
@@ -31,7 +32,9 @@
 typedef struct BenchLock {
         const char *name;
         char topic[96];
+        char event_topic[112];
         char state[16]; /* last state seen, "" none */
+        char failed[48]; /* reason of a failed event after the command, "" none */
         const char *target;
         unsigned long long t_pub, t_done;
 } BenchLock;
@@ -53,6 +56,19 @@ static void on_message(struct mosquitto *m, void *userdata, const struct mosquit
 
         for (size_t i = 0; i < n_locks; i++) {
                 BenchLock *l = &locks[i];
+                if (streq(msg->topic, l->event_topic) && l->target && !l->t_done && msg->payloadlen > 0) {
+                        json_object *r;
+                        o = json_tokener_parse((const char *) msg->payload);
+                        if (o && json_object_object_get_ex(o, "result", &r) &&
+                            streq(json_object_get_string(r), "failed")) {
+                                snprintf(l->failed, sizeof l->failed, "%s",
+                                         json_object_object_get_ex(o, "reason", &r) ? json_object_get_string(r)
+                                                                                    : "failed");
+                                l->t_done = t;
+                        }
+                        json_object_put(o);
+                        continue;
+                }
                 if (!streq(msg->topic, l->topic) || msg->payloadlen <= 0)
                         continue;
                 o = json_tokener_parse((const char *) msg->payload);
@@ -100,6 +116,7 @@ static int send_command(struct mosquitto *m, BenchLock *l)
 
         l->target = streq(cmd, "LOCK") ? "LOCKED" : "UNLOCKED";
         l->t_done = 0;
+        l->failed[0] = 0;
         snprintf(topic, sizeof topic, "%s/set", l->topic);
         l->t_pub = now_us();
         return mosquitto_publish(m, NULL, topic, (int) strlen(cmd), cmd, 1, false) == MOSQ_ERR_SUCCESS ? 0 : -1;
@@ -135,6 +152,8 @@ int main(int argc, char **argv)
         for (int i = first; i < argc && n_locks < MAX_LOCKS; i++) {
                 locks[n_locks].name = argv[i];
                 snprintf(locks[n_locks].topic, sizeof locks[n_locks].topic, "lockhub/%s", argv[i]);
+                snprintf(locks[n_locks].event_topic, sizeof locks[n_locks].event_topic, "lockhub/%s/event",
+                         argv[i]);
                 n_locks++;
         }
 
@@ -149,8 +168,10 @@ int main(int argc, char **argv)
                 fprintf(stderr, "cannot connect to 127.0.0.1:%d\n", port);
                 return 2;
         }
-        for (size_t i = 0; i < n_locks; i++)
+        for (size_t i = 0; i < n_locks; i++) {
                 (void) mosquitto_subscribe(m, NULL, locks[i].topic, 1);
+                (void) mosquitto_subscribe(m, NULL, locks[i].event_topic, 1);
+        }
         if (wait_states(m, now_us() + 3000000ULL) < 0)
                 return 2;
 
@@ -163,8 +184,8 @@ int main(int argc, char **argv)
                         while (!l->t_done && now_us() < deadline)
                                 if (pump(m, 5) < 0)
                                         break;
-                        if (!l->t_done) {
-                                fprintf(stderr, "command %lu: no %s within the timeout\n", i, l->target);
+                        if (!l->t_done || l->failed[0]) {
+                                fprintf(stderr, "command %lu: %s\n", i, l->failed[0] ? l->failed : "timeout");
                                 break;
                         }
                         printf("%lu %llu %llu %s\n", i, l->t_pub, l->t_done,
@@ -183,15 +204,16 @@ int main(int argc, char **argv)
 
         {
                 unsigned long long start = now_us(), end = start;
-                size_t done = 0;
+                size_t done = 0, failed = 0;
                 for (size_t i = 0; i < n_locks; i++)
                         (void) send_command(m, &locks[i]);
                 deadline = start + timeout_us;
                 while (now_us() < deadline) {
-                        done = 0;
+                        done = failed = 0;
                         for (size_t i = 0; i < n_locks; i++)
                                 if (locks[i].t_done) {
                                         done++;
+                                        failed += !!locks[i].failed[0];
                                         end = MAX(end, locks[i].t_done);
                                 }
                         if (done == n_locks)
@@ -200,11 +222,13 @@ int main(int argc, char **argv)
                                 break;
                 }
                 for (size_t i = 0; i < n_locks; i++)
-                        printf("%s %llu %llu\n", locks[i].name, locks[i].t_pub, locks[i].t_done);
-                printf("completed %zu of %zu in %.3f seconds\n", done, n_locks, (double) (end - start) / 1e6);
+                        printf("%s %llu %llu %s\n", locks[i].name, locks[i].t_pub, locks[i].t_done,
+                               locks[i].failed[0] ? locks[i].failed : "-");
+                printf("completed %zu of %zu in %.3f seconds, %zu failed, %zu lost\n", done - failed, n_locks,
+                       (double) (end - start) / 1e6, failed, n_locks - done);
                 mosquitto_disconnect(m);
                 mosquitto_destroy(m);
                 mosquitto_lib_cleanup();
-                return done == n_locks ? 0 : 1;
+                return done == n_locks && !failed ? 0 : 1;
         }
 }
