@@ -16,6 +16,12 @@
  *   Backup(as locks, b secrets, s passphrase) → ay
  *   Restore(ay data, s passphrase, s from, s to) → s    what was restored, one line
  *
+ * and on each /org/lockhub/lock/<name>, org.lockhub.Lock1 (a second fallback vtable):
+ *   ListAuthorizations() → a(ussbbbttu)  id, type, name, enabled, remote allowed, lockhub's
+ *                                        own, created, last active (usec, 0 unknown), uses
+ *   EnableAuthorization(u id, b enabled) reply when the lock has done it
+ *   RemoveAuthorization(u id)            never lockhub's own (org.lockhub.Error.AccessDenied)
+ *
  * A code that breaks a rule is refused with org.lockhub.Error.CodeRule and the message
  * "RULE: sentence", and nothing is stored or sent. Every change is written to the store
  * first and then the affected locks are reconciled (asynchronously: ListCodes shows the
@@ -551,6 +557,155 @@ static int method_restore(sd_bus_message *msg, void *userdata, sd_bus_error *err
         return sd_bus_reply_method_return(msg, "s", strempty(summary));
 }
 
+/* ---- the lock's authorizations (Lock1) ---- */
+
+static int find_lock(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
+                     sd_bus_error *error)
+{
+        _cleanup_free_ char *name = NULL;
+        Lock *l;
+        int r;
+
+        r = sd_bus_path_decode(path, API_LOCK_PATH_PREFIX, &name);
+        if (r <= 0)
+                return r;
+        l = manager_find_lock(userdata, name);
+        if (!l)
+                return 0;
+        *found = l;
+        return 1;
+}
+
+static void on_auths_listed(Lock *l, int r, const char *message, const LockAuthorization *a, size_t n,
+                            void *userdata)
+{
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        sd_bus_message *call = userdata;
+
+        if (r < 0) {
+                (void) sd_bus_reply_method_errorf(call, api_error_name(r), "%s: %s", l->name,
+                                                  message ?: strerror(-r));
+                sd_bus_message_unref(call);
+                return;
+        }
+        r = sd_bus_message_new_method_return(call, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(ussbbbttu)");
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = sd_bus_message_append(reply, "(ussbbbttu)", a[i].id, strempty(a[i].type), a[i].name,
+                                          a[i].enabled, a[i].remote_allowed, a[i].own, a[i].created_usec,
+                                          a[i].last_active_usec, a[i].use_count);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                (void) sd_bus_send(NULL, reply, NULL);
+        else
+                (void) sd_bus_reply_method_errorf(call, "org.lockhub.Error.Failed", "%s: %s", l->name,
+                                                  strerror(-r));
+        sd_bus_message_unref(call);
+}
+
+static void on_auth_changed(Lock *l, int r, const char *message, void *userdata)
+{
+        sd_bus_message *call = userdata;
+
+        if (r >= 0)
+                (void) sd_bus_reply_method_return(call, "");
+        else
+                (void) sd_bus_reply_method_errorf(
+                                call, r == -EPERM ? "org.lockhub.Error.AccessDenied" : api_error_name(r),
+                                "%s: %s", l->name, message ?: strerror(-r));
+        sd_bus_message_unref(call);
+}
+
+static int no_driver(sd_bus_error *error, Lock *l)
+{
+        return sd_bus_error_setf(error, "org.lockhub.Error.NotSupported",
+                                 "%s: its driver cannot manage authorizations.", l->name);
+}
+
+static int method_list_auths(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        Lock *l = userdata;
+        int r;
+
+        r = api_check_caller(msg, error);
+        if (r < 0)
+                return r;
+        if (!l->ops || !l->ops->list_authorizations)
+                return no_driver(error, l);
+        r = l->ops->list_authorizations(l, on_auths_listed, sd_bus_message_ref(msg));
+        if (r < 0) {
+                sd_bus_message_unref(msg);
+                return sd_bus_error_setf(error, api_error_name(r), "%s: %s", l->name, strerror(-r));
+        }
+        return 1;
+}
+
+/* lockhub's own authorization on this lock, from the pairing: -1 unknown. */
+static int64_t own_auth_id(Lock *l)
+{
+        Manager *m = l->event_sink_userdata;
+        struct store_lock sl;
+        int64_t id = -1;
+
+        if (!m || l->store_id <= 0)
+                return -1;
+        store_lock_init(&sl);
+        if (store_lock_get(m->store, l->store_id, &sl) >= 0)
+                id = sl.auth_id;
+        store_lock_done(&sl);
+        return id;
+}
+
+static int change_auth(sd_bus_message *msg, Lock *l, bool remove, sd_bus_error *error)
+{
+        uint32_t id;
+        int enabled = 0, r;
+
+        r = api_check_caller(msg, error);
+        if (r < 0)
+                return r;
+        r = remove ? sd_bus_message_read(msg, "u", &id) : sd_bus_message_read(msg, "ub", &id, &enabled);
+        if (r < 0)
+                return r;
+        if ((int64_t) id == own_auth_id(l))
+                return sd_bus_error_setf(error, "org.lockhub.Error.AccessDenied",
+                                         "%s: authorization %u is lockhub's own; unpair the lock instead.",
+                                         l->name, id);
+        if (!l->ops || (remove ? !l->ops->remove_authorization : !l->ops->set_authorization_enabled))
+                return no_driver(error, l);
+        msg = sd_bus_message_ref(msg);
+        r = remove ? l->ops->remove_authorization(l, id, on_auth_changed, msg)
+                   : l->ops->set_authorization_enabled(l, id, enabled, on_auth_changed, msg);
+        if (r < 0) {
+                sd_bus_message_unref(msg);
+                return sd_bus_error_setf(error, api_error_name(r), "%s: %s", l->name, strerror(-r));
+        }
+        return 1;
+}
+
+static int method_enable_auth(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        return change_auth(msg, userdata, false, error);
+}
+
+static int method_remove_auth(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        return change_auth(msg, userdata, true, error);
+}
+
+static const sd_bus_vtable auths_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_METHOD_WITH_NAMES("ListAuthorizations", "", , "a(ussbbbttu)", SD_BUS_PARAM(authorizations),
+                                 method_list_auths, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("EnableAuthorization", "ub", SD_BUS_PARAM(id) SD_BUS_PARAM(enabled), "", ,
+                                 method_enable_auth, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("RemoveAuthorization", "u", SD_BUS_PARAM(id), "", , method_remove_auth,
+                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END,
+};
+
 static const sd_bus_vtable codes_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_METHOD_WITH_NAMES("ListUsers", "", , "a(xsb)", SD_BUS_PARAM(users), method_list_users,
@@ -592,5 +747,10 @@ int api_codes_start(Manager *m)
                                      m);
         if (r < 0)
                 return log_error_errno(r, "Failed to register the code methods of org.lockhub.Manager1: %m");
+        r = sd_bus_add_fallback_vtable(m->bus, NULL, API_LOCK_PATH_PREFIX, "org.lockhub.Lock1", auths_vtable,
+                                       find_lock, m);
+        if (r < 0)
+                return log_error_errno(
+                                r, "Failed to register the authorization methods of org.lockhub.Lock1: %m");
         return 0;
 }

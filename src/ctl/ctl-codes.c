@@ -655,6 +655,101 @@ int verb_code(int argc, char *argv[])
         return usage(u);
 }
 
+/* ---- the lock's authorizations ---- */
+
+int verb_auth(int argc, char *argv[])
+{
+        static const char *u = "auth list LOCK [--json] | auth enable|disable|remove LOCK ID";
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ char *path = NULL;
+        bool json = argc == 4 && streq(argv[3], "--json");
+        const char *type, *name, *done;
+        uint64_t created, active;
+        uint32_t id, uses;
+        int enabled, remote, own, r;
+        char *end;
+
+        if (argc >= 2 && streq(argv[1], "--help")) {
+                printf("Usage: lockhubctl %s\n", u);
+                return CTL_EXIT_OK;
+        }
+        if (argc < 3)
+                return usage(u);
+        if (ctl_bus_connect(&bus) < 0)
+                return CTL_EXIT_UNREACHABLE;
+        if (sd_bus_path_encode(API_LOCK_PATH_PREFIX, argv[2], &path) < 0)
+                return CTL_EXIT_FAILURE;
+
+        if (streq(argv[1], "list") && (argc == 3 || json)) {
+                json_object *arr = json ? json_object_new_array() : NULL;
+
+                r = sd_bus_call_method(bus, API_BUS_NAME, path, "org.lockhub.Lock1", "ListAuthorizations",
+                                       &e, &reply, "");
+                if (r < 0) {
+                        json_object_put(arr);
+                        return bus_fail("cannot list the authorizations", &e, r);
+                }
+                r = sd_bus_message_enter_container(reply, 'a', "(ussbbbttu)");
+                if (!json)
+                        printf("%-10s %-8s %-32s %-8s %-6s %s\n", "ID", "TYPE", "NAME", "ENABLED", "REMOTE",
+                               "LAST ACTIVE");
+                while (r >= 0 && (r = sd_bus_message_read(reply, "(ussbbbttu)", &id, &type, &name, &enabled,
+                                                          &remote, &own, &created, &active, &uses)) > 0) {
+                        char when[32] = "-";
+
+                        if (active > 0) {
+                                time_t t = (time_t) (active / 1000000);
+                                strftime(when, sizeof when, "%Y-%m-%d %H:%M", localtime(&t));
+                        }
+                        if (json) {
+                                json_object *o = json_object_new_object();
+                                json_object_object_add(o, "id", json_object_new_int64(id));
+                                json_object_object_add(o, "type", json_object_new_string(type));
+                                json_object_object_add(o, "name", json_object_new_string(name));
+                                json_object_object_add(o, "enabled", json_object_new_boolean(enabled));
+                                json_object_object_add(o, "remote_allowed", json_object_new_boolean(remote));
+                                json_object_object_add(o, "own", json_object_new_boolean(own));
+                                json_object_object_add(o, "created_usec",
+                                                       json_object_new_int64((int64_t) created));
+                                json_object_object_add(o, "last_active_usec",
+                                                       json_object_new_int64((int64_t) active));
+                                json_object_object_add(o, "uses", json_object_new_int64(uses));
+                                json_object_array_add(arr, o);
+                        } else
+                                printf("%-10u %-8s %-32s %-8s %-6s %s%s\n", id, type, name,
+                                       enabled ? "yes" : "no", remote ? "yes" : "no", when,
+                                       own ? "  (lockhub)" : "");
+                }
+                if (json) {
+                        printf("%s\n", json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN));
+                        json_object_put(arr);
+                }
+                return r < 0 ? CTL_EXIT_FAILURE : CTL_EXIT_OK;
+        }
+        if (argc != 4)
+                return usage(u);
+        errno = 0;
+        id = (uint32_t) strtoul(argv[3], &end, 10);
+        if (*end || errno != 0 || argv[3][0] == '\0' || argv[3][0] == '-')
+                return usage(u);
+        if (streq(argv[1], "enable") || streq(argv[1], "disable")) {
+                r = sd_bus_call_method(bus, API_BUS_NAME, path, "org.lockhub.Lock1", "EnableAuthorization",
+                                       &e, NULL, "ub", id, (int) streq(argv[1], "enable"));
+                done = streq(argv[1], "enable") ? "enabled" : "disabled";
+        } else if (streq(argv[1], "remove")) {
+                r = sd_bus_call_method(bus, API_BUS_NAME, path, "org.lockhub.Lock1", "RemoveAuthorization",
+                                       &e, NULL, "u", id);
+                done = "removed";
+        } else
+                return usage(u);
+        if (r < 0)
+                return bus_fail("the lock refused", &e, r);
+        printf("Authorization %u %s on %s.\n", id, done, argv[2]);
+        return CTL_EXIT_OK;
+}
+
 /* ---- backup and restore ---- */
 
 static int write_file_atomic(const char *path, const void *data, size_t size)

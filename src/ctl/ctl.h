@@ -26,6 +26,7 @@ int verb_user(int argc, char *argv[]);    /* ctl-codes.c */
 int verb_code(int argc, char *argv[]);
 int verb_backup(int argc, char *argv[]);
 int verb_restore(int argc, char *argv[]);
+int verb_auth(int argc, char *argv[]);
 
 /* Shared by the D-Bus verbs. */
 #include <systemd/sd-bus.h>

@@ -28,6 +28,7 @@ static const struct verb verbs[] = {
         { "code", verb_code, "keypad codes: list (with sync state), add, update, enable, disable, remove, sync" },
         { "backup", verb_backup, "save users, codes and settings: [LOCK...|--all] -o FILE [--include-secrets]" },
         { "restore", verb_restore, "restore a backup: FILE [--to LOCK] (checked fully before anything changes)" },
+        { "auth", verb_auth, "the lock's authorizations (apps, bridges, fobs, keypads): list, enable, disable, remove" },
         { "rekey", verb_rekey, "re-seal the secrets in the database with a new key: [--new-key FILE]" },
         { "decode", verb_decode, "decode captured Nuki BLE frames offline (no daemon needed)" },
 };
