@@ -217,10 +217,11 @@ static void rule_needs_repair(Builder *b)
                 return;
         add(b, HEALTH_FINDING_NEEDS_REPAIR, HEALTH_SEVERITY_CRITICAL, 98,
             strdup("The lock no longer accepts the hub's pairing"),
-            strdup_printf("The lock refused the hub's key%s%s. This happens after a factory reset of the "
-                          "lock, "
-                          "or when the hub's authorization was removed in the vendor's app.",
-                          ladder && in->ladder->reason ? ": " : "", ladder ? in->ladder->reason : ""),
+            strdup_printf("The lock refused the hub's key%s%s%s. This happens after a factory reset of the "
+                          "lock, or when the hub's authorization was removed in the vendor's app.",
+                          ladder && in->ladder->reason ? " (" : "",
+                          ladder ? strempty(in->ladder->reason) : "",
+                          ladder && in->ladder->reason ? ")" : ""),
             strdup_printf("Pair the lock again: put it in pairing mode (press its button for 5 seconds "
                           "until "
                           "the light ring is on) and run 'lockhubctl pair %s'. The hub then restores its "

@@ -582,7 +582,7 @@ static void ladder_needs_repair(HealthLadder *l, int error)
         if (l->state == HEALTH_LADDER_RUNNING)
                 record(r, l, l->step, l->step_count[l->step], HEALTH_OUTCOME_FAILURE, l->step_start_rt,
                        t - l->step_start, error, l->reason, l->adapter);
-        set_reason(l, "the lock rejects the hub's pairing (%s)", strerror(abs(error)));
+        set_reason(l, "it answered \"not authorized\", or its answers cannot be decrypted");
         l->last_error = error;
         l->probing = false;
         ladder_set_state(l, HEALTH_LADDER_NEEDS_REPAIR);
