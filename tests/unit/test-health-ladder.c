@@ -138,6 +138,12 @@ static int f_cycle(HealthRecovery *r, const char *adapter, void *u)
         return ((Fake *) u)->op_result;
 }
 
+static int f_move(HealthLadder *l, const char *from, void *u)
+{
+        op_log(u, "move", from);
+        return ((Fake *) u)->op_result;
+}
+
 static int f_remove(HealthLadder *l, void *u)
 {
         op_log(u, "remove", health_ladder_get_name(l));
@@ -458,6 +464,40 @@ static void test_adapter_busy_defers_then_skips(void **state)
         fake_free(f);
 }
 
+/* With a second usable adapter and a way to move, a lock whose adapter is suspect moves
+ * instead of power-cycling it (the other locks on it are not disturbed). */
+static void test_adapter_move(void **state)
+{
+        HealthLadderOps ops = fake_ops;
+        Fake *f = calloc(1, sizeof *f);
+        HealthLadder *l = NULL;
+
+        assert_non_null(f);
+        f->now = 1000 * SEC;
+        ops.move_adapter = f_move;
+        assert_int_equal(health_recovery_new(&config, &fake_clock, f, &ops, f, &f->r), 0);
+        assert_int_equal(health_recovery_add_lock(f->r, "front", NULL, &l), 0);
+        health_recovery_adapter(f->r, "hci0", true, true);
+        health_recovery_adapter(f->r, "hci1", true, true);
+        health_ladder_seen(l, "hci0");
+        health_ladder_failure(l, HEALTH_FAILURE_CONNECT, -ETIMEDOUT, "hci0");
+        for (int i = 0; i < 120 && !strstr(f->ops, "move("); i++) {
+                health_recovery_adapter_heard(f->r, "hci0");
+                health_recovery_adapter_heard(f->r, "hci1");
+                health_ladder_seen(l, "hci0");
+                advance(f, SEC);
+                if (strstr(f->ops, "move("))
+                        break;
+                if (health_ladder_get_state(l) == HEALTH_LADDER_RUNNING)
+                        health_ladder_failure(l, HEALTH_FAILURE_CONNECT, -ETIMEDOUT, "hci0");
+        }
+        assert_string_equal(f->ops, "retry(front);retry(front);reconnect(front);move(hci0);");
+        health_ladder_success(l, "hci1");
+        assert_non_null(strstr(f->records, "front:adapter-move#1=success;"));
+        assert_null(strstr(f->ops, "cycle("));
+        fake_free(f);
+}
+
 /* AdapterPowerCycle=no: the rung is skipped even with evidence. */
 static void test_power_cycle_disabled(void **state)
 {
@@ -662,6 +702,7 @@ int main(void)
                 cmocka_unit_test(test_step_timeout),
                 cmocka_unit_test(test_power_cycle_on_evidence),
                 cmocka_unit_test(test_adapter_busy_defers_then_skips),
+                cmocka_unit_test(test_adapter_move),
                 cmocka_unit_test(test_power_cycle_disabled),
                 cmocka_unit_test(test_needs_repair),
                 cmocka_unit_test(test_stale_gatt),
