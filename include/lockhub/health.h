@@ -453,6 +453,8 @@ typedef struct HealthDiagnoseInput {
         HealthLinkInput link;
         HealthInstallInput install;
         const HealthKnownFirmware *known_firmware; /* may be NULL */
+        uint64_t firmware_changed_usec;            /* last firmware change in the battery window; 0: none */
+        const char *firmware_previous;             /* the version before it, or NULL */
         const HealthTried *tried;
         size_t n_tried;
         const ConfHealth *conf;

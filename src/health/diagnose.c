@@ -270,14 +270,25 @@ static void rule_battery(Builder *b, const HealthBatteryStats *bs)
                            "to lock, a bolt that rubs) and for frequent actions or a weak signal that "
                            "keeps the radio busy; plan new batteries."));
         }
-        if (bs->abnormal)
+        if (bs->abnormal) {
+                char fw[160] = "";
+                if (in->firmware_changed_usec > 0) {
+                        fmt_time(when, sizeof when, in->firmware_changed_usec);
+                        snprintf(fw, sizeof fw, " The firmware changed%s%s to %s at %s.",
+                                 in->firmware_previous ? " from " : "", strempty(in->firmware_previous),
+                                 strna(in->firmware), when);
+                }
                 add(b, HEALTH_FINDING_BATTERY_DRAIN_ABNORMAL, HEALTH_SEVERITY_WARNING, 65,
                     strdup("Battery draining faster than usual for this lock"),
-                    strdup_printf("Recently %.2f %%/day, against %.2f %%/day before on the same batteries.",
-                                  bs->recent_per_day, bs->baseline_per_day),
-                    strdup("Something changed: a door that started to stick or a misaligned strike plate "
-                           "(the motor works harder), a firmware update, or many more actions than usual. "
-                           "Check the alignment and recalibrate ('lockhubctl calibrate LOCK')."));
+                    strdup_printf("Recently %.2f %%/day, against %.2f %%/day before on the same "
+                                  "batteries.%s",
+                                  bs->recent_per_day, bs->baseline_per_day, fw),
+                    strdup_printf("Something changed: a door that started to stick or a misaligned strike "
+                                  "plate (the motor works harder), a firmware update, or many more actions "
+                                  "than usual. Check the alignment and recalibrate ('lockhubctl calibrate "
+                                  "%s').",
+                                  lock_name(b)));
+        }
 
 accessories:
         if (in->battery && (in->battery->keypad_critical == 1 || in->battery->door_sensor_critical == 1)) {
@@ -933,6 +944,8 @@ int health_diagnose_lock(Store *s, const Conf *conf, const HealthKnownFirmware *
         LockState state = LOCK_STATE_UNKNOWN;
         LockDoor door = LOCK_DOOR_UNKNOWN;
         json_object *last = NULL;
+        uint64_t fw_changed = 0;
+        char *fw_previous = NULL;
         int r;
 
         store_lock_init(&sl);
@@ -948,6 +961,29 @@ int health_diagnose_lock(Store *s, const Conf *conf, const HealthKnownFirmware *
             (r = load_points(s, lock_id, "motor-ms", since_install, &motor)) < 0 ||
             (r = load_events(s, lock_id, since_install, since_link, &h)) < 0)
                 goto finish;
+
+        {
+                struct store_event_filter f = { .lock_id = lock_id,
+                                                .since_usec = since_battery,
+                                                .kind = "firmware" };
+                struct store_event *ev = NULL;
+                size_t n = 0;
+
+                r = store_event_list(s, &f, &ev, &n);
+                if (r < 0)
+                        goto finish;
+                for (size_t i = 0; i < n; i++) {
+                        json_object *d = ev[i].detail ? json_tokener_parse(ev[i].detail) : NULL;
+                        const char *prev = detail_string(d, "previous_firmware");
+                        if (prev) { /* a change, not the first reading */
+                                fw_changed = ev[i].ts_usec;
+                                free(fw_previous);
+                                fw_previous = strdup(prev);
+                        }
+                        json_object_put(d);
+                }
+                store_event_array_free(ev, n);
+        }
 
         r = store_recovery_list(s, lock_id, TRIED_MAX, &ra, &n_ra);
         if (r < 0)
@@ -1020,6 +1056,8 @@ int health_diagnose_lock(Store *s, const Conf *conf, const HealthKnownFirmware *
                         .window_usec = (uint64_t) c->jam_window_sec * HEALTH_USEC_PER_SEC,
                 },
                 .known_firmware = known_firmware,
+                .firmware_changed_usec = fw_changed,
+                .firmware_previous = fw_previous,
                 .tried = tried,
                 .n_tried = n_tried,
                 .conf = c,
@@ -1028,6 +1066,7 @@ int health_diagnose_lock(Store *s, const Conf *conf, const HealthKnownFirmware *
         r = health_diagnose(&in, ret);
 
 finish:
+        free(fw_previous);
         json_object_put(last);
         free(pct.p);
         free(rssi.p);

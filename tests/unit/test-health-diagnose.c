@@ -153,6 +153,29 @@ static void test_not_seen_dead_battery(void **state)
         assert_non_null(strstr(r->findings[1].evidence, "1.50 %/day"));
 }
 
+/* Drain that jumped on the same batteries, right after a firmware update: both said. */
+static void test_abnormal_drain_after_update(void **state)
+{
+        _cleanup_(health_report_freep) HealthReport *r = NULL;
+        HealthPoint pct[40];
+        HealthDiagnoseInput in;
+        size_t n = 0;
+
+        base_input(&in);
+        for (int i = 0; i <= 20; i++)
+                pct[n++] = (HealthPoint){ NOW - 23 * DAY + (uint64_t) i * DAY, 95.0 - 0.3 * i };
+        for (int i = 1; i <= 12; i++)
+                pct[n++] = (HealthPoint){ NOW - 3 * DAY + (uint64_t) i * 6 * HOUR, 89.0 - 0.75 * i };
+        in.battery_pct = pct;
+        in.n_battery_pct = n;
+        in.firmware_changed_usec = NOW - 3 * DAY;
+        in.firmware_previous = "3.6.8";
+        assert_int_equal(health_diagnose(&in, &r), 0);
+        assert_string_equal(ids(r), "battery-drain-abnormal");
+        assert_non_null(strstr(r->findings[0].evidence, "The firmware changed from 3.6.8 to 3.6.9 at "));
+        assert_non_null(strstr(r->findings[0].next_step, "lockhubctl calibrate front"));
+}
+
 /* A lock the ladder gave up on: the summary of what was tried is in the evidence. */
 static void test_recovery_exhausted(void **state)
 {
@@ -476,6 +499,7 @@ int main(void)
                 cmocka_unit_test(test_healthy),
                 cmocka_unit_test(test_needs_repair_first),
                 cmocka_unit_test(test_not_seen_dead_battery),
+                cmocka_unit_test(test_abnormal_drain_after_update),
                 cmocka_unit_test(test_recovery_exhausted),
                 cmocka_unit_test(test_from_store),
                 cmocka_unit_test(test_redact_conf),
