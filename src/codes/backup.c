@@ -588,11 +588,11 @@ static int check_document(json_object *doc, bool encrypted, bool *ret_secrets, c
 
 static int parse_json(const char *text, size_t len, json_object **ret, char **ret_error)
 {
-        _cleanup_free_ char *buf = NULL;
         json_tokener *tok;
         enum json_tokener_error e;
         json_object *o;
         size_t used;
+        char *buf;
 
         if (len == 0)
                 return fail(ret_error, -EINVAL, "the file is empty");
@@ -604,8 +604,10 @@ static int parse_json(const char *text, size_t len, json_object **ret, char **re
         memcpy(buf, text, len);
         buf[len] = '\0';
         tok = json_tokener_new_ex(BACKUP_DEPTH_MAX);
-        if (!tok)
+        if (!tok) {
+                free(buf);
                 return -ENOMEM;
+        }
         json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
         o = json_tokener_parse_ex(tok, buf, (int) len + 1);
         e = json_tokener_get_error(tok);
@@ -613,6 +615,7 @@ static int parse_json(const char *text, size_t len, json_object **ret, char **re
         json_tokener_free(tok);
         if (e != json_tokener_success) {
                 json_object_put(o);
+                free(buf);
                 if (e == json_tokener_error_depth)
                         return fail(ret_error, -EINVAL, "invalid JSON: nested deeper than %d levels",
                                     BACKUP_DEPTH_MAX);
@@ -622,9 +625,11 @@ static int parse_json(const char *text, size_t len, json_object **ret, char **re
         for (size_t i = used; i < len; i++)
                 if (!isspace((unsigned char) buf[i])) {
                         json_object_put(o);
+                        free(buf);
                         return fail(ret_error, -EINVAL, "invalid JSON: data after the document at byte %zu",
                                     i);
                 }
+        free(buf);
         *ret = o;
         return 0;
 }

@@ -830,6 +830,7 @@ int verb_backup(int argc, char *argv[])
                 {},
         };
         static const char *u = "backup [LOCK...|--all] -o FILE [--include-secrets [--passphrase-file F]]";
+        static char *no_locks[] = { NULL };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
         const char *output = NULL, *pfile = NULL;
@@ -869,7 +870,7 @@ int verb_backup(int argc, char *argv[])
                 return CTL_EXIT_UNREACHABLE;
         r = new_call(bus, "Backup", &m);
         if (r >= 0)
-                r = sd_bus_message_append_strv(m, all ? (char *[]){ NULL } : argv + optind);
+                r = sd_bus_message_append_strv(m, all ? no_locks : argv + optind);
         if (r >= 0)
                 r = sd_bus_message_append(m, "bs", secrets, pass);
         explicit_bzero(pass, sizeof pass);
