@@ -1,7 +1,8 @@
 #!/bin/sh
 # The recovery ladder against Bluetooth faults in lockhub-sim, without restarting
 # lockhubd: a hung adapter under two failing locks is power-cycled and both locks work
-# again; a bluetoothd crash is recorded and everything is rebuilt; a stale GATT cache
+# again; a bluetoothd crash is recorded and everything is rebuilt; an adapter powered
+# off by someone else is waited for, not climbed over; a stale GATT cache
 # (the lock's table moved without Service Changed) is cleared by removing the device,
 # after which commands work again. Every step is in recovery_attempts with its outcome.
 . "$LOCKHUB_TOP/tests/integration/lib.sh"
@@ -42,6 +43,16 @@ check "the restart of bluetoothd is recorded" wait_for 30 sh -c "test \"\$(sqlit
 check "front works after the crash, lockhubd still the same process" sh -c \
 	"kill -0 $LOCKHUBD_PID && \"$BUILD/lockhubctl\" unlock front"
 check "back too" wait_for 30 ctl unlock back
+
+# ---- the adapter powered off by someone else: wait, do not climb, resume ----
+n=$(count "1")
+busctl --address="$DBUS_SYSTEM_BUS_ADDRESS" set-property org.bluez /org/bluez/hci0 org.bluez.Adapter1 Powered b false
+check "lockhubd noticed the adapter going away" wait_for 10 grep -q 'hci0 was powered off by someone else' "$T/lockhubd.log"
+ctl unlock front >/dev/null 2>&1
+sleep 6
+check "no recovery step while the only adapter is off ($(attempts))" test "$(count "1")" = "$n"
+busctl --address="$DBUS_SYSTEM_BUS_ADDRESS" set-property org.bluez /org/bluez/hci0 org.bluez.Adapter1 Powered b true
+check "front works when the adapter is back" wait_for 30 ctl unlock front
 
 # ---- stale GATT cache ----
 ctl lock front >/dev/null 2>&1
