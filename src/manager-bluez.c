@@ -628,6 +628,8 @@ static int on_unpair_defer(sd_event_source *s, void *userdata)
         l = manager_find_lock(m, u->name);
         if (l) {
                 if (l->store_id > 0) {
+                        /* which codes it held, so pairing it again gives them back */
+                        (void) codes_lock_unpairing(m->store, l->store_id, l->address);
                         r = store_lock_remove(m->store, l->store_id);
                         if (r < 0)
                                 log_error_errno(r, "Failed to remove %s from the database: %m", l->name);

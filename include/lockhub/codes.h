@@ -214,6 +214,12 @@ int codes_attribute(Store *s, int64_t lock_id, int lock_code_id, CodeAttribution
 /* The same for a log entry's detail JSON ({"code_id": N, ...}): -ENOENT without one. */
 int codes_attribute_detail(Store *s, int64_t lock_id, const char *detail_json, CodeAttribution *ret);
 
+/* Re-provisioning across an unpairing (a factory reset means unpair, pair again): before
+ * the lock's row goes, remember which codes it held, by address; when a lock of that
+ * address is paired again, assign them again (the service then writes them). */
+int codes_lock_unpairing(Store *s, int64_t lock_id, const char *address);
+int codes_lock_reprovision(Store *s, int64_t lock_id, const char *address, size_t *ret_n);
+
 /* ---- listings and requests (D-Bus, MQTT) ---- */
 
 typedef struct CodeSyncSummary {

@@ -557,3 +557,72 @@ int codes_attribute_detail(Store *s, int64_t lock_id, const char *detail_json, C
         json_object_put(o);
         return id < 0 ? -ENOENT : codes_attribute(s, lock_id, id, ret);
 }
+
+/* ---- re-provisioning across an unpairing ---- */
+
+static void unpaired_key(char *buf, size_t size, const char *address)
+{
+        snprintf(buf, size, "codes.unpaired.%s", address);
+}
+
+int codes_lock_unpairing(Store *s, int64_t lock_id, const char *address)
+{
+        struct store_assignment *a = NULL;
+        char key[64], *list = NULL;
+        size_t n = 0, len = 0;
+        FILE *f;
+        int r;
+
+        r = store_assignment_list(s, lock_id, &a, &n);
+        if (r < 0)
+                return r;
+        f = open_memstream(&list, &len);
+        if (!f) {
+                store_assignment_array_free(a, n);
+                return -ENOMEM;
+        }
+        for (size_t i = 0, k = 0; i < n; i++)
+                if (streq(a[i].desired, "present"))
+                        fprintf(f, "%s%" PRIi64, k++ > 0 ? "," : "", a[i].credential_id);
+        fclose(f);
+        store_assignment_array_free(a, n);
+        unpaired_key(key, sizeof key, address);
+        r = store_meta_set(s, key, strempty(list));
+        free(list);
+        if (r >= 0) {
+                char imported[64];
+
+                snprintf(imported, sizeof imported, "codes.imported.lock.%" PRIi64, lock_id);
+                (void) store_meta_set(s, imported, "0"); /* the id is never used again; keep it short */
+        }
+        return r;
+}
+
+int codes_lock_reprovision(Store *s, int64_t lock_id, const char *address, size_t *ret_n)
+{
+        _cleanup_free_ char *list = NULL;
+        char key[64];
+        size_t k = 0;
+        int r;
+
+        *ret_n = 0;
+        unpaired_key(key, sizeof key, address);
+        if (store_meta_get(s, key, &list) < 0 || !list || !list[0])
+                return 0;
+        for (char *p = list, *end; *p; p = *end ? end + 1 : end) {
+                int64_t id = strtoll(p, &end, 10);
+                struct store_credential cred;
+
+                if (end == p)
+                        break;
+                if (codes_code_is_withdrawn(s, id) || store_credential_get(s, id, &cred) < 0)
+                        continue;
+                store_credential_done(&cred);
+                r = store_assignment_set(s, lock_id, id, "present", 0);
+                if (r >= 0)
+                        k++;
+        }
+        (void) store_meta_set(s, key, "");
+        *ret_n = k;
+        return 0;
+}

@@ -628,8 +628,9 @@ static bool first_contact(CodesLock *cl)
         _cleanup_free_ char *v = NULL;
         char key[64];
 
+        /* "1" only: a row id can come back after its lock was unpaired ("0") */
         imported_key(cl, key, sizeof key);
-        return store_meta_get(cl->svc->store, key, &v) < 0;
+        return store_meta_get(cl->svc->store, key, &v) < 0 || !v || !streq(v, "1");
 }
 
 /* Codes the lock confirmed (present, synced_revision set) and no longer holds at all:
@@ -927,11 +928,33 @@ int codes_service_add_lock(CodesService *svc, Lock *l)
                 return r;
         }
         svc->locks[svc->n_locks++] = cl;
-        /* A lock never synced (just paired) is read at once; codes left waiting by a
-         * previous run of the daemon get their retry. */
-        if (first_contact(cl))
+        /* A lock never synced (just paired) is read at once, after getting back the codes
+         * it held when a lock of its address was unpaired (ReprovisionAfterReset); codes
+         * left waiting by a previous run of the daemon get their retry. */
+        if (first_contact(cl)) {
+                bool reprovision =
+                                svc->conf && *svc->conf ? (*svc->conf)->codes.reprovision_after_reset : true;
+                size_t n = 0;
+
+                if (reprovision && codes_lock_reprovision(svc->store, l->store_id, l->address, &n) >= 0 &&
+                    n > 0) {
+                        char detail[96];
+
+                        snprintf(detail, sizeof detail, "{\"status\":\"reprovisioned\",\"codes\":%zu}", n);
+                        (void) store_recovery_append(
+                                        svc->store,
+                                        &(struct store_recovery_attempt){ .lock_id = l->store_id,
+                                                                          .step = (char *) "reprovision",
+                                                                          .attempt = 1,
+                                                                          .outcome = (char *) "success",
+                                                                          .detail = detail });
+                        if (l->event_sink)
+                                (void) l->event_sink(l, "pairing", LOCK_SOURCE_HUB, NULL, detail,
+                                                     l->event_sink_userdata);
+                        log_notice("%s paired again: giving it back its %zu keypad code(s).", l->name, n);
+                }
                 (void) codes_service_sync(svc, l, "paired");
-        else if (next_retry_usec(cl) > 0)
+        } else if (next_retry_usec(cl) > 0)
                 (void) codes_service_sync(svc, l, "start");
         return 1;
 }

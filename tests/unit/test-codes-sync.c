@@ -759,6 +759,44 @@ static void test_factory_reset_reprovisions(void **state)
         store_assignment_done(&a);
 }
 
+static void test_repair_after_reset(void **state)
+{
+        struct fixture *f = *state;
+        int64_t u = user(f, "Jo"), withdrawn;
+        LockCode c = mk("789123", "Jo"), d = mk("891234", "Jo old");
+        struct store_recovery_attempt *ra = NULL;
+        size_t n = 0;
+        Lock *old = f->locks[0];
+
+        add_code(f, u, &c, 1);
+        withdrawn = add_code(f, u, &d, 1);
+        sync_all(f, "paired");
+        assert_converged(f);
+
+        /* factory reset, unpaired (the row goes), one code removed meanwhile, paired again */
+        assert_int_equal(codes_lock_unpairing(f->store, old->store_id, old->address), 0);
+        codes_service_remove_lock(f->svc, old);
+        assert_int_equal(store_lock_remove(f->store, old->store_id), 0);
+        lock_free(old);
+        assert_int_equal(codes_code_remove(f->store, withdrawn), 0); /* no lock left: gone at once */
+        f->locks[0] = new_lock(f, "front", "AA:BB:CC:DD:EE:01");
+        assert_true(codes_service_busy(f->svc, f->locks[0])); /* read at once: first contact */
+        sync_all(f, "paired");
+        assert_converged(f);
+        assert_int_equal(fake(f, 0)->n, 1);
+        assert_non_null(on_lock(f, 0, "789123"));
+        assert_int_equal(store_recovery_list(f->store, f->locks[0]->store_id, 0, &ra, &n), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(ra[0].step, "reprovision");
+        store_recovery_array_free(ra, n);
+
+        /* only once: a later first contact of another lock does not pick them up */
+        n = 99;
+        assert_int_equal(codes_lock_reprovision(f->store, f->locks[0]->store_id, "AA:BB:CC:DD:EE:01", &n),
+                         0);
+        assert_int_equal(n, 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -773,6 +811,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_back_in_range_triggers_sync, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_attribution, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_factory_reset_reprovisions, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_repair_after_reset, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
