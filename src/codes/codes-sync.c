@@ -203,6 +203,24 @@ static int write_state(CodesLock *cl, const CodeDesired *d, CodeSyncState state,
         if (r < 0)
                 return log_warning_errno(r, "Failed to read the state of code %" PRIi64 " on %s: %m",
                                          d->credential_id, cl->lock->name);
+        if (state == CODE_SYNC_SYNCED) {
+                /* Changed by a user while this run was under way (or withdrawn): what the lock
+                 * confirmed is not what is wanted now, so it is not synced; the change asked
+                 * for another run. */
+                struct store_credential cred;
+                bool changed;
+
+                store_credential_init(&cred);
+                changed = store_credential_get(cl->svc->store, d->credential_id, &cred) < 0 ||
+                          cred.revision != d->revision || streq(a.desired, "present") != d->present;
+
+                if (cred.id > 0)
+                        store_credential_done(&cred);
+                if (changed) {
+                        state = CODE_SYNC_PENDING;
+                        reason = "changed while the lock was being synced";
+                }
+        }
         free(a.state);
         a.state = strdup(code_sync_state_to_string(state));
         free(a.reason);

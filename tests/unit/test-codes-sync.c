@@ -797,6 +797,34 @@ static void test_repair_after_reset(void **state)
         assert_int_equal(n, 0);
 }
 
+static void test_changed_during_sync(void **state)
+{
+        struct fixture *f = *state;
+        int64_t u = user(f, "Kim"), id;
+        LockCode c = mk("912345", "Kim");
+        struct store_assignment a;
+
+        id = add_code(f, u, &c, 1);
+        assert_int_equal(codes_service_sync(f->svc, f->locks[0], "test"), 0);
+        /* the run starts (timer) and the lock is asked for its list ... */
+        while (fake(f, 0)->n_list == 0)
+                assert_true(sd_event_run(event, 1000000) >= 0);
+        /* ... when a user changes the code */
+        c.enabled = false;
+        assert_int_equal(codes_code_update(f->store, id, &c, NULL), 0);
+        for (int n = 0; n < 100 && (codes_service_busy(f->svc, f->locks[0]) || fake(f, 0)->in_flight > 0);
+             n++)
+                assert_true(sd_event_run(event, 1000000) >= 0);
+        /* the lock holds revision 1: never shown as synced with revision 2 */
+        assert_int_equal(store_assignment_get(f->store, f->locks[0]->store_id, id, &a), 0);
+        assert_string_equal(a.state, "pending");
+        assert_string_equal(a.reason, "changed while the lock was being synced");
+        store_assignment_done(&a);
+        sync_all(f, "user-change");
+        assert_converged(f);
+        assert_false(held(f, 0, "912345")->enabled);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -812,6 +840,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_attribution, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_factory_reset_reprovisions, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_repair_after_reset, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_changed_during_sync, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
