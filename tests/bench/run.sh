@@ -1,10 +1,11 @@
 #!/bin/sh
 # make bench: lockhubd (optimised build) against lockhub-sim on a private dbus-daemon and a
-# real mosquitto on loopback. Scenarios and targets: tests/bench/README in BENCHMARKS.md and
-# issue 9. Every process is started here, tracked by pid and stopped by pid.
+# real mosquitto on loopback. Scenarios, targets and results: BENCHMARKS.md. Every
+# process is started here, tracked by pid and stopped by pid; sockets are loopback TCP
+# (the broker) and Unix sockets in a temporary directory.
 #
 #   LOCKHUB_BUILD=build/bench tests/bench/run.sh [SCENARIO...]
-#       SCENARIO: overhead e2e memory idle startup scale (default: all, in that order)
+#       SCENARIO: overhead e2e memory idle idle_noscan startup scale (default: all)
 #   BENCH_QUICK=1   fewer repetitions (a smoke run of the script itself)
 #
 # Prints a table and, as its very last line, the JSON document; also writes the JSON to
@@ -119,6 +120,9 @@ unworld() {
 # status FIELD: a field of lockhubd's /proc/PID/status, the number only
 status() { awk -v f="$1:" '$1 == f { print $2 }' "/proc/$D_PID/status"; }
 sim_counter() { "$SIM" ctl "$1" get "$2" 2>/dev/null | awk '{ print $NF }'; }
+conns() { for _l in $(lock_names "$1"); do sim_counter "$_l" Connections; done | awk '{ s += $1 } END { print s + 0 }'; }
+cpu() { awk '{ print $14 + $15 }' "/proc/$D_PID/stat"; }
+switches() { echo $(($(status voluntary_ctxt_switches) + $(status nonvoluntary_ctxt_switches))); }
 lock_names() { _i=1; while [ $_i -le "$1" ]; do printf 'b%03d ' $_i; _i=$((_i + 1)); done; }
 
 # ---- 1. hub overhead ----------------------------------------------------------------------
@@ -126,11 +130,15 @@ lock_names() { _i=1; while [ $_i -le "$1" ]; do printf 'b%03d ' $_i; _i=$((_i + 
 # connected (IdleDisconnectSec=1h); the first 5 commands (connection set-up) are not counted.
 ZERO='le-connect-timeout = 20000\ngatt-discovery = 0\natt-round-trip = 0\nmotor-action = 0\nadapter-probe = 0\nauto-enable = 0\npower-delay = 0\nscan-start-delay = 0'
 bench_overhead() {
-	: >"$RAW/overhead-cmd-us" && : >"$RAW/overhead-state-us"
+	: >"$RAW/overhead-cmd-us" && : >"$RAW/overhead-state-us" && : >"$RAW/overhead-cpu-ms"
 	for run in $(seq "$OVH_RUNS"); do
 		world overhead 1 "$ZERO" '[Bluetooth]\nIdleDisconnectSec=1h\nCommandTimeoutSec=10s' || return 1
-		"$MQ" seq "$PORT" b001 $((OVH_CMDS + 5)) 0 20 >"$S/cmds" 2>"$S/mq.err" ||
+		"$MQ" seq "$PORT" b001 5 0 20 >"$S/cmds" 2>"$S/mq.err" || log "overhead run $run: $(cat "$S/mq.err")"
+		t0=$(cpu)
+		"$MQ" seq "$PORT" b001 "$OVH_CMDS" 0 20 >>"$S/cmds" 2>"$S/mq.err" ||
 			log "overhead run $run: $(cat "$S/mq.err")"
+		# lockhubd's own CPU time per command (user + system, clock ticks of 10 ms)
+		echo "$t0 $(cpu) $OVH_CMDS" | awk '{ printf "%.3f\n", ($2 - $1) * 10 / $3 }' >>"$RAW/overhead-cpu-ms"
 		unworld
 		# merge the client's and the sim's timestamps (one monotonic clock) and pair them
 		{
@@ -143,6 +151,7 @@ bench_overhead() {
 			$2 == "done" { print $1 - last >> s }'
 	done
 	OVH_N=$(wc -l <"$RAW/overhead-state-us")
+	OVH_CPU=$(median <"$RAW/overhead-cpu-ms")
 	for k in cmd state; do
 		for p in 50 99 100; do
 			eval "OVH_${k}_$p=\$(pct $p <\"\$RAW/overhead-$k-us\" | ms)"
@@ -158,20 +167,24 @@ bench_overhead() {
 # discovery GATT = 350 ms; the motor turns in MOTOR = 2500 ms.
 RTT=60 ADV=500 GATT=350 MOTOR=2500
 PROFILE="att-round-trip = $RTT\ngatt-discovery = $GATT\nmotor-action = $MOTOR"
-# The protocol minimum for one Lock Action (Nuki BLE API, Bridge authorization):
-#   connected:    write Request Data(Challenge) (1 RTT), the challenge indication (1/2),
-#                 write Lock Action (1 RTT), motor, the final Keyturner States
-#                 indication (1/2)                          = 3 RTT + MOTOR
-#   disconnected: + connect (ADV/2 + 3 RTT) + GATT discovery + enable indications on
-#                 the user-specific characteristic (1 RTT)  = ADV/2 + 7 RTT + GATT + MOTOR
-MIN_CONNECTED=$((3 * RTT + MOTOR))
-MIN_DISCONNECTED=$((ADV / 2 + 7 * RTT + GATT + MOTOR))
+# The protocol minimum for one Lock Action (Nuki BLE API, Bridge authorization): a write
+# reaches the lock half a round trip after it is sent and an indication reaches the hub
+# half a round trip after the lock sends it; responses and confirmations are off the
+# critical path except where the next step must wait for them.
+#   connected:    Request Data(Challenge) ½ + challenge indication ½ + Lock Action ½ +
+#                 MOTOR + final Keyturner States indication ½       = 2 RTT + MOTOR
+#   disconnected: + the link (next advert ADV/2 + 3 RTT) + GATT discovery + enabling
+#                 indications on the user-specific characteristic (1 RTT: confirmed
+#                 before the first command)                 = ADV/2 + 6 RTT + GATT + MOTOR
+MIN_CONNECTED=$((2 * RTT + MOTOR))
+MIN_DISCONNECTED=$((ADV / 2 + 6 * RTT + GATT + MOTOR))
 bench_e2e() {
 	for mode in connected disconnected; do
-		if [ $mode = connected ]; then idle=1h gap=500 warm=1; else idle=0 gap=4000 warm=0; fi
+		if [ $mode = connected ]; then idle=1h gap=500; else idle=0 gap=4000; fi
+		warm=1 # the first command may find the lock in its target state already (motor 1/4)
 		LOCK_EXTRA="adv-interval = $ADV" world e2e-$mode 1 "$PROFILE" \
 			"[Bluetooth]\nIdleDisconnectSec=$idle\nCommandTimeoutSec=30s" || return 1
-		[ $mode = disconnected ] && sleep 3 # not connected (the hub connected once at start?)
+		sleep 2 # let the start-up settle
 		c0=$(sim_counter b001 Connections)
 		"$MQ" seq "$PORT" b001 $((E2E_RUNS + warm)) $gap 30 >"$S/cmds" 2>"$S/mq.err" ||
 			log "e2e $mode: $(cat "$S/mq.err")"
@@ -240,9 +253,6 @@ bench_memory() {
 # default configuration. After 10 s to settle: context switches of lockhubd (voluntary +
 # involuntary, /proc/PID/status) and CPU time over IDLE_SECONDS, and connections the
 # locks saw (sim counters) in that window and since start.
-conns() { for _l in $(lock_names "$1"); do sim_counter "$_l" Connections; done | awk '{ s += $1 } END { print s + 0 }'; }
-cpu() { awk '{ print $14 + $15 }' "/proc/$D_PID/stat"; }
-switches() { echo $(($(status voluntary_ctxt_switches) + $(status nonvoluntary_ctxt_switches))); }
 bench_idle() {
 	world idle 10 'scale = 1' '' || return 1
 	sleep 10
@@ -365,6 +375,7 @@ row "overhead: publish → Lock Action write, max" "$(v OVH_cmd_100)" "ms" ""
 row "overhead: final state → MQTT state, p50" "$(v OVH_state_50)" "ms" ""
 row "overhead: final state → MQTT state, p99" "$(v OVH_state_99)" "<= 1 ms" '$1 <= 1'
 row "overhead: final state → MQTT state, max" "$(v OVH_state_100)" "ms" ""
+row "overhead: lockhubd CPU per command" "$(v OVH_CPU)" "ms" ""
 row "e2e connected lock, median" "$(v E2E_CONN)" "ms (min $MIN_CONNECTED)" ""
 row "e2e connected lock, ratio to the minimum" "$(v E2E_RATIO_CONN)" "<= 1.2" '$1 <= 1.2'
 row "e2e disconnected lock, median" "$(v E2E_DISC)" "ms (min $MIN_DISCONNECTED)" ""
@@ -395,9 +406,9 @@ echo "spread (min..max): e2e connected $(v E2E_CONN_SPREAD) ms, disconnected $(v
 	"start-up empty $(v START_EMPTY_SPREAD) ms, 1M events $(v START_EVENTS_SPREAD) ms; scale $(v SCALE_SPREAD) s;" \
 	"overhead: $(v OVH_N) commands in $OVH_RUNS runs"
 JSON=$(
-	printf '{"overhead_ms": {"cmd_p50": %s, "cmd_p99": %s, "cmd_max": %s, "state_p50": %s, "state_p99": %s, "state_max": %s, "commands": %s}, ' \
+	printf '{"overhead_ms": {"cmd_p50": %s, "cmd_p99": %s, "cmd_max": %s, "state_p50": %s, "state_p99": %s, "state_max": %s, "commands": %s, "hub_cpu_per_cmd": %s}, ' \
 		"$(v OVH_cmd_50)" "$(v OVH_cmd_99)" "$(v OVH_cmd_100)" "$(v OVH_state_50)" "$(v OVH_state_99)" \
-		"$(v OVH_state_100)" "$(v OVH_N)"
+		"$(v OVH_state_100)" "$(v OVH_N)" "$(v OVH_CPU)"
 	printf '"e2e": {"disconnected_ms": %s, "connected_ms": %s, "minimum_ms": %s, "ratio": %s, "minimum_connected_ms": %s, "ratio_disconnected": %s, "ratio_connected": %s}, ' \
 		"$(v E2E_DISC)" "$(v E2E_CONN)" "$MIN_DISCONNECTED" "$RATIO" "$MIN_CONNECTED" "$(v E2E_RATIO_DISC)" \
 		"$(v E2E_RATIO_CONN)"
