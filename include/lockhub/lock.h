@@ -131,8 +131,8 @@ typedef struct LockCode {
 } LockCode;
 
 /* list_codes result: the whole list the lock holds (codes borrowed for the call only). */
-typedef void (*lock_codes_listed_t)(Lock *l, int r, const char *message, const LockCode *codes, size_t n_codes,
-                                    void *userdata);
+typedef void (*lock_codes_listed_t)(Lock *l, int r, const char *message, const LockCode *codes,
+                                    size_t n_codes, void *userdata);
 /* add_code result: the id the lock gave the new code (valid when r == 0). */
 typedef void (*lock_code_added_t)(Lock *l, int r, const char *message, int code_id, void *userdata);
 
@@ -227,8 +227,8 @@ struct Lock {
         LockBattery battery;
         LockDoor door;
         LockLink link;
-        int link_notified_rssi;           /* RSSI and time listeners last heard of */
-        uint64_t link_notified_usec;      /* (monotonic), see lock_set_link() */
+        int link_notified_rssi;      /* RSSI and time listeners last heard of */
+        uint64_t link_notified_usec; /* (monotonic), see lock_set_link() */
         LockLastAction last_action;
         char *model;
         char *firmware;
@@ -272,7 +272,7 @@ int lock_set_door(Lock *l, LockDoor d, LockSource source);
  * change with every advert: the model always holds the latest, but listeners hear of
  * them only when RSSI moved by LOCK_RSSI_NOTIFY_DB or more, or LOCK_LINK_NOTIFY_USEC
  * after the last notification; otherwise returns 0. */
-#define LOCK_RSSI_NOTIFY_DB 10
+#define LOCK_RSSI_NOTIFY_DB   10
 #define LOCK_LINK_NOTIFY_USEC (60ULL * 1000000ULL)
 int lock_set_link(Lock *l, const LockLink *link);
 int lock_set_info(Lock *l, const char *model, const char *firmware);

@@ -22,7 +22,7 @@ int verb_monitor(int argc, char *argv[]);
 int verb_rekey(int argc, char *argv[]);
 int verb_diagnose(int argc, char *argv[]);
 int verb_support_bundle(int argc, char *argv[]);
-int verb_user(int argc, char *argv[]);    /* ctl-codes.c */
+int verb_user(int argc, char *argv[]); /* ctl-codes.c */
 int verb_code(int argc, char *argv[]);
 int verb_backup(int argc, char *argv[]);
 int verb_restore(int argc, char *argv[]);
