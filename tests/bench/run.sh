@@ -15,7 +15,7 @@ LOCKHUB_BUILD=${LOCKHUB_BUILD:-$LOCKHUB_TOP/build/bench}
 export LOCKHUB_TOP LOCKHUB_BUILD
 . "$LOCKHUB_TOP/tests/integration/lib.sh"
 PATH="$PATH:/usr/sbin:/sbin"
-for c in mosquitto mosquitto_sub sqlite3 python3 dbus-daemon; do
+for c in mosquitto mosquitto_sub mosquitto_pub python3 dbus-daemon; do
 	command -v $c >/dev/null 2>&1 || { echo "bench: $c is not installed" >&2; exit 1; }
 done
 SIM=$BUILD/lockhub-sim

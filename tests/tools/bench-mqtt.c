@@ -15,7 +15,8 @@
  *
  * A command is complete when a state message with the target state (LOCKED/UNLOCKED)
  * arrives, failed when lockhub/<lock>/event says "result": "failed" (with its reason),
- * lost when neither happened before the timeout. Connects to 127.0.0.1 only. Exit 0 when every command completed, 1 otherwise.
+ * lost when neither happened before the timeout. Connects to 127.0.0.1 only.
+ * Exit 0 when every command completed, 1 otherwise.
  */
 
 #include <json-c/json.h>
@@ -33,7 +34,7 @@ typedef struct BenchLock {
         const char *name;
         char topic[96];
         char event_topic[112];
-        char state[16]; /* last state seen, "" none */
+        char state[16];  /* last state seen, "" none */
         char failed[48]; /* reason of a failed event after the command, "" none */
         const char *target;
         unsigned long long t_pub, t_done;
@@ -62,8 +63,9 @@ static void on_message(struct mosquitto *m, void *userdata, const struct mosquit
                         if (o && json_object_object_get_ex(o, "result", &r) &&
                             streq(json_object_get_string(r), "failed")) {
                                 snprintf(l->failed, sizeof l->failed, "%s",
-                                         json_object_object_get_ex(o, "reason", &r) ? json_object_get_string(r)
-                                                                                    : "failed");
+                                         json_object_object_get_ex(o, "reason", &r)
+                                                         ? json_object_get_string(r)
+                                                         : "failed");
                                 l->t_done = t;
                         }
                         json_object_put(o);
@@ -72,7 +74,8 @@ static void on_message(struct mosquitto *m, void *userdata, const struct mosquit
                 if (!streq(msg->topic, l->topic) || msg->payloadlen <= 0)
                         continue;
                 o = json_tokener_parse((const char *) msg->payload);
-                if (o && json_object_object_get_ex(o, "state", &s) && json_object_is_type(s, json_type_string)) {
+                if (o && json_object_object_get_ex(o, "state", &s) &&
+                    json_object_is_type(s, json_type_string)) {
                         snprintf(l->state, sizeof l->state, "%s", json_object_get_string(s));
                         if (l->target && !l->t_done && streq(l->state, l->target))
                                 l->t_done = t;
@@ -119,7 +122,8 @@ static int send_command(struct mosquitto *m, BenchLock *l)
         l->failed[0] = 0;
         snprintf(topic, sizeof topic, "%s/set", l->topic);
         l->t_pub = now_us();
-        return mosquitto_publish(m, NULL, topic, (int) strlen(cmd), cmd, 1, false) == MOSQ_ERR_SUCCESS ? 0 : -1;
+        return mosquitto_publish(m, NULL, topic, (int) strlen(cmd), cmd, 1, false) == MOSQ_ERR_SUCCESS ? 0
+                                                                                                       : -1;
 }
 
 int main(int argc, char **argv)
@@ -132,8 +136,9 @@ int main(int argc, char **argv)
 
         if (argc < 5 || (!streq(argv[1], "seq") && !streq(argv[1], "burst")) ||
             (streq(argv[1], "seq") && argc != 7)) {
-                fprintf(stderr, "usage: %s seq PORT LOCK N GAP_MS TIMEOUT_S\n"
-                                "       %s burst PORT TIMEOUT_S LOCK...\n",
+                fprintf(stderr,
+                        "usage: %s seq PORT LOCK N GAP_MS TIMEOUT_S\n"
+                        "       %s burst PORT TIMEOUT_S LOCK...\n",
                         argv[0], argv[0]);
                 return 2;
         }
@@ -185,7 +190,8 @@ int main(int argc, char **argv)
                                 if (pump(m, 5) < 0)
                                         break;
                         if (!l->t_done || l->failed[0]) {
-                                fprintf(stderr, "command %lu: %s\n", i, l->failed[0] ? l->failed : "timeout");
+                                fprintf(stderr, "command %lu: %s\n", i,
+                                        l->failed[0] ? l->failed : "timeout");
                                 break;
                         }
                         printf("%lu %llu %llu %s\n", i, l->t_pub, l->t_done,
@@ -224,8 +230,8 @@ int main(int argc, char **argv)
                 for (size_t i = 0; i < n_locks; i++)
                         printf("%s %llu %llu %s\n", locks[i].name, locks[i].t_pub, locks[i].t_done,
                                locks[i].failed[0] ? locks[i].failed : "-");
-                printf("completed %zu of %zu in %.3f seconds, %zu failed, %zu lost\n", done - failed, n_locks,
-                       (double) (end - start) / 1e6, failed, n_locks - done);
+                printf("completed %zu of %zu in %.3f seconds, %zu failed, %zu lost\n", done - failed,
+                       n_locks, (double) (end - start) / 1e6, failed, n_locks - done);
                 mosquitto_disconnect(m);
                 mosquitto_destroy(m);
                 mosquitto_lib_cleanup();
