@@ -77,7 +77,8 @@ EOF
 
 # world NAME NLOCKS SIM_SECTION CONF_LINES: a fresh state directory $S with NLOCKS seeded
 # locks, the scenario file, a fresh broker, the simulator ($SIM_PID, trace $S/trace) and
-# lockhubd ($D_PID), waited for until every lock's state is on MQTT.
+# lockhubd ($D_PID), waited for until its retained lockhub/bridge/state says online.
+# WORLD_DB=DIR starts from DIR's database and key; WORLD_NO_DAEMON=1 leaves lockhubd out.
 world() {
 	S=$T/$1
 	rm -rf "$S"
@@ -348,7 +349,7 @@ bench_idle_noscan() {
 T_START=$(date +%s)
 for sc in $SCENARIOS; do
 	log "scenario $sc ($(($(date +%s) - T_START)) s so far, load $(cut -d' ' -f1-3 /proc/loadavg))"
-	"bench_$sc" || log "scenario $sc failed"
+	"bench_$sc" || { log "scenario $sc failed"; unworld; }
 done
 
 # ---- report -------------------------------------------------------------------------------
