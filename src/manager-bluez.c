@@ -761,6 +761,11 @@ int manager_bluez_start(Manager *m)
         r = bluez_client_start(mb->client);
         if (r < 0)
                 return log_error_errno(r, "Failed to start the BlueZ client: %m");
+        /* BlueZ forgets a lock that is neither bonded nor seen for 30 s, and a forgotten
+         * device cannot be connected: without on-demand scanning before each connection,
+         * lockhubd has to keep scanning. */
+        if (!m->conf->bluetooth.scan_while_paired)
+                log_warning("ScanWhilePaired=no is not supported yet; lockhubd keeps scanning for adverts.");
         r = bluez_client_set_discovery(mb->client, true);
         if (r < 0)
                 return log_error_errno(r, "Failed to start discovery: %m");
