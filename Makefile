@@ -157,10 +157,10 @@ integration: all
 	@LOCKHUB_BUILD=$(BUILD) tests/integration/run.sh
 
 check: deps-check
-	$(MAKE) all unit-run fuzz-replay
-	$(MAKE) SAN=1 all unit-run fuzz-replay
+	$(MAKE) --no-print-directory all unit-run fuzz-replay
+	$(MAKE) --no-print-directory SAN=1 all unit-run fuzz-replay
 	@tests/check-man.sh
-	$(MAKE) integration
+	$(MAKE) --no-print-directory integration
 
 # Benchmarks (tests/bench/run.sh, BENCHMARKS.md): an optimised build of its own, then every
 # scenario; prints a table and, last, one line of JSON (also in build/bench/results.json).
