@@ -113,13 +113,18 @@ static int event_from_row(sqlite3_stmt *st, struct store_event *e)
         return 0;
 }
 
+static int event_row(Store *s, sqlite3_stmt *st, void *e)
+{
+        return event_from_row(st, e);
+}
+
 int store_event_list(Store *s, const struct store_event_filter *f, struct store_event **ret, size_t *ret_n)
 {
         static const struct store_event_filter all = {};
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
         struct store_event *a = NULL;
-        size_t n = 0, allocated = 0;
-        int rc, r;
+        size_t n = 0;
+        int r;
 
         if (!f)
                 f = &all;
@@ -141,25 +146,14 @@ int store_event_list(Store *s, const struct store_event_filter *f, struct store_
         store_bind_text(st, 5, f->kind);
         sqlite3_bind_int64(st, 6, f->limit > 0 ? (int64_t) f->limit : -1);
 
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                r = store_array_grow((void **) &a, &allocated, n, sizeof(*a));
-                if (r < 0)
-                        goto fail;
-                r = event_from_row(st, &a[n]);
-                if (r < 0)
-                        goto fail;
-                n++;
-        }
-        if (rc != SQLITE_DONE) {
-                r = store_error(s, rc);
-                goto fail;
+        r = store_collect(s, st, sizeof(*a), event_row, (void **) &a, &n);
+        if (r < 0) {
+                store_event_array_free(a, n);
+                return r;
         }
         *ret = a;
         *ret_n = n;
         return 0;
-fail:
-        store_event_array_free(a, n);
-        return r;
 }
 
 /* ---- samples ---- */
@@ -190,13 +184,24 @@ void store_sample_array_free(struct store_sample *a, size_t n)
         free(a);
 }
 
+static int sample_row(Store *s, sqlite3_stmt *st, void *element)
+{
+        struct store_sample *x = element;
+
+        x->id = sqlite3_column_int64(st, 0);
+        x->lock_id = sqlite3_column_int64(st, 1);
+        x->ts_usec = (uint64_t) sqlite3_column_int64(st, 2);
+        x->value = sqlite3_column_double(st, 4);
+        return store_col_strdup(st, 3, &x->kind);
+}
+
 int store_sample_list(Store *s, int64_t lock_id, const char *kind, uint64_t since_usec, unsigned limit,
                       struct store_sample **ret, size_t *ret_n)
 {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
         struct store_sample *a = NULL;
-        size_t n = 0, allocated = 0;
-        int rc, r;
+        size_t n = 0;
+        int r;
 
         r = store_stmt(s, STMT_SAMPLE_LIST,
                        "SELECT * FROM (SELECT id, lock_id, ts_usec, kind, value FROM samples "
@@ -209,29 +214,14 @@ int store_sample_list(Store *s, int64_t lock_id, const char *kind, uint64_t sinc
         store_bind_text(st, 2, kind);
         sqlite3_bind_int64(st, 3, (int64_t) since_usec);
         sqlite3_bind_int64(st, 4, limit > 0 ? (int64_t) limit : -1);
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                r = store_array_grow((void **) &a, &allocated, n, sizeof(*a));
-                if (r < 0)
-                        goto fail;
-                a[n].id = sqlite3_column_int64(st, 0);
-                a[n].lock_id = sqlite3_column_int64(st, 1);
-                a[n].ts_usec = (uint64_t) sqlite3_column_int64(st, 2);
-                a[n].value = sqlite3_column_double(st, 4);
-                r = store_col_strdup(st, 3, &a[n].kind);
-                if (r < 0)
-                        goto fail;
-                n++;
-        }
-        if (rc != SQLITE_DONE) {
-                r = store_error(s, rc);
-                goto fail;
+        r = store_collect(s, st, sizeof(*a), sample_row, (void **) &a, &n);
+        if (r < 0) {
+                store_sample_array_free(a, n);
+                return r;
         }
         *ret = a;
         *ret_n = n;
         return 0;
-fail:
-        store_sample_array_free(a, n);
-        return r;
 }
 
 /* ---- recovery attempts ---- */
@@ -272,13 +262,29 @@ void store_recovery_array_free(struct store_recovery_attempt *a, size_t n)
         free(a);
 }
 
+static int recovery_row(Store *s, sqlite3_stmt *st, void *element)
+{
+        struct store_recovery_attempt *x = element;
+        int r;
+
+        x->id = sqlite3_column_int64(st, 0);
+        x->lock_id = store_col_int64_or(st, 1, 0);
+        x->ts_usec = (uint64_t) sqlite3_column_int64(st, 3);
+        x->attempt = (unsigned) sqlite3_column_int64(st, 5);
+        x->duration_usec = (uint64_t) sqlite3_column_int64(st, 7);
+        if ((r = store_col_strdup(st, 2, &x->adapter)) < 0 || (r = store_col_strdup(st, 4, &x->step)) < 0 ||
+            (r = store_col_strdup(st, 6, &x->outcome)) < 0)
+                return r;
+        return store_col_strdup(st, 8, &x->detail);
+}
+
 int store_recovery_list(Store *s, int64_t lock_id, unsigned limit, struct store_recovery_attempt **ret,
                         size_t *ret_n)
 {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
         struct store_recovery_attempt *a = NULL;
-        size_t n = 0, allocated = 0;
-        int rc, r;
+        size_t n = 0;
+        int r;
 
         r = store_stmt(s, STMT_RECOVERY_LIST,
                        "SELECT * FROM (SELECT id, lock_id, adapter, ts_usec, step, attempt, outcome, "
@@ -290,34 +296,14 @@ int store_recovery_list(Store *s, int64_t lock_id, unsigned limit, struct store_
                 return r;
         store_bind_int64_opt(st, 1, lock_id, lock_id > 0);
         sqlite3_bind_int64(st, 2, limit > 0 ? (int64_t) limit : -1);
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                struct store_recovery_attempt *x;
-
-                r = store_array_grow((void **) &a, &allocated, n, sizeof(*a));
-                if (r < 0)
-                        goto fail;
-                x = &a[n++];
-                x->id = sqlite3_column_int64(st, 0);
-                x->lock_id = store_col_int64_or(st, 1, 0);
-                x->ts_usec = (uint64_t) sqlite3_column_int64(st, 3);
-                x->attempt = (unsigned) sqlite3_column_int64(st, 5);
-                x->duration_usec = (uint64_t) sqlite3_column_int64(st, 7);
-                if ((r = store_col_strdup(st, 2, &x->adapter)) < 0 ||
-                    (r = store_col_strdup(st, 4, &x->step)) < 0 ||
-                    (r = store_col_strdup(st, 6, &x->outcome)) < 0 ||
-                    (r = store_col_strdup(st, 8, &x->detail)) < 0)
-                        goto fail;
-        }
-        if (rc != SQLITE_DONE) {
-                r = store_error(s, rc);
-                goto fail;
+        r = store_collect(s, st, sizeof(*a), recovery_row, (void **) &a, &n);
+        if (r < 0) {
+                store_recovery_array_free(a, n);
+                return r;
         }
         *ret = a;
         *ret_n = n;
         return 0;
-fail:
-        store_recovery_array_free(a, n);
-        return r;
 }
 
 /* ---- firmware history ---- */

@@ -109,6 +109,12 @@ static inline int64_t store_col_int64_or(sqlite3_stmt *st, int i, int64_t absent
 /* Grows *array (of element size `size`) so that it can hold n + 1 elements. */
 int store_array_grow(void **array, size_t *allocated, size_t n, size_t size);
 
+/* Reads every row of st into *array (NULL at first, *n 0), elements of `size` bytes. Each
+ * element is zeroed and counted in *n before from_row fills it, so on failure the caller's
+ * array free releases every element, a half-filled one included. */
+typedef int (*store_row_fn)(Store *s, sqlite3_stmt *st, void *element);
+int store_collect(Store *s, sqlite3_stmt *st, size_t size, store_row_fn from_row, void **array, size_t *n);
+
 /* ---- sealing (store-secret.c) ---- */
 
 /* Seals plain (NULL or n 0: *ret NULL) for table.column of row id with s->key, version

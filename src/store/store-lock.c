@@ -285,37 +285,34 @@ int store_lock_get_by_address(Store *s, const char *address, struct store_lock *
                         address, 0, ret);
 }
 
+/* A lock whose secrets do not open (wrong key, damaged row) is still listed, without them. */
+static int lock_row(Store *s, sqlite3_stmt *st, void *element)
+{
+        int r = lock_from_row(st, element);
+
+        if (r >= 0 && lock_open_secrets(s, element) < 0)
+                lock_drop_secrets(element);
+        return r;
+}
+
 int store_lock_list(Store *s, struct store_lock **ret, size_t *ret_n)
 {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
         struct store_lock *a = NULL;
-        size_t n = 0, allocated = 0;
-        int rc, r;
+        size_t n = 0;
+        int r;
 
         r = store_stmt(s, STMT_LOCK_LIST, "SELECT " LOCK_COLUMNS " FROM locks ORDER BY name", &st);
         if (r < 0)
                 return r;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                r = store_array_grow((void **) &a, &allocated, n, sizeof(*a));
-                if (r < 0)
-                        goto fail;
-                r = lock_from_row(st, &a[n]);
-                if (r < 0)
-                        goto fail;
-                if (lock_open_secrets(s, &a[n]) < 0)
-                        lock_drop_secrets(&a[n]);
-                n++;
-        }
-        if (rc != SQLITE_DONE) {
-                r = store_error(s, rc);
-                goto fail;
+        r = store_collect(s, st, sizeof(*a), lock_row, (void **) &a, &n);
+        if (r < 0) {
+                store_lock_array_free(a, n);
+                return r;
         }
         *ret = a;
         *ret_n = n;
         return 0;
-fail:
-        store_lock_array_free(a, n);
-        return r;
 }
 
 int store_lock_update(Store *s, const struct store_lock *l)

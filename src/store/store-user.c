@@ -107,35 +107,30 @@ int store_user_remove(Store *s, int64_t id)
         return sqlite3_changes(s->db) > 0 ? 0 : -ENOENT;
 }
 
+static int user_row(Store *s, sqlite3_stmt *st, void *u)
+{
+        return user_from_row(st, u);
+}
+
 int store_user_list(Store *s, struct store_user **ret, size_t *ret_n)
 {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
         struct store_user *a = NULL;
-        size_t n = 0, allocated = 0;
-        int rc, r;
+        size_t n = 0;
+        int r;
 
         r = store_stmt(s, STMT_USER_LIST,
                        "SELECT id, name, created_usec, updated_usec FROM users ORDER BY name", &st);
         if (r < 0)
                 return r;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                r = store_array_grow((void **) &a, &allocated, n, sizeof(*a));
-                if (r < 0)
-                        goto fail;
-                r = user_from_row(st, &a[n++]);
-                if (r < 0)
-                        goto fail;
-        }
-        if (rc != SQLITE_DONE) {
-                r = store_error(s, rc);
-                goto fail;
+        r = store_collect(s, st, sizeof(*a), user_row, (void **) &a, &n);
+        if (r < 0) {
+                store_user_array_free(a, n);
+                return r;
         }
         *ret = a;
         *ret_n = n;
         return 0;
-fail:
-        store_user_array_free(a, n);
-        return r;
 }
 
 /* ---- credentials ---- */
@@ -328,12 +323,22 @@ int store_credential_get(Store *s, int64_t id, struct store_credential *ret)
         return r;
 }
 
+/* A code whose digits do not open is still listed, without them. */
+static int credential_row(Store *s, sqlite3_stmt *st, void *element)
+{
+        int r = credential_from_row(st, element);
+
+        if (r >= 0 && credential_open_secret(s, element) < 0)
+                credential_drop_secret(element);
+        return r;
+}
+
 int store_credential_list(Store *s, int64_t user_id, struct store_credential **ret, size_t *ret_n)
 {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
         struct store_credential *a = NULL;
-        size_t n = 0, allocated = 0;
-        int rc, r;
+        size_t n = 0;
+        int r;
 
         r = store_stmt(s, STMT_CRED_LIST,
                        "SELECT " CRED_COLUMNS
@@ -342,27 +347,14 @@ int store_credential_list(Store *s, int64_t user_id, struct store_credential **r
         if (r < 0)
                 return r;
         store_bind_int64_opt(st, 1, user_id, user_id > 0);
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                r = store_array_grow((void **) &a, &allocated, n, sizeof(*a));
-                if (r < 0)
-                        goto fail;
-                r = credential_from_row(st, &a[n]);
-                if (r < 0)
-                        goto fail;
-                if (credential_open_secret(s, &a[n]) < 0)
-                        credential_drop_secret(&a[n]);
-                n++;
-        }
-        if (rc != SQLITE_DONE) {
-                r = store_error(s, rc);
-                goto fail;
+        r = store_collect(s, st, sizeof(*a), credential_row, (void **) &a, &n);
+        if (r < 0) {
+                store_credential_array_free(a, n);
+                return r;
         }
         *ret = a;
         *ret_n = n;
         return 0;
-fail:
-        store_credential_array_free(a, n);
-        return r;
 }
 
 static int savepoint(Store *s, const char *sql)
@@ -570,12 +562,17 @@ int store_assignment_get(Store *s, int64_t lock_id, int64_t credential_id, struc
         return assignment_from_row(st, ret);
 }
 
+static int assignment_row(Store *s, sqlite3_stmt *st, void *a)
+{
+        return assignment_from_row(st, a);
+}
+
 int store_assignment_list(Store *s, int64_t lock_id, struct store_assignment **ret, size_t *ret_n)
 {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
         struct store_assignment *a = NULL;
-        size_t n = 0, allocated = 0;
-        int rc, r;
+        size_t n = 0;
+        int r;
 
         r = store_stmt(s, STMT_ASSIGN_LIST,
                        "SELECT " ASSIGN_COLUMNS " FROM credential_locks WHERE (?1 IS NULL OR lock_id = ?1) "
@@ -584,25 +581,14 @@ int store_assignment_list(Store *s, int64_t lock_id, struct store_assignment **r
         if (r < 0)
                 return r;
         store_bind_int64_opt(st, 1, lock_id, lock_id > 0);
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                r = store_array_grow((void **) &a, &allocated, n, sizeof(*a));
-                if (r < 0)
-                        goto fail;
-                r = assignment_from_row(st, &a[n]);
-                if (r < 0)
-                        goto fail;
-                n++;
-        }
-        if (rc != SQLITE_DONE) {
-                r = store_error(s, rc);
-                goto fail;
+        r = store_collect(s, st, sizeof(*a), assignment_row, (void **) &a, &n);
+        if (r < 0) {
+                store_assignment_array_free(a, n);
+                return r;
         }
         *ret = a;
         *ret_n = n;
         return 0;
-fail:
-        store_assignment_array_free(a, n);
-        return r;
 }
 
 int store_assignment_remove(Store *s, int64_t lock_id, int64_t credential_id)

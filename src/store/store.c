@@ -213,6 +213,22 @@ int store_array_grow(void **array, size_t *allocated, size_t n, size_t size)
         return 0;
 }
 
+int store_collect(Store *s, sqlite3_stmt *st, size_t size, store_row_fn from_row, void **array, size_t *n)
+{
+        size_t allocated = *n;
+        int rc, r;
+
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                r = store_array_grow(array, &allocated, *n, size);
+                if (r < 0)
+                        return r;
+                r = from_row(s, st, (char *) *array + (*n)++ * size);
+                if (r < 0)
+                        return r;
+        }
+        return rc == SQLITE_DONE ? 0 : store_error(s, rc);
+}
+
 static int exec(Store *s, const char *sql)
 {
         int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
