@@ -106,10 +106,8 @@ static int event_from_row(sqlite3_stmt *st, struct store_event *e)
         e->log_epoch = store_col_int64_or(st, 10, 0);
         e->log_index = store_col_int64_or(st, 11, -1);
         if ((r = store_col_strdup(st, 4, &e->kind)) < 0 || (r = store_col_strdup(st, 5, &e->source)) < 0 ||
-            (r = store_col_strdup(st, 6, &e->actor)) < 0 || (r = store_col_strdup(st, 12, &e->detail)) < 0) {
-                event_done(e);
-                return r;
-        }
+            (r = store_col_strdup(st, 6, &e->actor)) < 0 || (r = store_col_strdup(st, 12, &e->detail)) < 0)
+                return r; /* the caller frees what was copied (store_collect() counted e) */
         return 0;
 }
 
