@@ -476,9 +476,12 @@ int store_rekey(Store *s, const SecretKey *old, const SecretKey *new)
                 return r;
         prev = s->key;
         s->key = copy;
+        /* rows still in plaintext (written before there was a key), then the sealed ones */
         n = reseal_all(s, 0, NULL, version);
-        if (n >= 0)
-                n = reseal_all(s, s->key_version, prev, version);
+        if (n >= 0) {
+                int sealed = reseal_all(s, s->key_version, prev, version);
+                n = sealed < 0 ? sealed : n + sealed;
+        }
         r = n < 0 ? n : write_key_meta(s, new, version);
         if (r >= 0)
                 r = store_commit(s);
