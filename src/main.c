@@ -103,7 +103,7 @@ int main(int argc, char *argv[])
         if (r == -ENOMEM)
                 return log_error_errno(r, "Out of memory."), LOCKHUBD_EXIT_FAILURE;
         if (r < 0) {
-                log_error_errno(r, "Cannot start without a valid configuration (%s).", arg_config);
+                /* conf_load() has logged every problem with file:line, and a summary */
                 (void) sd_notifyf(false, "STATUS=Invalid configuration %s\nERRNO=%d", arg_config, -r);
                 return LOCKHUBD_EXIT_CONFIG;
         }
