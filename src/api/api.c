@@ -296,7 +296,8 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_METHOD_WITH_NAMES("ListLocks", "", , "a(sos)", SD_BUS_PARAM(locks), method_list_locks,
                                  SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("Pair", "sss", SD_BUS_PARAM(address) SD_BUS_PARAM(name) SD_BUS_PARAM(pin),
-                                 "o", SD_BUS_PARAM(lock), method_pair, SD_BUS_VTABLE_UNPRIVILEGED),
+                                 "o", SD_BUS_PARAM(lock), method_pair,
+                                 SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
         SD_BUS_METHOD_WITH_NAMES("Unpair", "s", SD_BUS_PARAM(name), "s", SD_BUS_PARAM(result), method_unpair,
                                  SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("Rekey", "ay", SD_BUS_PARAM(new_key), "suss",
@@ -397,6 +398,11 @@ static int method_events(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         uint32_t limit;
         int r;
 
+        /* A lock's history (who opened the door, when) is for the same callers as changes,
+         * like the support bundle. */
+        r = check_caller(msg, error);
+        if (r < 0)
+                return r;
         r = sd_bus_message_read(msg, "tu", &since, &limit);
         if (r < 0)
                 return r;
