@@ -479,7 +479,14 @@ static void test_command_parse(void **state)
 
         expect_cmd_error_s("", "empty command");
         expect_cmd_error_s("  \n", "empty command");
-        expect_cmd_error_s("UNLATCH", "unknown command 'UNLATCH'");
+        expect_cmd_error_s("UNLATCH", "unknown command; expected LOCK, UNLOCK or OPEN");
+        {
+                /* a code sent as text is never echoed into logs or MQTT */
+                MqttHaCommand c = { 0 };
+                _cleanup_free_ char *err = NULL;
+                assert_int_equal(mqtt_ha_command_parse("482917", 6, &c, &err), -EINVAL);
+                assert_null(strstr(err, "482917"));
+        }
         expect_cmd_error_s("LOCK NOW", "unknown command");
         expect_cmd_error("LO\0CK", 5, "not valid UTF-8 text");
         expect_cmd_error_s("\xff\xfe", "not valid UTF-8");
