@@ -23,7 +23,9 @@ count() { db "SELECT count(*) FROM recovery_attempts WHERE $1"; }
 # ---- hung adapter ----
 simctl hub HangAdapter hci0
 ctl unlock front >/dev/null 2>&1 &
+track $!
 ctl unlock back >/dev/null 2>&1 &
+track $!
 check "the adapter is power-cycled once" wait_for 120 sh -c "test \"\$(sqlite3 \"$T/state/lockhub.db\" \
 	\"SELECT count(*) FROM recovery_attempts WHERE step='adapter-power-cycle' AND outcome!='skipped'\")\" -ge 1"
 echo "attempts: $(attempts)"

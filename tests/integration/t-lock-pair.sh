@@ -22,10 +22,10 @@ check "... and stores nothing" test "$(db 'SELECT count(*) FROM locks')" = 0
 
 # "front" is: found without an address.
 simctl front SetPairingMode yes
-check "front's pairing-mode advert seen" wait_for 10 sh -c \
-	"\"$BUILD/lockhubctl\" pair --name 'bad name' 2>&1 | grep -q 'Invalid lock name'"
-out=$(ctl pair --name front --pin 1234 2>&1)
+# The advert takes a moment to be seen, as with a real lock; a refused attempt changes nothing.
+wait_for 10 sh -c "\"$BUILD/lockhubctl\" pair --name front --pin 1234 >\"$T/pair.out\" 2>&1"
 rc=$?
+out=$(cat "$T/pair.out")
 echo "$out"
 check "pair without an address exits 0 (got $rc)" test $rc = 0
 check "pair prints the model and firmware" sh -c "echo \"\$1\" | grep -q 'Firmware: 2.12.4'" - "$out"
