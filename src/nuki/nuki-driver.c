@@ -88,6 +88,7 @@ struct NukiJob {
         unsigned step;
         unsigned received; /* log entries in this batch */
         uint32_t max_index;
+        int64_t step_mark; /* log index or codes read when this page was asked for */
         bool accepted;
         /* keypad codes: the code to write (its digits are secret), the id to remove or
          * the one the lock gave, the list read so far */
@@ -679,6 +680,7 @@ static int job_step(NukiDriver *d)
                 return driver_request(d, NUKI_CMD_BATTERY_REPORT);
         case NUKI_JOB_LOG_SYNC:
                 j->received = 0;
+                j->step_mark = d->log_synced_index;
                 if (d->log_synced_index < 0)
                         /* First sync: only learn where the log stands; history from before the
                          * pairing is not imported. */
@@ -686,6 +688,7 @@ static int job_step(NukiDriver *d)
                 return log_request(d, (uint32_t) d->log_synced_index, LOG_BATCH, false);
         case NUKI_JOB_CODES_LIST:
                 j->received = 0;
+                j->step_mark = (int64_t) j->n_codes;
                 nuki_msg_init(&m, NUKI_CMD_REQUEST_KEYPAD_CODES, NUKI_VARIANT_DEFAULT);
                 m.request_keypad_codes.offset = (uint16_t) j->n_codes;
                 m.request_keypad_codes.count = CODE_PAGE;
@@ -771,6 +774,10 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
         NukiDriver *d = userdata;
 
         if (d->current) {
+                /* Drop the link first: a late reply of this command must not reach the next
+                 * job's fresh session (it would fail it, or finish a refresh early). Queued
+                 * jobs connect again with a clean session. */
+                (void) bluez_link_disconnect(d->link);
                 job_fail(d, -ETIMEDOUT, "the lock did not answer in time");
                 return 0;
         }
@@ -1116,8 +1123,11 @@ static void job_step_done(NukiDriver *d, const NukiMsg *m)
                 else if (j->max_index > d->log_synced_index)
                         d->log_synced_index = j->max_index;
                 driver_save(d, save_state, NULL);
-                if (m->command == NUKI_CMD_LOG_ENTRY && j->received >= LOG_BATCH) {
-                        /* a full batch: there may be more */
+                if (m->command == NUKI_CMD_LOG_ENTRY && j->received >= LOG_BATCH &&
+                    d->log_synced_index > j->step_mark) {
+                        /* a full batch that moved us on: there may be more (a lock that sends
+                         * the same entries again would otherwise be asked forever, and block
+                         * every command queued behind) */
                         if (job_step(d) >= 0)
                                 return;
                 }
@@ -1126,6 +1136,7 @@ static void job_step_done(NukiDriver *d, const NukiMsg *m)
         case NUKI_JOB_CODES_LIST:
                 code_list_take(d, m);
                 if (m->command == NUKI_CMD_KEYPAD_CODE && j->received >= CODE_PAGE &&
+                    (int64_t) j->n_codes > j->step_mark &&
                     (!j->have_announced || j->n_codes < j->announced) && j->n_codes < UINT16_MAX) {
                         /* a full page and more announced: the next one */
                         if (job_step(d) >= 0)
