@@ -130,6 +130,15 @@ static int manager_record_event(Lock *l, const char *kind, LockSource source, co
         return 0;
 }
 
+/* The first listener of every lock: the open write batch (the change's event among it) is
+ * committed before the other listeners tell D-Bus or MQTT about the change. */
+static void manager_commit_before_telling(Lock *l, unsigned changes, void *userdata)
+{
+        Manager *m = userdata;
+
+        (void) store_flush(m->store);
+}
+
 int manager_add_lock(Manager *m, const struct store_lock *sl)
 {
         _cleanup_(lock_freep) Lock *l = NULL;
@@ -150,6 +159,9 @@ int manager_add_lock(Manager *m, const struct store_lock *sl)
         l->link.last_seen_usec = sl->last_seen_usec;
         l->event_sink = manager_record_event;
         l->event_sink_userdata = m;
+        r = lock_add_listener(l, manager_commit_before_telling, m);
+        if (r < 0)
+                return log_oom();
         (void) manager_bluez_lock_added(m, l, sl);
         if (m->codes)
                 (void) codes_service_add_lock(m->codes, l); /* after the driver is attached */
@@ -320,6 +332,10 @@ int manager_start(Manager *m)
         r = sd_event_default(&m->event);
         if (r < 0)
                 return log_error_errno(r, "Failed to allocate the event loop: %m");
+        /* Writes of one dispatch are committed together, before any other source runs. */
+        r = store_set_event(m->store, m->event, SD_EVENT_PRIORITY_IMPORTANT);
+        if (r < 0)
+                return log_error_errno(r, "Failed to attach the database to the event loop: %m");
 
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);

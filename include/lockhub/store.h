@@ -11,6 +11,9 @@
  *     SQLite database, or whose user_version is newer than this binary knows, is refused and
  *     left exactly as it was (no journal mode switch, no -wal/-shm created);
  *   - then PRAGMA quick_check (reads the whole file once: start-up time grows with its size),
+ *     unless the last close was a clean one of this very file (STORE_FILENAME-clean, written by
+ *     store_free() after the final checkpoint, names the file's inode, size and mtime; it is
+ *     removed at open, before anything is written, so it never outlives a run); then
  *     WAL, synchronous=FULL (a committed event survives a power cut), foreign_keys=ON,
  *     secure_delete=FAST, journal_size_limit 4 MiB, busy timeout 1 s (the loop waits at most
  *     that long when another process holds the database);
@@ -102,6 +105,21 @@ int store_checkpoint(Store *s);
 /* The newest schema version this binary knows (= user_version of a database it opened). */
 unsigned store_schema_version(void);
 const char *store_path(const Store *s);
+
+/* Write batching (lockhubd). After store_set_event(), a write outside a transaction opens
+ * one (the "batch") that stays open while the current event source is dispatched and further
+ * writes join it; a defer source of the given priority commits it (one fsync for all of them),
+ * and store_flush() commits it at once. Whoever tells the outside world (MQTT, D-Bus) about a
+ * stored change calls store_flush() first, or runs after the commit by priority; see
+ * src/store/store.c. A commit that fails (full disk, I/O error) is reported once; its changes
+ * stay in memory (as SQL, at most 20000) and are written by the next batch or a retry every
+ * 5 s, in their order; store_write_error() tells whether that is the case. store_begin()
+ * commits an open batch first. Readers on this connection see the batch before its commit. */
+typedef struct sd_event sd_event;
+int store_set_event(Store *s, sd_event *e, int64_t priority);
+int store_flush(Store *s);
+/* 0, or the error of the failing commits (-ENOSPC ...) and how many changes wait in memory. */
+int store_write_error(const Store *s, size_t *ret_pending);
 
 /* Group several writes into one transaction (BEGIN IMMEDIATE). Not nestable. */
 int store_begin(Store *s);

@@ -144,6 +144,8 @@ static void publish(MqttBridge *b, const char *topic, const char *payload, bool 
                 log_oom();
                 return;
         }
+        /* What we tell is in the database first (the open write batch is committed). */
+        (void) store_flush(b->manager->store);
         r = mqtt_client_publish(b->client, topic, payload, strlen(payload), 1, retain);
         if (r == -ENOTCONN)
                 log_debug("Not connected to the broker: %s not sent.", topic);

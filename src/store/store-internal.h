@@ -12,6 +12,7 @@
 
 #include <sqlite3.h>
 #include <stdint.h>
+#include <systemd/sd-event.h>
 
 #include "lockhub/secret.h"
 #include "lockhub/store.h"
@@ -74,6 +75,19 @@ struct Store {
         sqlite3_stmt *stmts[_STMT_MAX];
         SecretKey *key;       /* NULL: secrets are passed through as given (store-secret.c) */
         unsigned key_version; /* of key, as meta records it */
+        bool accepted;        /* store_open() succeeded: a clean close may leave the marker */
+        /* Write batching (store.c, store_set_event()): */
+        sd_event *event;
+        sd_event_source *commit_defer;
+        sd_event_source *retry_timer;
+        bool batch_open;   /* a transaction opened by the first write of this loop iteration */
+        int commit_error;  /* the last failed commit (-ENOSPC ...), 0 once one succeeded */
+        uint64_t n_commit_failures;
+        char **replay; /* SQL of the batch's changes, kept until a commit succeeds */
+        size_t n_replay, n_replay_allocated;
+        bool replay_overflow;
+        bool failing;     /* commits fail (full disk ...): said once, and once when it ends */
+        bool seen_damage; /* SQLite reported corruption while running */
 };
 
 /* Translates rc, logs SQLite's own message at debug level, returns -errno. */

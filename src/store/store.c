@@ -16,6 +16,33 @@
  *     → journal_mode=WAL, synchronous=FULL, foreign_keys=ON, ... (the first writes)
  *     → migrations, each in one transaction ending with PRAGMA user_version = N.
  *
+ * The full quick_check runs only when the clean-close marker (STORE_FILENAME-clean) does
+ * not name this very file; see marker_take().
+ *
+ * Write batching and the order of durability (store_set_event(), lockhubd only):
+ *
+ *   a source is dispatched (MQTT message, GATT indication, timer ...)
+ *     → its first write runs BEGIN IMMEDIATE (store_stmt() sees a write statement in
+ *       autocommit mode); further writes of the same dispatch join the transaction
+ *     → its outgoing I/O that acknowledges nothing (the GATT write of the next command
+ *       step, a D-Bus call to bluetoothd) leaves at once, before any fsync
+ *     → anything that tells the outside world about a stored change commits first:
+ *         - the Manager's first listener of every Lock calls store_flush() before the
+ *           other listeners emit D-Bus PropertiesChanged or MQTT events;
+ *         - the MQTT bridge's publish() calls store_flush();
+ *         - store_begin() (explicit transactions, whose callers reply after their commit)
+ *           commits the batch first;
+ *     → otherwise the commit defer source runs, at SD_EVENT_PRIORITY_IMPORTANT: before
+ *       any other pending source of normal priority (the MQTT state flush, the next
+ *       D-Bus message), so nothing dispatched later acts on uncommitted state.
+ *   One COMMIT, one fsync (synchronous=FULL), for all the writes of the dispatch.
+ *
+ * A failed commit (full disk, I/O error) loses no change: every write of the batch is also
+ * kept as its expanded SQL (sqlite3_expanded_sql()) until a commit succeeds; SQLite rolls the
+ * transaction back, and the next batch (or the retry timer, every 5 s) replays the kept SQL
+ * in order before its own changes. The failure is logged once, its end once; the Manager
+ * reports it in the hub's health (store_write_error()). Locks keep working meanwhile.
+ *
  * Retention deletes by rowid ranges found through an index, `batch` rows per call, one
  * short transaction per call, so the event loop never waits long on it.
  */
@@ -26,6 +53,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lockhub/log.h"
 #include "store-internal.h"
@@ -107,6 +135,8 @@ int store_error(Store *s, int rc)
                 else if ((rc & 0xff) == SQLITE_CANTOPEN && e > 0)
                         r = -e;
         }
+        if (r == -EUCLEAN)
+                s->seen_damage = true; /* no clean-close marker: the next start checks it all */
         log_debug("SQLite error on %s: %s (%d)", s->path, sqlite3_errmsg(s->db),
                   sqlite3_extended_errcode(s->db));
         return r;
@@ -130,6 +160,9 @@ const char *store_path(const Store *s)
         return s->path;
 }
 
+static int batch_begin(Store *s);
+static int replay_add(Store *s, sqlite3_stmt *st);
+
 int store_stmt(Store *s, enum store_stmt_id id, const char *sql, sqlite3_stmt **ret)
 {
         int rc;
@@ -140,16 +173,28 @@ int store_stmt(Store *s, enum store_stmt_id id, const char *sql, sqlite3_stmt **
                         return store_error(s, rc);
         }
         *ret = s->stmts[id];
+        if (s->event && !s->batch_open && !sqlite3_stmt_readonly(*ret) && sqlite3_get_autocommit(s->db))
+                return batch_begin(s);
         return 0;
 }
 
 int store_step_done(Store *s, sqlite3_stmt *st)
 {
-        int rc = sqlite3_step(st);
+        int rc = sqlite3_step(st), r;
 
-        if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+        if (rc == SQLITE_DONE || rc == SQLITE_ROW) {
+                if (s->batch_open && !sqlite3_stmt_readonly(st))
+                        (void) replay_add(s, st);
                 return 0;
-        return store_error(s, rc);
+        }
+        r = store_error(s, rc);
+        /* A full disk inside a batch: the change is kept in memory and written with the batch's
+         * retry (the transaction itself may be gone; store_flush() notices). */
+        if (r == -ENOSPC && s->batch_open && !sqlite3_stmt_readonly(st) && replay_add(s, st) >= 0) {
+                s->commit_error = r;
+                return 0;
+        }
+        return r;
 }
 
 int store_bind_text(sqlite3_stmt *st, int i, const char *v)
@@ -238,6 +283,8 @@ static int exec(Store *s, const char *sql)
 
 int store_begin(Store *s)
 {
+        /* An explicit transaction is committed by its caller: the open batch goes first. */
+        (void) store_flush(s);
         return exec(s, "BEGIN IMMEDIATE");
 }
 
@@ -250,6 +297,156 @@ void store_rollback(Store *s)
 {
         if (!sqlite3_get_autocommit(s->db))
                 (void) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* ---- write batching ---- */
+
+#define STORE_RETRY_USEC (5 * UINT64_C(1000000))
+#define STORE_REPLAY_MAX 20000u
+
+static int replay_add(Store *s, sqlite3_stmt *st)
+{
+        char *sql;
+
+        if (s->n_replay >= STORE_REPLAY_MAX) {
+                /* Bounded: the oldest change goes, and that is said once per outage. */
+                if (!s->replay_overflow)
+                        log_error("Database %s: more than %u changes waiting for disk space; dropping the "
+                                  "oldest.",
+                                  s->path, STORE_REPLAY_MAX);
+                s->replay_overflow = true;
+                sqlite3_free(s->replay[0]);
+                memmove(s->replay, s->replay + 1, (s->n_replay - 1) * sizeof *s->replay);
+                s->n_replay--;
+        }
+        if (store_array_grow((void **) &s->replay, &s->n_replay_allocated, s->n_replay, sizeof *s->replay) <
+            0)
+                return -ENOMEM;
+        sql = sqlite3_expanded_sql(st);
+        if (!sql)
+                return -ENOMEM;
+        s->replay[s->n_replay++] = sql;
+        return 0;
+}
+
+static void replay_clear(Store *s)
+{
+        for (size_t i = 0; i < s->n_replay; i++)
+                sqlite3_free(s->replay[i]);
+        s->n_replay = 0;
+        s->replay_overflow = false;
+}
+
+/* Opens the batch: BEGIN, then the changes a failed commit left in memory, in their order. */
+static int batch_begin(Store *s)
+{
+        int r;
+
+        r = exec(s, "BEGIN IMMEDIATE");
+        if (r < 0)
+                return r;
+        s->batch_open = true;
+        (void) sd_event_source_set_enabled(s->commit_defer, SD_EVENT_ONESHOT);
+        for (size_t i = 0; i < s->n_replay; i++) {
+                int rc = sqlite3_exec(s->db, s->replay[i], NULL, NULL, NULL);
+                if (rc != SQLITE_OK && store_error(s, rc) != -ENOSPC)
+                        log_warning("Database %s: a kept change no longer applies, dropped: %s", s->path,
+                                    sqlite3_errmsg(s->db));
+        }
+        return 0;
+}
+
+int store_flush(Store *s)
+{
+        int r;
+
+        if (!s || !s->batch_open)
+                return 0;
+        s->batch_open = false;
+        (void) sd_event_source_set_enabled(s->commit_defer, SD_EVENT_OFF);
+
+        if (sqlite3_get_autocommit(s->db))
+                /* A statement that failed for want of space took the transaction with it. */
+                r = s->commit_error < 0 ? s->commit_error : -EIO;
+        else
+                r = exec(s, "COMMIT");
+        if (r >= 0) {
+                if (s->failing)
+                        log_notice("Database %s is writable again: %zu kept change(s) written.", s->path,
+                                   s->n_replay);
+                replay_clear(s);
+                s->commit_error = 0;
+                s->failing = false;
+                (void) sd_event_source_set_enabled(s->retry_timer, SD_EVENT_OFF);
+                return 0;
+        }
+
+        store_rollback(s);
+        if (!s->failing)
+                log_error_errno(r,
+                                "Failed to write to database %s: %m. Locks keep working; %zu change(s) are "
+                                "kept in memory and written when it works again (retrying every %u s).",
+                                s->path, s->n_replay, (unsigned) (STORE_RETRY_USEC / 1000000));
+        s->commit_error = r;
+        s->failing = true;
+        s->n_commit_failures++;
+        if (s->retry_timer) {
+                (void) sd_event_source_set_time_relative(s->retry_timer, STORE_RETRY_USEC);
+                (void) sd_event_source_set_enabled(s->retry_timer, SD_EVENT_ONESHOT);
+        }
+        return r;
+}
+
+static int on_commit_defer(sd_event_source *es, void *userdata)
+{
+        (void) store_flush(userdata);
+        return 0;
+}
+
+static int on_retry(sd_event_source *es, uint64_t usec, void *userdata)
+{
+        Store *s = userdata;
+
+        if (s->n_replay == 0 || s->batch_open)
+                return 0;
+        if (batch_begin(s) < 0) {
+                (void) sd_event_source_set_time_relative(es, STORE_RETRY_USEC);
+                return sd_event_source_set_enabled(es, SD_EVENT_ONESHOT);
+        }
+        (void) store_flush(s);
+        return 0;
+}
+
+int store_set_event(Store *s, sd_event *e, int64_t priority)
+{
+        int r;
+
+        if (s->event)
+                return -EBUSY;
+        r = sd_event_add_defer(e, &s->commit_defer, on_commit_defer, s);
+        if (r >= 0)
+                r = sd_event_source_set_priority(s->commit_defer, priority);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->commit_defer, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_add_time_relative(e, &s->retry_timer, CLOCK_MONOTONIC, STORE_RETRY_USEC,
+                                               STORE_RETRY_USEC / 10, on_retry, s);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->retry_timer, SD_EVENT_OFF);
+        if (r < 0) {
+                s->commit_defer = sd_event_source_disable_unref(s->commit_defer);
+                s->retry_timer = sd_event_source_disable_unref(s->retry_timer);
+                return r;
+        }
+        s->event = sd_event_ref(e);
+        return 0;
+}
+
+int store_write_error(const Store *s, size_t *ret_pending)
+{
+        if (ret_pending)
+                *ret_pending = s ? s->n_replay : 0;
+        return s ? s->commit_error : 0;
 }
 
 /* Runs a single-value query ("PRAGMA ...") and returns its first column as an integer. */
@@ -287,16 +484,96 @@ static int query_text(Store *s, const char *sql, char **ret)
         return r;
 }
 
+/* ---- the clean-close marker ----
+ * STORE_FILENAME-clean holds the identity of the database file (inode, size, mtime in ns) as
+ * a clean close left it: checkpointed, no -wal. store_open() removes it before SQLite writes
+ * anything and skips the full PRAGMA quick_check only when the file is still exactly that
+ * one; any writer in between (sqlite3, a crash, a copy, a damaged page written back) changes
+ * the size or the mtime, and then the whole file is checked. */
+
+static int marker_path(const Store *s, char **ret)
+{
+        return asprintf(ret, "%s-clean", s->path) < 0 ? -ENOMEM : 0;
+}
+
+static int marker_format(const struct stat *st, char *buf, size_t size)
+{
+        int n = snprintf(buf, size, "%llu %llu %lld %ld\n", (unsigned long long) st->st_ino,
+                         (unsigned long long) st->st_size, (long long) st->st_mtim.tv_sec,
+                         (long) st->st_mtim.tv_nsec);
+        return n > 0 && (size_t) n < size ? n : -EINVAL;
+}
+
+static void marker_write(const Store *s)
+{
+        _cleanup_free_ char *p = NULL, *wal = NULL, *tmp = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        struct stat st;
+        char buf[128];
+        int n;
+
+        if (marker_path(s, &p) < 0 || asprintf(&wal, "%s-wal", s->path) < 0 ||
+            asprintf(&tmp, "%s.tmp", p) < 0)
+                return;
+        if (access(wal, F_OK) >= 0 || stat(s->path, &st) < 0)
+                return; /* not checkpointed: the next start checks */
+        n = marker_format(&st, buf, sizeof buf);
+        if (n < 0)
+                return;
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return;
+        if (write(fd, buf, (size_t) n) != n || rename(tmp, p) < 0)
+                (void) unlink(tmp);
+}
+
+/* True when the marker names this very file; the marker is gone afterwards either way. */
+static bool marker_take(const Store *s, int fd)
+{
+        _cleanup_free_ char *p = NULL;
+        _cleanup_close_ int mfd = -EBADF;
+        char want[128], got[128] = {};
+        struct stat st;
+        ssize_t n;
+
+        if (marker_path(s, &p) < 0)
+                return false;
+        mfd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+        if (mfd < 0)
+                return false;
+        n = read(mfd, got, sizeof got - 1);
+        /* Only a marker that is really gone may be trusted: it must not outlive this run. */
+        if (unlink(p) < 0 || n <= 0 || fstat(fd, &st) < 0 || marker_format(&st, want, sizeof want) < 0)
+                return false;
+        return streq(want, got);
+}
+
 Store *store_free(Store *s)
 {
+        bool clean;
+
         if (!s)
                 return NULL;
+        if (s->batch_open)
+                (void) store_flush(s);
+        if (s->n_replay > 0)
+                log_error("Database %s: %zu change(s) could not be written before stopping and are lost.",
+                          s->path, s->n_replay);
+        clean = s->accepted && s->n_replay == 0 && !s->seen_damage && s->n_commit_failures == 0;
+        replay_clear(s);
+        free(s->replay);
+        sd_event_source_disable_unref(s->commit_defer);
+        sd_event_source_disable_unref(s->retry_timer);
+        sd_event_unref(s->event);
         for (size_t i = 0; i < ELEMENTSOF(s->stmts); i++)
                 sqlite3_finalize(s->stmts[i]);
         if (s->db) {
                 store_rollback(s);
-                sqlite3_close(s->db);
+                if (sqlite3_close(s->db) != SQLITE_OK)
+                        clean = false;
         }
+        if (clean)
+                marker_write(s);
         secret_key_free(s->key);
         free(s->path);
         free(s);
@@ -499,7 +776,7 @@ int store_open(const char *dir_or_path, Store **ret)
         _cleanup_free_ char *journal = NULL;
         unsigned hv = 0;
         int64_t uv = 0;
-        bool created = false, changed;
+        bool created = false, changed, clean;
         int rc, r;
 
         s = calloc(1, sizeof(*s));
@@ -518,6 +795,7 @@ int store_open(const char *dir_or_path, Store **ret)
                 return r;
         if (hv > store_schema_version())
                 return refuse_newer(s->path, hv);
+        clean = !created && marker_take(s, fd);
 
         if (!created) {
                 r = fix_mode(s->path, fd, &changed);
@@ -558,7 +836,16 @@ int store_open(const char *dir_or_path, Store **ret)
         if (uv < 0 || (uint64_t) uv > store_schema_version())
                 return refuse_newer(s->path, (unsigned) uv);
 
-        {
+        /* The full check reads the whole file: only when the last close was not a clean one
+         * of this very file (see the marker above). The header and the schema are read in
+         * any case, so a damaged first page is still refused here. */
+        if (clean) {
+                int64_t n_tables;
+                r = query_int(s, "SELECT count(*) FROM sqlite_schema", &n_tables);
+                if (r < 0)
+                        return log_error_errno(r, "Database %s is damaged: %s. " STORE_RECOVERY_HINT,
+                                               s->path, sqlite3_errmsg(s->db));
+        } else {
                 _cleanup_free_ char *check = NULL;
                 r = query_text(s, "PRAGMA quick_check(1)", &check);
                 if (r < 0)
@@ -588,6 +875,7 @@ int store_open(const char *dir_or_path, Store **ret)
         if (r < 0)
                 return r;
         (void) sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, NULL);
+        s->accepted = true;
 
         *ret = TAKE_PTR(s);
         return 0;
