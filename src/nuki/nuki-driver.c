@@ -56,6 +56,7 @@
 #include "lockhub/nuki-driver.h"
 #include "lockhub/nuki-json.h"
 #include "lockhub/nuki-session.h"
+#include "nuki-driver-internal.h"
 
 #define USEC_PER_SEC          1000000ULL
 #define LOG_BATCH             20U
@@ -74,6 +75,7 @@ typedef enum NukiJobKind {
         NUKI_JOB_CODE_ADD,
         NUKI_JOB_CODE_UPDATE,
         NUKI_JOB_CODE_REMOVE,
+        NUKI_JOB_ADMIN, /* nuki-driver-admin.c: j->admin says what it does */
         _NUKI_JOB_MAX,
 } NukiJobKind;
 
@@ -100,6 +102,8 @@ struct NukiJob {
         size_t n_codes;
         unsigned announced;
         bool have_announced;
+        const NukiAdminClass *admin; /* NUKI_JOB_ADMIN */
+        void *admin_data;
         NukiJob *next;
 };
 
@@ -148,6 +152,7 @@ static const char *job_kind_to_string(NukiJobKind k)
                 [NUKI_JOB_LOG_SYNC] = "log-sync",       [NUKI_JOB_TIME_SYNC] = "time-sync",
                 [NUKI_JOB_CODES_LIST] = "list-codes",   [NUKI_JOB_CODE_ADD] = "add-code",
                 [NUKI_JOB_CODE_UPDATE] = "update-code", [NUKI_JOB_CODE_REMOVE] = "remove-code",
+                [NUKI_JOB_ADMIN] = "admin",
         };
         return k < _NUKI_JOB_MAX ? names[k] : "?";
 }
@@ -167,6 +172,7 @@ static BluezPriority job_priority(NukiJobKind k)
         case NUKI_JOB_CODE_ADD:
         case NUKI_JOB_CODE_UPDATE:
         case NUKI_JOB_CODE_REMOVE:
+        case NUKI_JOB_ADMIN:
         case _NUKI_JOB_MAX:
                 break;
         }
@@ -523,6 +529,10 @@ static void job_done(NukiDriver *d, NukiJob *j, int r, const char *message)
                 if (j->added)
                         j->added(d->lock, r, message, r < 0 ? -1 : j->code_id, j->userdata);
                 break;
+        case NUKI_JOB_ADMIN:
+                j->admin->done(d->lock, j->admin_data, r, message);
+                j->admin_data = NULL;
+                break;
         case NUKI_JOB_ACTION:
         case NUKI_JOB_REMOVE_AUTH:
         case NUKI_JOB_REFRESH:
@@ -719,6 +729,8 @@ static int job_step(NukiDriver *d)
                 r = driver_begin(d, &m);
                 nuki_msg_wipe(&m);
                 return r;
+        case NUKI_JOB_ADMIN:
+                return j->admin->step(d, j->admin_data);
         case _NUKI_JOB_MAX:
                 break;
         }
@@ -864,6 +876,8 @@ static void job_fail_lock_error(NukiDriver *d, int code)
                 default:
                         break;
                 }
+        if (kind == NUKI_JOB_ADMIN && d->current->admin->lock_error)
+                r = d->current->admin->lock_error(code, r);
 
         switch (r) {
         case -EDEADLK:
@@ -873,6 +887,9 @@ static void job_fail_lock_error(NukiDriver *d, int code)
                 break;
         case -EBUSY:
                 snprintf(msg, sizeof msg, "the lock is busy (%s)", name ?: "busy");
+                break;
+        case -ENOENT:
+                snprintf(msg, sizeof msg, "the lock has no such entry (%s)", name ?: "unknown id");
                 break;
         case -EACCES:
                 if (code == NUKI_K_ERROR_NOT_AUTHORIZED) {
@@ -1162,6 +1179,13 @@ static void job_step_done(NukiDriver *d, const NukiMsg *m)
                                                    "{\"clock\":\"set\"}", d->lock->event_sink_userdata);
                 job_finish(d, 0, NULL);
                 return;
+        case NUKI_JOB_ADMIN: {
+                const char *message = NULL;
+                int r = j->admin->reply(d, j->admin_data, m, true, &message);
+                if (r <= 0)
+                        job_finish(d, r, message);
+                return;
+        }
         case _NUKI_JOB_MAX:
                 break;
         }
@@ -1172,6 +1196,15 @@ static void job_progress(NukiDriver *d, const NukiMsg *m)
 {
         NukiJob *j = d->current;
 
+        if (j->kind == NUKI_JOB_ADMIN) {
+                const char *message = NULL;
+                int r = j->admin->reply(d, j->admin_data, m, false, &message);
+                if (r < 0)
+                        job_fail(d, r, message);
+                else if (r == 0)
+                        job_finish(d, 0, NULL);
+                return;
+        }
         switch (m->command) {
         case NUKI_CMD_KEYTURNER_STATES:
                 apply_states(d, m);
@@ -1503,6 +1536,9 @@ static const struct lock_driver_ops nuki_ops = {
         .add_code = nuki_op_add_code,
         .update_code = nuki_op_update_code,
         .remove_code = nuki_op_remove_code,
+        .list_authorizations = nuki_op_list_authorizations,
+        .set_authorization_enabled = nuki_op_set_authorization_enabled,
+        .remove_authorization = nuki_op_remove_authorization,
         .free = nuki_op_free,
 };
 
@@ -1628,4 +1664,47 @@ int nuki_credentials_from_store(const struct store_lock *sl, NukiCredentials *re
 void nuki_credentials_wipe(NukiCredentials *c)
 {
         nuki_wipe(c, sizeof *c);
+}
+
+/* ---- for nuki-driver-admin.c (nuki-driver-internal.h) ------------------------------------ */
+
+int nuki_driver_queue_admin(Lock *l, const NukiAdminClass *c, void *data)
+{
+        NukiDriver *d = l->driver_data;
+        NukiJob *j;
+
+        if (!d)
+                return -ENODEV;
+        j = job_new(NUKI_JOB_ADMIN);
+        if (!j)
+                return -ENOMEM;
+        j->admin = c;
+        j->admin_data = data;
+        job_enqueue(d, j);
+        return 0;
+}
+
+int nuki_driver_begin(NukiDriver *d, const NukiMsg *m)
+{
+        return driver_begin(d, m);
+}
+
+Lock *nuki_driver_lock(const NukiDriver *d)
+{
+        return d->lock;
+}
+
+const NukiCredentials *nuki_driver_credentials(const NukiDriver *d)
+{
+        return &d->cred;
+}
+
+NukiDriver *nuki_driver_of(Lock *l)
+{
+        return l->driver_data;
+}
+
+int64_t nuki_time_to_unix_sec(const NukiTime *t)
+{
+        return nuki_time_to_unix(t);
 }

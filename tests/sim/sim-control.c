@@ -19,9 +19,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lockhub/log.h"
 #include "lockhub/macro.h"
+#include "lockhub/nuki-crypto.h"
 #include "sim-lock.h"
 #include "sim.h"
 
@@ -260,7 +262,35 @@ static int m_add_keypad_code(sd_bus_message *m, void *userdata, sd_bus_error *e)
         };
         snprintf(c->name, sizeof(c->name), "%s", name);
         l->cfg.has_keypad = 1;
+        /* changed behind the bridge's back: the config update count moves, bridges hear */
+        l->config_update_count++;
+        sim_lock_state_changed(l);
         return sd_bus_reply_method_return(m, "q", c->id);
+}
+
+/* AddAuthorization(s type, s name) → u id: another phone app, fob or keypad paired with
+ * the lock (the app's job on a real lock). */
+static int m_add_authorization(sd_bus_message *m, void *userdata, sd_bus_error *e)
+{
+        static const char *const types[] = { "app", "bridge", "fob", "keypad" };
+        SimLock *l = userdata;
+        const char *type, *name;
+        uint8_t key[32];
+        SimAuth *a;
+        int r = sd_bus_message_read(m, "ss", &type, &name);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(types); i++)
+                if (streq(type, types[i]) && i != 1) {
+                        nuki_random(key, sizeof(key));
+                        if (sim_lock_add_auth(l, (uint8_t) i, 0, name, key, &a) < 0)
+                                return sd_bus_error_set(e, SD_BUS_ERROR_LIMITS_EXCEEDED,
+                                                        "authorizations full");
+                        l->config_update_count++;
+                        sim_lock_state_changed(l);
+                        return sd_bus_reply_method_return(m, "u", a->id);
+                }
+        return sd_bus_error_set(e, SD_BUS_ERROR_INVALID_ARGS, "type: app, fob or keypad");
 }
 
 static int m_set_door(sd_bus_message *m, void *userdata, sd_bus_error *e)
@@ -326,6 +356,103 @@ static int m_service_changed_indicate(sd_bus_message *m, void *userdata, sd_bus_
         return sd_bus_reply_method_return(m, NULL);
 }
 
+static json_object *time_json(int64_t t)
+{
+        char buf[32];
+        time_t tt = (time_t) t;
+        struct tm tm;
+
+        if (t <= 0)
+                return NULL;
+        gmtime_r(&tt, &tm);
+        strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+        return json_object_new_string(buf);
+}
+
+/* a stored 7-byte time as "YYYY-MM-DDTHH:MM:SS"; null when unset */
+static json_object *wire_time_json(const uint8_t t[7])
+{
+        char buf[32];
+        unsigned y = (unsigned) (t[0] | t[1] << 8);
+
+        if (y == 0)
+                return NULL;
+        snprintf(buf, sizeof(buf), "%04u-%02u-%02uT%02u:%02u:%02u", y, t[2], t[3], t[4], t[5], t[6]);
+        return json_object_new_string(buf);
+}
+
+static json_object *hhmm_json(const uint8_t t[2])
+{
+        char buf[8];
+        snprintf(buf, sizeof(buf), "%02u:%02u", t[0], t[1]);
+        return json_object_new_string(buf);
+}
+
+/* the time window of a code or authorization, as the lock stores it (weekdays: Nuki's
+ * bits, 6 Monday .. 0 Sunday, 0 every day) */
+static void window_json(json_object *e, bool time_limited, const uint8_t from[7], const uint8_t until[7],
+                        uint8_t weekdays, const uint8_t ft[2], const uint8_t ut[2])
+{
+        json_object_object_add(e, "time_limited", json_object_new_boolean(time_limited));
+        json_object_object_add(e, "allowed_from", time_limited ? wire_time_json(from) : NULL);
+        json_object_object_add(e, "allowed_until", time_limited ? wire_time_json(until) : NULL);
+        json_object_object_add(e, "weekdays", json_object_new_int(time_limited ? weekdays : 0));
+        json_object_object_add(e, "from_time", time_limited ? hhmm_json(ft) : NULL);
+        json_object_object_add(e, "until_time", time_limited ? hhmm_json(ut) : NULL);
+}
+
+static json_object *settings_json(SimLock *l)
+{
+        json_object *o = json_object_new_object(), *a;
+        const SimLockConfig *c = &l->cfg;
+        const SimLockAdvConfig *v = &l->adv;
+
+        json_object_object_add(o, "name", json_object_new_string(c->name));
+        json_object_object_add(o, "latitude", json_object_new_double(c->latitude));
+        json_object_object_add(o, "longitude", json_object_new_double(c->longitude));
+        json_object_object_add(o, "auto_unlatch", json_object_new_int(c->auto_unlatch));
+        json_object_object_add(o, "pairing_enabled", json_object_new_int(c->pairing_enabled));
+        json_object_object_add(o, "button_enabled", json_object_new_int(c->button_enabled));
+        json_object_object_add(o, "led_enabled", json_object_new_int(c->led_enabled));
+        json_object_object_add(o, "led_brightness", json_object_new_int(c->led_brightness));
+        json_object_object_add(o, "timezone_offset", json_object_new_int(c->tz_offset));
+        json_object_object_add(o, "dst_mode", json_object_new_int(c->dst_mode));
+        json_object_object_add(o, "fob_action_1", json_object_new_int(c->fob_action[0]));
+        json_object_object_add(o, "fob_action_2", json_object_new_int(c->fob_action[1]));
+        json_object_object_add(o, "fob_action_3", json_object_new_int(c->fob_action[2]));
+        json_object_object_add(o, "single_lock", json_object_new_int(c->single_lock));
+        json_object_object_add(o, "advertising_mode", json_object_new_int(c->advertising_mode));
+        json_object_object_add(o, "timezone_id", json_object_new_int(c->timezone_id));
+        json_object_object_add(o, "lockngo_timeout", json_object_new_int(v->lockngo_timeout));
+        json_object_object_add(o, "single_button_press_action",
+                               json_object_new_int(v->single_button_action));
+        json_object_object_add(o, "double_button_press_action",
+                               json_object_new_int(v->double_button_action));
+        json_object_object_add(o, "detached_cylinder", json_object_new_int(v->detached_cylinder));
+        json_object_object_add(o, "battery_type", json_object_new_int(v->battery_type));
+        json_object_object_add(o, "unlatch_duration", json_object_new_int(v->unlatch_duration));
+        json_object_object_add(o, "auto_lock_timeout", json_object_new_int(v->auto_lock_timeout));
+        json_object_object_add(o, "auto_unlock_disabled", json_object_new_int(v->auto_unlock_disabled));
+        json_object_object_add(o, "nightmode_enabled", json_object_new_int(v->nightmode_enabled));
+        json_object_object_add(o, "nightmode_start", hhmm_json(v->nightmode_start));
+        json_object_object_add(o, "nightmode_end", hhmm_json(v->nightmode_end));
+        json_object_object_add(o, "auto_lock_enabled", json_object_new_int(v->auto_lock_enabled));
+        json_object_object_add(o, "auto_update_enabled", json_object_new_int(v->auto_update));
+        a = json_object_new_array();
+        for (size_t i = 0; i < l->n_tc; i++) {
+                json_object *e = json_object_new_object();
+                uint8_t t[2] = { l->tc[i].hour, l->tc[i].minute };
+                json_object_object_add(e, "id", json_object_new_int(l->tc[i].id));
+                json_object_object_add(e, "enabled", json_object_new_boolean(l->tc[i].enabled));
+                json_object_object_add(e, "weekdays", json_object_new_int(l->tc[i].weekdays));
+                json_object_object_add(e, "time", hhmm_json(t));
+                json_object_object_add(e, "lock_action", json_object_new_int(l->tc[i].action));
+                json_object_array_add(a, e);
+        }
+        json_object_object_add(o, "time_controls", a);
+        return o;
+}
+
 static json_object *lock_to_json(SimLock *l)
 {
         json_object *o = json_object_new_object(), *a;
@@ -364,6 +491,13 @@ static json_object *lock_to_json(SimLock *l)
                 json_object_object_add(e, "name", json_object_new_string(l->auths[i].name));
                 json_object_object_add(e, "app_id", json_object_new_int64(l->auths[i].app_id));
                 json_object_object_add(e, "enabled", json_object_new_boolean(l->auths[i].enabled));
+                json_object_object_add(e, "remote_allowed",
+                                       json_object_new_boolean(l->auths[i].remote_allowed));
+                json_object_object_add(e, "created", time_json(l->auths[i].created));
+                json_object_object_add(e, "last_active", time_json(l->auths[i].last_active));
+                json_object_object_add(e, "lock_count", json_object_new_int(l->auths[i].lock_count));
+                window_json(e, l->auths[i].time_limited, l->auths[i].allowed_from, l->auths[i].allowed_until,
+                            l->auths[i].weekdays, l->auths[i].from_time, l->auths[i].until_time);
                 json_object_array_add(a, e);
         }
         json_object_object_add(o, "authorizations", a);
@@ -374,9 +508,13 @@ static json_object *lock_to_json(SimLock *l)
                 json_object_object_add(e, "code", json_object_new_int64(l->codes[i].code));
                 json_object_object_add(e, "name", json_object_new_string(l->codes[i].name));
                 json_object_object_add(e, "enabled", json_object_new_boolean(l->codes[i].enabled));
+                window_json(e, l->codes[i].time_limited, l->codes[i].allowed_from, l->codes[i].allowed_until,
+                            l->codes[i].weekdays, l->codes[i].from_time, l->codes[i].until_time);
                 json_object_array_add(a, e);
         }
         json_object_object_add(o, "keypad_codes", a);
+        json_object_object_add(o, "config_update_count", json_object_new_int(l->config_update_count));
+        json_object_object_add(o, "settings", settings_json(l));
         a = json_object_new_array();
         for (size_t i = 0; i < l->n_log; i++) {
                 json_object *e = json_object_new_object();
@@ -464,6 +602,7 @@ static const sd_bus_vtable lock_vtable[] = {
         SD_BUS_METHOD("ManualAction", "s", "", m_manual_action, 0),
         SD_BUS_METHOD("KeypadEntry", "u", "b", m_keypad_entry, 0),
         SD_BUS_METHOD("AddKeypadCode", "us", "q", m_add_keypad_code, 0),
+        SD_BUS_METHOD("AddAuthorization", "ss", "u", m_add_authorization, 0),
         SD_BUS_METHOD("SetDoor", "s", "", m_set_door, 0),
         SD_BUS_METHOD("SetFirmware", "s", "", m_set_firmware, 0),
         SD_BUS_METHOD("FactoryReset", "", "", m_factory_reset, 0),
@@ -671,6 +810,7 @@ static const CtlMethod ctl_lock_methods[] = {
         { "ManualAction", "s", "" },
         { "KeypadEntry", "u", "b" },
         { "AddKeypadCode", "us", "q" },
+        { "AddAuthorization", "ss", "u" },
         { "SetDoor", "s", "" },
         { "SetFirmware", "s", "" },
         { "FactoryReset", "", "" },
@@ -888,6 +1028,14 @@ int sim_ctl_main(int argc, char **argv)
                 int v;
                 if (sd_bus_message_read(reply, "b", &v) >= 0)
                         printf("%s\n", v ? "yes" : "no");
+        } else if (streq(me->out, "u")) {
+                uint32_t v;
+                if (sd_bus_message_read(reply, "u", &v) >= 0)
+                        printf("%u\n", v);
+        } else if (streq(me->out, "q")) {
+                uint16_t v;
+                if (sd_bus_message_read(reply, "q", &v) >= 0)
+                        printf("%u\n", v);
         }
         return 0;
 }

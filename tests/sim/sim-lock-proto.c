@@ -358,13 +358,45 @@ static SimAuth *session_auth(SimLock *l)
 static void copy_window(uint8_t from[7], uint8_t until[7], uint8_t *weekdays, uint8_t ft[2], uint8_t ut[2],
                         const NukiTime *f, const NukiTime *u, uint8_t wd, NukiTimeOfDay a, NukiTimeOfDay b)
 {
-        sim_time_encode(from_nuki_time(f), from);
-        sim_time_encode(from_nuki_time(u), until);
+        /* as given, field by field: an unset time (all zero) stays unset */
+        const NukiTime *src[2] = { f, u };
+        uint8_t *dst[2] = { from, until };
+        for (size_t i = 0; i < 2; i++) {
+                dst[i][0] = (uint8_t) (src[i]->year & 0xff);
+                dst[i][1] = (uint8_t) (src[i]->year >> 8);
+                dst[i][2] = src[i]->month;
+                dst[i][3] = src[i]->day;
+                dst[i][4] = src[i]->hour;
+                dst[i][5] = src[i]->minute;
+                dst[i][6] = src[i]->second;
+        }
         *weekdays = wd;
         ft[0] = a.hour;
         ft[1] = a.minute;
         ut[0] = b.hour;
         ut[1] = b.minute;
+}
+
+/* the stored window as the wire wants it (stored times are encoded local times) */
+static void window_out(const uint8_t from[7], const uint8_t until[7], uint8_t wd, const uint8_t ft[2],
+                       const uint8_t ut[2], NukiTime *f, NukiTime *u, uint8_t *weekdays, NukiTimeOfDay *a,
+                       NukiTimeOfDay *b)
+{
+        *f = (NukiTime){ .year = (uint16_t) (from[0] | from[1] << 8),
+                         .month = from[2],
+                         .day = from[3],
+                         .hour = from[4],
+                         .minute = from[5],
+                         .second = from[6] };
+        *u = (NukiTime){ .year = (uint16_t) (until[0] | until[1] << 8),
+                         .month = until[2],
+                         .day = until[3],
+                         .hour = until[4],
+                         .minute = until[5],
+                         .second = until[6] };
+        *weekdays = wd;
+        *a = (NukiTimeOfDay){ ft[0], ft[1] };
+        *b = (NukiTimeOfDay){ ut[0], ut[1] };
 }
 
 static void send_auth_entries(SimLock *l, uint16_t offset, uint16_t count)
@@ -396,6 +428,11 @@ static void send_auth_entries(SimLock *l, uint16_t offset, uint16_t count)
                              &m.authorization_entry.last_active);
                 m.authorization_entry.lock_count = a->lock_count;
                 m.authorization_entry.time_limited = a->time_limited;
+                if (a->time_limited)
+                        window_out(a->allowed_from, a->allowed_until, a->weekdays, a->from_time,
+                                   a->until_time, &m.authorization_entry.allowed_from,
+                                   &m.authorization_entry.allowed_until, &m.authorization_entry.weekdays,
+                                   &m.authorization_entry.from_time, &m.authorization_entry.until_time);
                 m.n_optional = a->time_limited ? NUKI_OPTIONAL_ALL : 0;
                 send_msg(l, &m);
         }
@@ -420,6 +457,11 @@ static void send_keypad_codes(SimLock *l, uint16_t offset, uint16_t count)
                 to_nuki_time(c->last_active ? c->last_active : c->created, &m.keypad_code.last_active);
                 m.keypad_code.lock_count = c->lock_count;
                 m.keypad_code.time_limited = c->time_limited;
+                if (c->time_limited)
+                        window_out(c->allowed_from, c->allowed_until, c->weekdays, c->from_time,
+                                   c->until_time, &m.keypad_code.allowed_from, &m.keypad_code.allowed_until,
+                                   &m.keypad_code.weekdays, &m.keypad_code.from_time,
+                                   &m.keypad_code.until_time);
                 m.n_optional = c->time_limited ? NUKI_OPTIONAL_ALL : 0;
                 send_msg(l, &m);
         }
@@ -693,6 +735,10 @@ static uint8_t handle_command(SimLock *l, const NukiMsg *m)
                         snprintf(c->name, sizeof(c->name), "%s", m->update_keypad_code.name);
                         c->enabled = m->update_keypad_code.enabled;
                         c->time_limited = m->update_keypad_code.time_limited;
+                        copy_window(c->allowed_from, c->allowed_until, &c->weekdays, c->from_time,
+                                    c->until_time, &m->update_keypad_code.allowed_from,
+                                    &m->update_keypad_code.allowed_until, m->update_keypad_code.weekdays,
+                                    m->update_keypad_code.from_time, m->update_keypad_code.until_time);
                         send_status(l, NUKI_STATUS_COMPLETE);
                         return 0;
                 }
