@@ -38,6 +38,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lockhub/codes.h"
+#include "lockhub/health.h"
 #include "lockhub/lock.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
@@ -123,6 +125,23 @@ char *mqtt_ha_lock_discovery(const MqttHaHub *h, const Lock *l, const MqttHaLock
 char *mqtt_ha_hub_discovery(const MqttHaHub *h);
 /* The retained state of a lock (B/<lock>). now_usec: realtime, for "last seen" ages. */
 char *mqtt_ha_lock_state(const Lock *l, uint64_t now_usec);
+
+/* What the hub knows of a lock beyond its live model. Borrowed; any member may be NULL. */
+typedef struct MqttHaLockExtra {
+        /* The health module's diagnosis: drives "health" (the health sensor: its headline,
+         * the report as attributes), "problem" and the update entity's latest version. */
+        const HealthReport *health;
+        /* The lock's keypad codes by sync state: "codes" (the code sync sensor). */
+        const CodeSyncSummary *codes;
+} MqttHaLockExtra;
+/* The same with the extra facts (NULL: none, as mqtt_ha_lock_state()). */
+char *mqtt_ha_lock_state_ex(const Lock *l, const MqttHaLockExtra *x, uint64_t now_usec);
+/* The code sync sensor's state: "failed", "drifted" or "pending" when any code is in that
+ * state (in that order), else "synced" (also with no codes). */
+const char *mqtt_ha_code_sync_state(const CodeSyncSummary *s);
+/* {"state": mqtt_ha_code_sync_state(), "synced": N, "pending": N, "drifted": N,
+ * "failed": N}. New reference. */
+json_object *mqtt_ha_code_sync_json(const CodeSyncSummary *s);
 /* The health summary inside the state: {"status": "ok"|"warning"|"problem",
  * "findings": [{"code": ..., "severity": ..., "message": ...}]}. New reference. */
 json_object *mqtt_ha_lock_health(const Lock *l);
@@ -180,6 +199,16 @@ int mqtt_ha_request_get_string(const MqttHaRequest *r, const char *key, bool req
 char *mqtt_ha_response_ok(const MqttHaRequest *r, json_object *data);
 /* {"status":"error","data":{},"error":message,"transaction":...}; r may be NULL. */
 char *mqtt_ha_response_error(const MqttHaRequest *r, const char *message);
+/* A reply built elsewhere ({"status":...,"data"?:...,"error"?:...,"rule"?:...}, taken) as a
+ * response: "data" added when missing ({}), the transaction echoed. */
+char *mqtt_ha_response_from(const MqttHaRequest *r, json_object *reply);
+
+/* Wipes the string values of the members named code, digits, passphrase or pin at any
+ * depth (before the object is freed: json-c does not wipe). */
+void mqtt_ha_json_wipe_secrets(json_object *o);
+/* mqtt_ha_json_wipe_secrets(), then json_object_put(). Accepts NULL. */
+void mqtt_ha_json_put_wipe(json_object *o);
+DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, mqtt_ha_json_put_wipe);
 
 /* Parses untrusted bytes as one JSON value: at most max_len bytes, valid UTF-8, no NUL,
  * nesting at most MQTT_HA_JSON_DEPTH_MAX, strict JSON, nothing after the value. */

@@ -35,8 +35,10 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "lockhub/codes.h"
 #include "lockhub/conf.h"
 #include "lockhub/log.h"
+#include "lockhub/manager-health.h"
 #include "lockhub/manager.h"
 #include "lockhub/mqtt-bridge.h"
 #include "lockhub/mqtt-client.h"
@@ -52,8 +54,45 @@
 #define REQUEST_TOPIC_LEVEL_MAX 128
 #define SCAN_USEC               (5 * USEC_PER_SEC)
 
+/* Flood limits: what a burst of messages can cost is bounded, whatever its size. */
+#define LOCK_COMMANDS_MAX    8    /* per lock: running and held, set commands and lock requests */
+#define SET_RATE_PER_SEC     2.0  /* per lock: set commands accepted, sustained ... */
+#define SET_BURST            10.0 /* ... and at once */
+#define REQUEST_RATE_PER_SEC 10.0 /* requests accepted, every op and lock together */
+#define REQUEST_BURST        50.0
+#define ACCESS_RATE_PER_SEC  1.0 /* refused-command ("access") events written to the store */
+#define ACCESS_BURST         5.0
+#define FLOOD_LOG_USEC       (10 * USEC_PER_SEC) /* at most one summary line per window */
+
+/* The diagnosis behind the health sensor: read again when something it looks at changed
+ * (at most once a second), else when it is older than HEALTH_MAX_AGE_USEC. The code sync
+ * summary is read again every HEALTH_TIMER_USEC and after every change made over MQTT. */
+#define HEALTH_MIN_AGE_USEC (1 * USEC_PER_SEC)
+#define HEALTH_MAX_AGE_USEC (300 * USEC_PER_SEC)
+#define HEALTH_TIMER_USEC   (15 * USEC_PER_SEC)
+
 typedef struct BridgeLock BridgeLock;
 typedef struct Command Command;
+
+/* A token bucket: `burst` at once, then `rate` per second. */
+typedef struct RateLimit {
+        double tokens;
+        uint64_t last_usec; /* 0: full */
+} RateLimit;
+
+static bool rate_limit_take(RateLimit *rl, uint64_t now, double rate, double burst)
+{
+        if (rl->last_usec == 0)
+                rl->tokens = burst;
+        else if (now > rl->last_usec)
+                rl->tokens = MIN(burst,
+                                 rl->tokens + (double) (now - rl->last_usec) * rate / (double) USEC_PER_SEC);
+        rl->last_usec = now;
+        if (rl->tokens < 1.0)
+                return false;
+        rl->tokens -= 1.0;
+        return true;
+}
 
 struct Command {
         MqttBridge *bridge; /* NULL: the bridge is gone, drop the outcome */
@@ -79,9 +118,16 @@ struct BridgeLock {
         bool prev_needs_repair;
         bool prev_reachable;
         int published_available; /* -1: not yet */
+        int prev_battery;
         bool dirty;
         bool discovery_dirty;
         Command *held;
+        RateLimit set_limit;
+        HealthReport *health; /* the last diagnosis, or NULL */
+        char *health_sig;     /* what of it the sensors show, to see when that changed */
+        uint64_t health_usec; /* CLOCK_MONOTONIC of the diagnosis */
+        bool health_stale;    /* something it looks at changed since */
+        CodeSyncSummary codes;
 };
 
 struct MqttBridge {
@@ -98,6 +144,12 @@ struct MqttBridge {
         Command *commands;
         unsigned code_failures;
         uint64_t code_blocked_until; /* CLOCK_MONOTONIC */
+        RateLimit request_limit, access_limit;
+        uint64_t refused_commands, refused_requests, suppressed_access; /* since start */
+        unsigned window_commands, window_requests;                      /* since the last log line */
+        unsigned access_suppressed;                                     /* since the last access event */
+        sd_event_source *flood_log;
+        sd_event_source *health_timer;
         sd_event_source *flush;
         sd_event_source *rediscover;
         sd_event_source *scan_end;
@@ -117,6 +169,11 @@ static uint64_t now_monotonic(MqttBridge *b)
 
         (void) sd_event_now(b->manager->event, CLOCK_MONOTONIC, &t);
         return t;
+}
+
+static bool streq_ptr(const char *a, const char *b)
+{
+        return a && b ? streq(a, b) : a == b;
 }
 
 static const char *startswith(const char *s, const char *prefix)
@@ -287,11 +344,80 @@ static void publish_lock_discovery(MqttBridge *b, BridgeLock *bl)
         publish(b, topic, payload, true);
 }
 
+/* What the health and problem sensors show of a report: changes of anything else (times,
+ * statistics) are not worth a publish by themselves. */
+static char *health_signature(const HealthReport *rep)
+{
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0;
+        FILE *f;
+
+        if (!rep)
+                return NULL;
+        f = open_memstream(&buf, &size);
+        if (!f)
+                return NULL;
+        fprintf(f, "%s %d %s", health_report_headline(rep), health_report_problem(rep),
+                strempty(rep->firmware_latest));
+        for (size_t i = 0; i < rep->n_findings; i++)
+                fprintf(f, " %s:%s", health_finding_id_to_string(rep->findings[i].id),
+                        health_severity_to_string(rep->findings[i].severity));
+        if (fclose(f) != 0)
+                return NULL;
+        return TAKE_PTR(buf);
+}
+
+/* Diagnoses the lock again when force or its report is too old. Returns true when what the
+ * sensors show changed. */
+static bool bridge_lock_diagnose(MqttBridge *b, BridgeLock *bl, bool force)
+{
+        HealthReport *rep = NULL;
+        uint64_t now = now_monotonic(b);
+        char *sig;
+        bool changed;
+        int r;
+
+        if (bl->health && !force && now - bl->health_usec < HEALTH_MAX_AGE_USEC)
+                return false;
+        if (bl->health && force && now - bl->health_usec < HEALTH_MIN_AGE_USEC)
+                return false; /* bl->health_stale stays: the timer comes back to it */
+        r = manager_health_report(b->manager, bl->lock, NULL, &rep);
+        if (r < 0 && r != -ENOENT)
+                log_lock(LOG_DEBUG, bl->lock, r, "cannot diagnose for Home Assistant");
+        bl->health = health_report_free(bl->health);
+        bl->health = r >= 0 ? rep : NULL;
+        bl->health_usec = now;
+        bl->health_stale = false;
+        sig = health_signature(bl->health);
+        changed = !streq_ptr(sig, bl->health_sig);
+        free(bl->health_sig);
+        bl->health_sig = sig;
+        return changed;
+}
+
+/* Reads the lock's code sync summary again; true when it changed. */
+static bool bridge_lock_read_codes(MqttBridge *b, BridgeLock *bl)
+{
+        CodeSyncSummary s = {};
+
+        if (bl->lock->store_id > 0 && codes_lock_summary(b->manager->store, bl->lock->store_id, &s) < 0)
+                return false;
+        if (memcmp(&s, &bl->codes, sizeof s) == 0)
+                return false;
+        bl->codes = s;
+        return true;
+}
+
 /* all: also availability when it did not change (after a connect, for Home Assistant). */
 static void publish_lock_state(MqttBridge *b, BridgeLock *bl, bool all)
 {
-        _cleanup_free_ char *state = mqtt_ha_lock_state(bl->lock, now_realtime());
+        _cleanup_free_ char *state = NULL;
         int available = bl->lock->link.reachable;
+
+        (void) bridge_lock_diagnose(b, bl, bl->health_stale || all);
+        state = mqtt_ha_lock_state_ex(bl->lock,
+                                      &(MqttHaLockExtra){ .health = bl->health, .codes = &bl->codes },
+                                      now_realtime());
 
         bl->dirty = false;
         if (all || available != bl->published_available)
@@ -369,8 +495,10 @@ static void publish_all(MqttBridge *b)
                 for (size_t i = 0; i < b->n_locks; i++)
                         publish_lock_discovery(b, b->locks[i]);
         }
-        for (size_t i = 0; i < b->n_locks; i++)
+        for (size_t i = 0; i < b->n_locks; i++) {
+                (void) bridge_lock_read_codes(b, b->locks[i]);
                 publish_lock_state(b, b->locks[i], true);
+        }
 }
 
 static int on_flush(sd_event_source *s, void *userdata)
@@ -566,12 +694,23 @@ static void record_access(MqttBridge *b, const Lock *l, LockAction a, MqttHaReas
         struct store_event e;
         int r;
 
+        /* A flood of refused commands must not fill the database: a few at once, then one a
+         * second; the next one written says how many were left out. */
+        if (!rate_limit_take(&b->access_limit, now_monotonic(b), ACCESS_RATE_PER_SEC, ACCESS_BURST)) {
+                b->access_suppressed++;
+                b->suppressed_access++;
+                return;
+        }
         json_object_object_add(d, "action", json_object_new_string(lock_action_to_string(a)));
         json_object_object_add(d, "reason", json_object_new_string(mqtt_ha_reason_to_string(reason)));
         json_object_object_add(d, "failures", json_object_new_int((int) failures));
         json_object_object_add(d, "retry_after_sec",
                                json_object_new_int64((int64_t) ((retry_after_usec + USEC_PER_SEC - 1) /
                                                                 USEC_PER_SEC)));
+        if (b->access_suppressed > 0)
+                json_object_object_add(d, "suppressed",
+                                       json_object_new_int64((int64_t) b->access_suppressed));
+        b->access_suppressed = 0;
         detail = mqtt_ha_json_to_string(d);
 
         store_event_init(&e);
@@ -647,6 +786,54 @@ static BridgeLock *bridge_find(MqttBridge *b, const Lock *l)
         return NULL;
 }
 
+/* A message refused by a flood limit: counted, and logged at most once per window. */
+static void flood_refused(MqttBridge *b, bool request)
+{
+        int enabled = SD_EVENT_OFF;
+
+        if (request) {
+                b->refused_requests++;
+                b->window_requests++;
+        } else {
+                b->refused_commands++;
+                b->window_commands++;
+        }
+        (void) sd_event_source_get_enabled(b->flood_log, &enabled);
+        if (enabled != SD_EVENT_OFF)
+                return;
+        log_warning("MQTT: too many %s; refusing what exceeds the limits (more in %llus).",
+                    request ? "requests" : "commands", (unsigned long long) (FLOOD_LOG_USEC / USEC_PER_SEC));
+        b->window_commands = b->window_requests = 0;
+        if (sd_event_source_set_time_relative(b->flood_log, FLOOD_LOG_USEC) >= 0)
+                (void) sd_event_source_set_enabled(b->flood_log, SD_EVENT_ONESHOT);
+}
+
+static int on_flood_log(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        MqttBridge *b = userdata;
+
+        if (b->window_commands > 0 || b->window_requests > 0)
+                log_warning("MQTT: refused %u command(s) and %u request(s) over the limits in the last "
+                            "%llus "
+                            "(%llu and %llu since start).",
+                            b->window_commands, b->window_requests,
+                            (unsigned long long) (FLOOD_LOG_USEC / USEC_PER_SEC),
+                            (unsigned long long) b->refused_commands,
+                            (unsigned long long) b->refused_requests);
+        b->window_commands = b->window_requests = 0;
+        return 0;
+}
+
+/* Commands of the lock running in its driver or held for it. */
+static unsigned command_count(MqttBridge *b, const BridgeLock *bl)
+{
+        unsigned n = bl->held ? 1 : 0;
+
+        for (Command *cmd = b->commands; cmd; cmd = cmd->next)
+                n += streq(cmd->lock_name, bl->lock->name);
+        return n;
+}
+
 /* Takes cmd. Policy, then the driver (or the hold). */
 static void command_start(MqttBridge *b, BridgeLock *bl, Command *cmd, const char *code)
 {
@@ -656,6 +843,10 @@ static void command_start(MqttBridge *b, BridgeLock *bl, Command *cmd, const cha
         ConfLockPolicy p;
         char msg[160];
 
+        if (command_count(b, bl) >= LOCK_COMMANDS_MAX) {
+                flood_refused(b, cmd->is_request);
+                return command_fail(b, cmd, MQTT_HA_REASON_BUSY, "too many commands waiting for this lock");
+        }
         if (!cmd->refresh) {
                 conf_lock_policy(c, l->name, &p);
                 if (cmd->action == LOCK_ACTION_UNLOCK && !p.allow_remote_unlock)
@@ -716,6 +907,11 @@ static void handle_set(MqttBridge *b, const char *name, const void *payload, siz
                          "with an empty retained message.");
                 return;
         }
+        if (!rate_limit_take(&bl->set_limit, now_monotonic(b), SET_RATE_PER_SEC, SET_BURST)) {
+                /* No event each: a flood would be answered by a flood. */
+                flood_refused(b, false);
+                return;
+        }
         r = mqtt_ha_command_parse(payload, len, &c, &err);
         if (r < 0) {
                 log_lock(LOG_NOTICE, l, 0, err ? err : "invalid MQTT command");
@@ -734,6 +930,26 @@ static void handle_set(MqttBridge *b, const char *name, const void *payload, siz
 }
 
 /* ---- requests ---- */
+
+/* The flood limits and what they refused since the start. */
+static json_object *limits_data(MqttBridge *b)
+{
+        json_object *o = json_object_new_object();
+        unsigned running = 0;
+
+        for (Command *cmd = b->commands; cmd; cmd = cmd->next)
+                running++;
+        for (size_t i = 0; i < b->n_locks; i++)
+                running += b->locks[i]->held ? 1 : 0;
+        json_object_object_add(o, "refused_commands", json_object_new_uint64(b->refused_commands));
+        json_object_object_add(o, "refused_requests", json_object_new_uint64(b->refused_requests));
+        json_object_object_add(o, "suppressed_access_events", json_object_new_uint64(b->suppressed_access));
+        json_object_object_add(o, "commands_waiting", json_object_new_int((int) running));
+        json_object_object_add(o, "lock_commands_max", json_object_new_int(LOCK_COMMANDS_MAX));
+        json_object_object_add(o, "set_commands_per_sec", json_object_new_double(SET_RATE_PER_SEC));
+        json_object_object_add(o, "requests_per_sec", json_object_new_double(REQUEST_RATE_PER_SEC));
+        return o;
+}
 
 static json_object *health_data(MqttBridge *b)
 {
@@ -757,6 +973,7 @@ static json_object *health_data(MqttBridge *b)
         json_object_object_add(o, "mqtt_connected",
                                json_object_new_boolean(mqtt_client_is_connected(b->client)));
         json_object_object_add(o, "locks", locks);
+        json_object_object_add(o, "limits", limits_data(b));
         return o;
 }
 
@@ -776,6 +993,93 @@ static int request_lock(MqttBridge *b, MqttHaRequest *req, BridgeLock **ret, cha
         return 0;
 }
 
+static bool is_codes_op(const char *op)
+{
+        static const char *const ops[] = {
+                "user/add",    "user/remove", "user/list", "code/add", "code/update",
+                "code/remove", "code/list",   "backup",    "restore",  NULL,
+        };
+
+        for (size_t i = 0; ops[i]; i++)
+                if (streq(op, ops[i]))
+                        return true;
+        return false;
+}
+
+/* After a change of users or codes: the code sync sensors of the locks it touched. */
+static void codes_changed(MqttBridge *b)
+{
+        for (size_t i = 0; i < b->n_locks; i++)
+                if (bridge_lock_read_codes(b, b->locks[i]))
+                        b->locks[i]->dirty = true;
+        schedule_flush(b);
+}
+
+/* Users, codes, backup and restore: checked and carried out by codes_request() (the same
+ * rules as over D-Bus). Nothing here sees more than the reply, which never holds digits;
+ * the request (digits and all) is wiped when it is freed. */
+static void handle_codes_request(MqttBridge *b, MqttHaRequest *req)
+{
+        json_object *reply = NULL, *v;
+        bool change = !strstr(req->op, "/list") && !streq(req->op, "backup");
+        int r;
+
+        if (streq(req->op, "backup") && (json_object_object_get_ex(req->params, "include_secrets", &v) ||
+                                         json_object_object_get_ex(req->params, "passphrase", &v))) {
+                respond(b, req, NULL,
+                        mqtt_ha_response_error(req, "a backup over MQTT never holds secrets (code digits, "
+                                                    "keys): use 'lockhubctl backup --include-secrets' "
+                                                    "with a passphrase"));
+                return;
+        }
+        r = codes_request(b->manager->store, b->manager->codes, req->op, req->params, &reply);
+        if (!reply) {
+                log_error_errno(r, "MQTT request %s failed: %m", req->op);
+                respond(b, req, NULL, mqtt_ha_response_error(req, "out of memory"));
+                return;
+        }
+        if (r < 0 && json_object_object_get_ex(reply, "error", &v))
+                log_notice("MQTT request %s refused: %s", req->op, json_object_get_string(v));
+        else if (change)
+                log_info("MQTT request %s done.", req->op);
+        respond(b, req, NULL, mqtt_ha_response_from(req, reply));
+        if (r >= 0 && change)
+                codes_changed(b);
+}
+
+/* The health module's findings, as "lockhubctl diagnose --json" prints them: one lock's
+ * object, or an array of every lock without "lock". */
+static void handle_diagnose(MqttBridge *b, MqttHaRequest *req)
+{
+        _cleanup_free_ char *err = NULL, *out = NULL;
+        const char *name = NULL;
+        json_object *data;
+        int r;
+
+        r = mqtt_ha_request_get_string(req, "lock", false, 64, &name, &err);
+        if (r < 0 && r != -ENOENT) {
+                respond(b, req, NULL, mqtt_ha_response_error(req, err ?: "out of memory"));
+                return;
+        }
+        r = manager_health_diagnose(b->manager, name, true, &out);
+        if (r == -ENOENT) {
+                free(err);
+                err = NULL;
+                if (asprintf(&err, "no such lock '%s'", name) < 0)
+                        err = NULL;
+                respond(b, req, NULL, mqtt_ha_response_error(req, err ?: "no such lock"));
+                return;
+        }
+        data = r >= 0 ? json_tokener_parse(out) : NULL;
+        if (!data) {
+                log_warning_errno(r < 0 ? r : -EBADMSG, "Cannot diagnose for an MQTT request: %m");
+                respond(b, req, NULL,
+                        mqtt_ha_response_error(req, "failed: the diagnosis could not be made"));
+                return;
+        }
+        respond(b, req, NULL, mqtt_ha_response_ok(req, data));
+}
+
 static void handle_request(MqttBridge *b, const char *op, const void *payload, size_t len, bool retained)
 {
         _cleanup_(secret_freep) char *code_copy = NULL;
@@ -793,6 +1097,14 @@ static void handle_request(MqttBridge *b, const char *op, const void *payload, s
         }
         if (strlen(op) > REQUEST_TOPIC_LEVEL_MAX)
                 return;
+        if (!rate_limit_take(&b->request_limit, now_monotonic(b), REQUEST_RATE_PER_SEC, REQUEST_BURST)) {
+                flood_refused(b, true);
+                (void) mqtt_ha_request_parse(op, payload, len, &req, NULL); /* for the transaction */
+                respond(b, &req, op,
+                        mqtt_ha_response_error(&req,
+                                               "rate_limited: too many requests; try again in a moment"));
+                goto done;
+        }
         r = mqtt_ha_request_parse(op, payload, len, &req, &err);
         if (r < 0) {
                 log_notice("Invalid MQTT request %.64s: %s", op, err ?: "out of memory");
@@ -800,7 +1112,11 @@ static void handle_request(MqttBridge *b, const char *op, const void *payload, s
                 goto done;
         }
 
-        if (streq(op, "health"))
+        if (is_codes_op(op))
+                handle_codes_request(b, &req);
+        else if (streq(op, "diagnose"))
+                handle_diagnose(b, &req);
+        else if (streq(op, "health"))
                 respond(b, &req, op, mqtt_ha_response_ok(&req, health_data(b)));
         else if (streq(op, "locks")) {
                 json_object *a = json_object_new_array();
@@ -861,8 +1177,9 @@ static void handle_request(MqttBridge *b, const char *op, const void *payload, s
         } else {
                 _cleanup_free_ char *m = NULL;
                 if (asprintf(&m,
-                             "unknown request '%s'; known requests: health, locks, lock/refresh, "
-                             "lock/action",
+                             "unknown request '%s'; known requests: health, locks, diagnose, lock/refresh, "
+                             "lock/action, user/add, user/remove, user/list, code/add, code/update, "
+                             "code/remove, code/list, backup, restore",
                              op) < 0)
                         m = NULL;
                 respond(b, &req, op, mqtt_ha_response_error(&req, m ?: "unknown request"));
@@ -995,6 +1312,8 @@ static void bridge_lock_free(BridgeLock *bl)
                 else
                         command_free(cmd);
         }
+        health_report_free(bl->health);
+        free(bl->health_sig);
         free(bl->device_id);
         free(bl->manufacturer);
         free(bl->hw_version);
@@ -1041,10 +1360,18 @@ static void on_lock_changed(Lock *l, unsigned changes, void *userdata)
                 publish_event(b, l,
                               mqtt_ha_event_alarm("needs_repair", "the lock rejects the hub's pairing",
                                                   now));
+        /* What the diagnosis looks at: it is made again before the next publish. */
+        if ((l->state == LOCK_STATE_JAMMED) != (bl->prev_state == LOCK_STATE_JAMMED) ||
+            (l->state == LOCK_STATE_UNCALIBRATED) != (bl->prev_state == LOCK_STATE_UNCALIBRATED) ||
+            l->battery.critical != bl->prev_critical || l->battery.percent != bl->prev_battery ||
+            l->door != bl->prev_door || l->needs_repair != bl->prev_needs_repair ||
+            (changes & (LOCK_CHANGE_INFO | LOCK_CHANGE_LINK)))
+                bl->health_stale = true;
         bl->prev_state = l->state;
         bl->prev_critical = l->battery.critical;
         bl->prev_door = l->door;
         bl->prev_needs_repair = l->needs_repair;
+        bl->prev_battery = l->battery.percent;
 
         if (changes & LOCK_CHANGE_INFO)
                 bl->discovery_dirty = true;
@@ -1057,6 +1384,43 @@ static void on_lock_changed(Lock *l, unsigned changes, void *userdata)
                 cmd->expiry = sd_event_source_disable_unref(cmd->expiry);
                 command_run(b, bl, cmd);
         }
+}
+
+/* A reconciliation of the lock's codes ended: its code sync sensor. */
+static void on_codes_synced(CodesService *svc, Lock *l, int r, void *userdata)
+{
+        MqttBridge *b = userdata;
+        BridgeLock *bl = bridge_find(b, l);
+
+        if (bl && bridge_lock_read_codes(b, bl)) {
+                bl->dirty = true;
+                schedule_flush(b);
+        }
+}
+
+/* Now and then: findings that come with time (not seen for a day, a battery draining) and
+ * code changes made elsewhere (D-Bus) reach the sensors; a lock is published only when
+ * what its sensors show changed. */
+static int on_health_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        MqttBridge *b = userdata;
+        bool any = false;
+
+        for (size_t i = 0; i < b->n_locks; i++) {
+                BridgeLock *bl = b->locks[i];
+                bool changed = bridge_lock_read_codes(b, bl);
+
+                changed = bridge_lock_diagnose(b, bl, bl->health_stale) || changed;
+                if (changed) {
+                        bl->dirty = true;
+                        any = true;
+                }
+        }
+        if (any)
+                schedule_flush(b);
+        (void) sd_event_source_set_time_relative(s, HEALTH_TIMER_USEC);
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        return 0;
 }
 
 /* Device facts the lock model does not carry: who makes it and its hardware revision. */
@@ -1096,6 +1460,8 @@ static int bridge_follow(MqttBridge *b, Lock *l)
         bl->prev_door = l->door;
         bl->prev_needs_repair = l->needs_repair;
         bl->prev_reachable = l->link.reachable;
+        bl->prev_battery = l->battery.percent;
+        bl->health_stale = true;
 
         n = reallocarray(b->locks, b->n_locks + 1, sizeof *n);
         if (!n) {
@@ -1284,8 +1650,20 @@ int mqtt_bridge_new(Manager *m, MqttBridge **ret)
                                                b);
         if (r >= 0)
                 r = sd_event_source_set_enabled(b->scan_end, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_add_time_relative(m->event, &b->flood_log, CLOCK_MONOTONIC, 0, 0, on_flood_log,
+                                               b);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(b->flood_log, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_add_time_relative(m->event, &b->health_timer, CLOCK_MONOTONIC,
+                                               HEALTH_TIMER_USEC, 0, on_health_timer, b);
         if (r < 0)
                 return log_error_errno(r, "Failed to add the MQTT bridge's event sources: %m");
+        (void) sd_event_source_set_description(b->flood_log, "mqtt-flood-log");
+        (void) sd_event_source_set_description(b->health_timer, "mqtt-health");
+        if (m->codes)
+                codes_service_set_synced_callback(m->codes, on_codes_synced, b);
 
         for (size_t i = 0; i < m->n_locks; i++) {
                 r = bridge_follow(b, m->locks[i]);
@@ -1326,6 +1704,10 @@ MqttBridge *mqtt_bridge_free(MqttBridge *b)
                 bridge_lock_free(bl);
         }
         free(b->locks);
+        if (b->manager->codes)
+                codes_service_set_synced_callback(b->manager->codes, NULL, NULL);
+        sd_event_source_disable_unref(b->flood_log);
+        sd_event_source_disable_unref(b->health_timer);
         sd_event_source_disable_unref(b->flush);
         sd_event_source_disable_unref(b->rediscover);
         sd_event_source_disable_unref(b->scan_end);

@@ -659,6 +659,10 @@ static void on_mosq_message(struct mosquitto *m, void *userdata, const struct mo
         if (msg->payloadlen < 0)
                 return;
         c->on_message(c, msg->topic, msg->payload, (size_t) msg->payloadlen, msg->retain, c->userdata);
+        /* A command or request may carry a code or a passphrase: libmosquitto frees the
+         * message as it is. */
+        if (msg->payload && msg->payloadlen > 0)
+                explicit_bzero(msg->payload, (size_t) msg->payloadlen);
 }
 
 static void on_mosq_log(struct mosquitto *m, void *userdata, int level, const char *text)

@@ -281,6 +281,21 @@ static char *entity_id(const char *domain, const char *name, const char *suffix)
         return s;
 }
 
+/* The codes of mqtt_ha_lock_health()'s live findings: states of the health sensor too. */
+static const char *const live_codes[] = {
+        "needs_repair",
+        "jammed",
+        "uncalibrated",
+        "door_tampered",
+        "battery_critical",
+        "keypad_battery_critical",
+        "door_sensor_battery_critical",
+        "unreachable",
+        NULL,
+};
+
+static const char *const code_sync_states[] = { "synced", "pending", "drifted", "failed", NULL };
+
 /* The members every entity component has. */
 static json_object *component(const char *platform, const char *device_id, const char *key, const char *name,
                               const char *entity_name, const char *entity_suffix)
@@ -439,20 +454,39 @@ char *mqtt_ha_lock_discovery(const MqttHaHub *h, const Lock *l, const MqttHaLock
         add_str(c, "entity_category", "diagnostic");
         add(cmps, "firmware", c);
 
+        /* The headline: "ok", else what is most likely wrong (a finding id of the
+         * diagnosis, or a live alarm); the whole diagnosis as attributes. */
         c = component("sensor", dev_id, "health", "Health", l->name, "health");
         add_str(c, "state_topic", state_t);
-        add_str(c, "value_template", "{{ value_json.health.status }}");
+        add_str(c, "value_template", "{{ value_json.health.headline }}");
         add_str(c, "json_attributes_topic", state_t);
         add_str(c, "json_attributes_template", "{{ value_json.health | tojson }}");
         add_str(c, "device_class", "enum");
         types = json_object_new_array();
         json_object_array_add(types, json_object_new_string("ok"));
-        json_object_array_add(types, json_object_new_string("warning"));
-        json_object_array_add(types, json_object_new_string("problem"));
+        for (HealthFindingId f = 0; f < _HEALTH_FINDING_MAX; f++)
+                json_object_array_add(types, json_object_new_string(health_finding_id_to_string(f)));
+        for (size_t i = 0; live_codes[i]; i++)
+                json_object_array_add(types, json_object_new_string(live_codes[i]));
         add(c, "options", types);
         add_str(c, "entity_category", "diagnostic");
         add(c, "availability", availability(h, NULL));
         add(cmps, "health", c);
+
+        /* The hub's keypad codes on this lock: known while the lock is out of reach too. */
+        c = component("sensor", dev_id, "code_sync", "Code sync", l->name, "code_sync");
+        add_str(c, "state_topic", state_t);
+        add_str(c, "value_template", "{{ value_json.codes.state }}");
+        add_str(c, "json_attributes_topic", state_t);
+        add_str(c, "json_attributes_template", "{{ value_json.codes | tojson }}");
+        add_str(c, "device_class", "enum");
+        types = json_object_new_array();
+        for (size_t i = 0; code_sync_states[i]; i++)
+                json_object_array_add(types, json_object_new_string(code_sync_states[i]));
+        add(c, "options", types);
+        add_str(c, "entity_category", "diagnostic");
+        add(c, "availability", availability(h, NULL));
+        add(cmps, "code_sync", c);
 
         return mqtt_ha_json_to_string(o);
 }
@@ -590,10 +624,90 @@ json_object *mqtt_ha_lock_health(const Lock *l)
         return o;
 }
 
+const char *mqtt_ha_code_sync_state(const CodeSyncSummary *s)
+{
+        return s->failed > 0 ? "failed" : s->drifted > 0 ? "drifted" : s->pending > 0 ? "pending" : "synced";
+}
+
+json_object *mqtt_ha_code_sync_json(const CodeSyncSummary *s)
+{
+        json_object *o = json_object_new_object();
+
+        if (!o)
+                return NULL;
+        add_str(o, "state", mqtt_ha_code_sync_state(s));
+        add(o, "synced", json_object_new_int((int) s->synced));
+        add(o, "pending", json_object_new_int((int) s->pending));
+        add(o, "drifted", json_object_new_int((int) s->drifted));
+        add(o, "failed", json_object_new_int((int) s->failed));
+        return o;
+}
+
+static const char *json_str(json_object *o, const char *key)
+{
+        json_object *v;
+
+        return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : NULL;
+}
+
+/* The health object of the state with a diagnosis: the report (health_report_to_json()) with
+ * the live alarms it does not cover folded in. live: mqtt_ha_lock_health() (taken). Sets
+ * *ret_problem and *ret_reason (borrowed from the result, NULL: none). */
+static json_object *health_with_report(const HealthReport *rep, json_object *live, bool *ret_problem,
+                                       const char **ret_reason)
+{
+        _cleanup_(json_object_putp) json_object *lv = live;
+        json_object *o = health_report_to_json(rep), *lf = NULL, *first_live = NULL;
+        const char *headline = health_report_headline(rep), *status = "ok", *reason = NULL;
+        HealthSeverity worst = health_report_worst(rep);
+        bool live_problem = false, live_warning = false;
+
+        if (!o)
+                return NULL;
+        if (json_object_object_get_ex(lv, "findings", &lf) && json_object_array_length(lf) > 0) {
+                const char *sev;
+
+                first_live = json_object_array_get_idx(lf, 0);
+                sev = json_str(first_live, "severity");
+                live_problem = sev && streq(sev, "problem");
+                live_warning = !live_problem;
+        }
+        /* A problem the lock has now (jammed, tampered) before what its history says. */
+        if (live_problem || (rep->n_findings == 0 && live_warning)) {
+                headline = json_str(first_live, "code");
+                reason = json_str(first_live, "message");
+        } else
+                for (size_t i = 0; i < rep->n_findings; i++)
+                        if (rep->findings[i].severity >= HEALTH_SEVERITY_WARNING) {
+                                reason = rep->findings[i].title;
+                                break;
+                        }
+        if (live_problem || worst >= HEALTH_SEVERITY_ERROR)
+                status = "problem";
+        else if (live_warning || worst == HEALTH_SEVERITY_WARNING)
+                status = "warning";
+
+        add_str(o, "status", status);
+        add_str(o, "headline", headline ?: "ok");
+        *ret_problem = health_report_problem(rep) || live_problem;
+        add(o, "problem", json_object_new_boolean(*ret_problem));
+        add(o, "live_findings", lf ? json_object_get(lf) : json_object_new_array());
+        add(o, "problem_reason", *ret_problem && reason ? json_object_new_string(reason) : NULL);
+        *ret_reason = *ret_problem ? json_str(o, "problem_reason") : NULL;
+        return o;
+}
+
 char *mqtt_ha_lock_state(const Lock *l, uint64_t now_usec)
+{
+        return mqtt_ha_lock_state_ex(l, NULL, now_usec);
+}
+
+char *mqtt_ha_lock_state_ex(const Lock *l, const MqttHaLockExtra *x, uint64_t now_usec)
 {
         _cleanup_(json_object_putp) json_object *o = json_object_new_object();
         json_object *link, *la, *upd, *health, *findings, *first = NULL;
+        const HealthReport *rep = x ? x->health : NULL;
+        const char *reason = NULL;
         bool problem = false;
 
         if (!o)
@@ -601,13 +715,20 @@ char *mqtt_ha_lock_state(const Lock *l, uint64_t now_usec)
         health = mqtt_ha_lock_health(l);
         if (!health)
                 return NULL;
-        if (json_object_object_get_ex(health, "findings", &findings) &&
-            json_object_array_length(findings) > 0) {
+        if (rep) {
+                health = health_with_report(rep, health, &problem, &reason);
+                if (!health)
+                        return NULL;
+        } else if (json_object_object_get_ex(health, "findings", &findings) &&
+                   json_object_array_length(findings) > 0) {
                 json_object *sev;
                 first = json_object_array_get_idx(findings, 0);
                 problem = json_object_object_get_ex(first, "severity", &sev) &&
                           streq(json_object_get_string(sev), "problem");
-        }
+                reason = problem ? json_str(first, "message") : NULL;
+                add_str(health, "headline", json_str(first, "code"));
+        } else
+                add_str(health, "headline", "ok");
 
         add(o, "state", str_or_null(mqtt_ha_lock_state_name(l->state)));
         add_str(o, "lock_state", lock_state_to_string(l->state));
@@ -634,11 +755,19 @@ char *mqtt_ha_lock_state(const Lock *l, uint64_t now_usec)
         add(o, "firmware", str_or_null(l->firmware));
         upd = json_object_new_object();
         if (l->firmware) {
-                /* No newer firmware is known to the hub: latest = installed ("up to date"). */
+                /* The newest version the known-firmware file names for the model; without
+                 * one, latest = installed ("up to date"). */
+                const char *latest =
+                                rep && rep->firmware_latest &&
+                                                                health_version_compare(rep->firmware_latest,
+                                                                                       l->firmware) > 0
+                                                ? rep->firmware_latest
+                                                : l->firmware;
                 add_str(upd, "installed_version", l->firmware);
-                add_str(upd, "latest_version", l->firmware);
+                add_str(upd, "latest_version", latest);
         }
         add(o, "update", upd);
+        add(o, "codes", x && x->codes ? mqtt_ha_code_sync_json(x->codes) : NULL);
 
         if (l->last_action.time_usec) {
                 la = json_object_new_object();
@@ -653,12 +782,7 @@ char *mqtt_ha_lock_state(const Lock *l, uint64_t now_usec)
 
         add(o, "needs_repair", json_object_new_boolean(l->needs_repair));
         add(o, "problem", json_object_new_boolean(problem));
-        if (problem) {
-                json_object *msg;
-                json_object_object_get_ex(first, "message", &msg);
-                add(o, "problem_reason", json_object_get(msg));
-        } else
-                add(o, "problem_reason", NULL);
+        add(o, "problem_reason", reason ? json_object_new_string(reason) : NULL);
         add(o, "health", health);
         return mqtt_ha_json_to_string(o);
 }

@@ -83,7 +83,7 @@ int mqtt_ha_json_parse(const void *payload, size_t len, size_t max_len, json_obj
         json_tokener *tok;
         json_object *o;
         enum json_tokener_error e;
-        size_t used;
+        size_t used, trailing;
 
         if (len > max_len)
                 return fail(ret_error, "payload too large (%zu bytes, at most %zu)", len, max_len);
@@ -109,10 +109,17 @@ int mqtt_ha_json_parse(const void *payload, size_t len, size_t max_len, json_obj
         o = json_tokener_parse_ex(tok, buf, (int) len + 1);
         e = json_tokener_get_error(tok);
         used = json_tokener_get_parse_end(tok);
+        /* The payload may carry a code or a passphrase: neither our copy nor the
+         * tokener's string buffer goes back to the heap with it. */
+        if (tok->pb && tok->pb->buf)
+                explicit_bzero(tok->pb->buf, (size_t) tok->pb->size);
         json_tokener_free(tok);
+        for (trailing = used; trailing < len && isspace((unsigned char) buf[trailing]); trailing++)
+                ;
+        explicit_bzero(buf, len + 1);
 
         if (e != json_tokener_success) {
-                json_object_put(o);
+                mqtt_ha_json_put_wipe(o);
                 if (e == json_tokener_error_depth)
                         return fail(ret_error, "invalid JSON: nested deeper than %d levels",
                                     MQTT_HA_JSON_DEPTH_MAX);
@@ -120,14 +127,49 @@ int mqtt_ha_json_parse(const void *payload, size_t len, size_t max_len, json_obj
                         return fail(ret_error, "invalid JSON: unexpected end of payload");
                 return fail(ret_error, "invalid JSON at byte %zu: %s", used, json_tokener_error_desc(e));
         }
-        for (size_t i = used; i < len; i++)
-                if (!isspace((unsigned char) buf[i])) {
-                        json_object_put(o);
-                        return fail(ret_error, "invalid JSON: unexpected data after the value at byte %zu",
-                                    i);
-                }
+        if (trailing < len) {
+                mqtt_ha_json_put_wipe(o);
+                return fail(ret_error, "invalid JSON: unexpected data after the value at byte %zu",
+                            trailing);
+        }
         *ret = o;
         return 0;
+}
+
+static bool key_is_secret(const char *key)
+{
+        return streq(key, "code") || streq(key, "digits") || streq(key, "passphrase") || streq(key, "pin");
+}
+
+static void wipe_secrets(json_object *o, unsigned depth)
+{
+        if (!o || depth > MQTT_HA_JSON_DEPTH_MAX + 1)
+                return;
+        if (json_object_is_type(o, json_type_array)) {
+                for (size_t i = 0; i < json_object_array_length(o); i++)
+                        wipe_secrets(json_object_array_get_idx(o, i), depth + 1);
+                return;
+        }
+        if (!json_object_is_type(o, json_type_object))
+                return;
+        json_object_object_foreach (o, key, val) {
+                if (key_is_secret(key) && json_object_is_type(val, json_type_string))
+                        explicit_bzero((char *) json_object_get_string(val),
+                                       (size_t) json_object_get_string_len(val));
+                else
+                        wipe_secrets(val, depth + 1);
+        }
+}
+
+void mqtt_ha_json_wipe_secrets(json_object *o)
+{
+        wipe_secrets(o, 0);
+}
+
+void mqtt_ha_json_put_wipe(json_object *o)
+{
+        mqtt_ha_json_wipe_secrets(o);
+        json_object_put(o);
 }
 
 /* A JSON string without embedded NULs, 1..max bytes. */
@@ -182,7 +224,7 @@ static int command_word(const char *s, size_t n, LockAction *ret)
 
 int mqtt_ha_command_parse(const void *payload, size_t len, MqttHaCommand *ret, char **ret_error)
 {
-        _cleanup_(json_object_putp) json_object *o = NULL;
+        _cleanup_(mqtt_ha_json_put_wipep) json_object *o = NULL;
         const char *p = payload, *state = NULL, *code = NULL;
         LockAction a;
         size_t b = 0, e = len;
@@ -239,9 +281,7 @@ int mqtt_ha_command_parse(const void *payload, size_t len, MqttHaCommand *ret, c
                 if (!ret->code)
                         return -ENOMEM;
         }
-        /* json-c's copy of the code is freed with the object; wipe it first. */
-        if (code)
-                explicit_bzero((char *) code, strlen(code));
+        /* json-c's copy of the code is wiped with the object (on every path). */
         return 0;
 }
 
@@ -252,7 +292,7 @@ void mqtt_ha_request_done(MqttHaRequest *r)
         if (!r)
                 return;
         free(r->op);
-        json_object_put(r->params);
+        mqtt_ha_json_put_wipe(r->params);
         json_object_put(r->transaction);
         *r = (MqttHaRequest){ 0 };
 }
@@ -298,7 +338,7 @@ int mqtt_ha_request_parse(const char *op, const void *payload, size_t len, MqttH
         if (r < 0)
                 return r;
         if (!json_object_is_type(o, json_type_object)) {
-                json_object_put(o);
+                mqtt_ha_json_put_wipe(o);
                 return fail(ret_error, "request must be a JSON object");
         }
         ret->params = o;
@@ -363,4 +403,18 @@ char *mqtt_ha_response_ok(const MqttHaRequest *r, json_object *data)
 char *mqtt_ha_response_error(const MqttHaRequest *r, const char *message)
 {
         return response(r, false, NULL, message);
+}
+
+char *mqtt_ha_response_from(const MqttHaRequest *r, json_object *reply)
+{
+        _cleanup_(json_object_putp) json_object *o = reply;
+        json_object *v;
+
+        if (!o)
+                return NULL;
+        if (!json_object_object_get_ex(o, "data", &v))
+                json_object_object_add(o, "data", json_object_new_object());
+        if (r && r->transaction)
+                json_object_object_add(o, "transaction", json_object_get(r->transaction));
+        return mqtt_ha_json_to_string(o);
 }

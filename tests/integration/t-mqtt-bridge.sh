@@ -121,7 +121,7 @@ check "lock discovery: origin, availability on bridge and lock (all)" json "$T/d
 	 [a['topic'] for a in d['availability']] == ['lockhub/bridge/state', 'lockhub/front-door/availability']"
 check "lock discovery: every component, unique id and default_entity_id, no object_id" json "$T/disc1" \
 	"sorted(d['components']) == sorted(['lock', 'battery', 'battery_critical', 'door', 'problem', 'rssi',
-	 'connectivity', 'activity', 'firmware', 'health']) and
+	 'connectivity', 'activity', 'firmware', 'health', 'code_sync']) and
 	 all(c['unique_id'] == '${DEV1}_' + k and c['default_entity_id'] and 'object_id' not in c and c['platform']
 	     for k, c in d['components'].items())"
 check "lock entity: topics, payloads, every state, code required" json "$T/disc1" \
@@ -146,8 +146,9 @@ check "lock availability retained offline (no driver, not reachable)" retained_i
 retained lockhub/front-door >"$T/state1"
 check "lock state retained with the documented keys" json "$T/state1" \
 	"{'state', 'battery', 'battery_critical', 'charging', 'door', 'jammed', 'rssi', 'link', 'firmware',
-	  'last_action', 'health'} <= set(d) and d['firmware'] == '3.5.6' and
-	 set(d['link']) >= {'connected', 'last_seen'} and d['health']['status'] in ('ok', 'warning', 'problem')"
+	  'last_action', 'health', 'codes'} <= set(d) and d['firmware'] == '3.5.6' and
+	 set(d['link']) >= {'connected', 'last_seen'} and d['health']['status'] in ('ok', 'warning', 'problem') and
+	 d['health']['headline'] and d['codes'] == {'state': 'synced', 'synced': 0, 'pending': 0, 'drifted': 0, 'failed': 0}"
 
 # ---- commands --------------------------------------------------------------------------
 command back-door LOCK

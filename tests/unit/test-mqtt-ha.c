@@ -122,6 +122,7 @@ static const struct {
         { "activity", "event", "event.front_door_activity" },
         { "firmware", "update", "update.front_door_firmware" },
         { "health", "sensor", "sensor.front_door_health" },
+        { "code_sync", "sensor", "sensor.front_door_code_sync" },
 };
 
 static void test_lock_discovery(void **state)
@@ -222,7 +223,38 @@ static void test_lock_discovery(void **state)
         assert_string_equal(str(cmps, "firmware.device_class"), "firmware");
         assert_string_equal(str(cmps, "firmware.value_template"), "{{ value_json.update | tojson }}");
         assert_string_equal(str(cmps, "health.device_class"), "enum");
-        assert_string_equal(str(cmps, "health.options.2"), "problem");
+        /* the health sensor shows the diagnosis' headline: "ok" or a finding (or a live alarm) */
+        assert_string_equal(str(cmps, "health.value_template"), "{{ value_json.health.headline }}");
+        assert_string_equal(str(cmps, "health.json_attributes_template"),
+                            "{{ value_json.health | tojson }}");
+        v = at(cmps, "health.options");
+        assert_int_equal(json_object_array_length(v), 1 + _HEALTH_FINDING_MAX + 8);
+        assert_string_equal(str(v, "0"), "ok");
+        for (HealthFindingId f = 0; f < _HEALTH_FINDING_MAX; f++) {
+                char k[8];
+                snprintf(k, sizeof k, "%d", 1 + (int) f);
+                assert_string_equal(str(v, k), health_finding_id_to_string(f));
+        }
+        assert_string_equal(str(v, "18"), "jammed");
+        assert_int_equal(json_object_array_length(at(cmps, "health.availability")), 1);
+        /* the code sync sensor: one state of four, the counts as attributes, known while the
+         * lock is out of reach */
+        assert_string_equal(str(cmps, "code_sync.platform"), "sensor");
+        assert_string_equal(str(cmps, "code_sync.state_topic"), "lockhub/front-door");
+        assert_string_equal(str(cmps, "code_sync.value_template"), "{{ value_json.codes.state }}");
+        assert_string_equal(str(cmps, "code_sync.json_attributes_topic"), "lockhub/front-door");
+        assert_string_equal(str(cmps, "code_sync.json_attributes_template"),
+                            "{{ value_json.codes | tojson }}");
+        assert_string_equal(str(cmps, "code_sync.device_class"), "enum");
+        assert_string_equal(str(cmps, "code_sync.entity_category"), "diagnostic");
+        v = at(cmps, "code_sync.options");
+        assert_int_equal(json_object_array_length(v), 4);
+        assert_string_equal(str(v, "0"), "synced");
+        assert_string_equal(str(v, "1"), "pending");
+        assert_string_equal(str(v, "2"), "drifted");
+        assert_string_equal(str(v, "3"), "failed");
+        assert_int_equal(json_object_array_length(at(cmps, "code_sync.availability")), 1);
+        assert_string_equal(str(cmps, "code_sync.availability.0.topic"), "lockhub/bridge/state");
 }
 
 static void test_lock_discovery_code_and_no_unlatch(void **state)
@@ -297,13 +329,13 @@ static void test_state_unknown(void **state)
                                "null,\"rssi\":null,"
                                "\"link\":{\"connected\":false,\"reachable\":false,\"last_seen\":null,\"last_"
                                "seen_sec\":null},"
-                               "\"model\":null,\"firmware\":null,\"update\":{},\"last_action\":null,\"needs_"
-                               "repair\":false,"
+                               "\"model\":null,\"firmware\":null,\"update\":{},\"codes\":null,\"last_"
+                               "action\":null,\"needs_repair\":false,"
                                "\"problem\":false,\"problem_reason\":null,\"health\":{\"status\":"
                                "\"warning\",\"findings\":"
                                "[{\"code\":\"unreachable\",\"severity\":\"warning\",\"message\":\"Not "
                                "reachable over "
-                               "Bluetooth; not seen yet.\"}]}}");
+                               "Bluetooth; not seen yet.\"}],\"headline\":\"unreachable\"}}");
 }
 
 static void test_state_full(void **state)
@@ -373,6 +405,122 @@ static void test_state_jammed_problem(void **state)
         assert_string_equal(str(o, "health.findings.0.code"), "needs_repair");
         assert_string_equal(str(o, "health.findings.1.code"), "jammed");
         assert_null(at(o, "health.findings.2"));
+        assert_string_equal(str(o, "health.headline"), "needs_repair");
+}
+
+/* A diagnosis by hand: findings as health_diagnose() orders them. */
+static HealthFinding finding(HealthFindingId id, HealthSeverity sev, const char *title)
+{
+        return (HealthFinding){ .id = id,
+                                .severity = sev,
+                                .likelihood = 50,
+                                .title = (char *) title,
+                                .evidence = (char *) "evidence",
+                                .next_step = (char *) "next step" };
+}
+
+static void test_state_with_report(void **state)
+{
+        _cleanup_(lock_freep) Lock *l = new_lock("front-door");
+        HealthFinding f[2] = {
+                finding(HEALTH_FINDING_SIGNAL_WEAK, HEALTH_SEVERITY_WARNING, "Weak signal: -91 dBm"),
+                finding(HEALTH_FINDING_FIRMWARE_OUTDATED, HEALTH_SEVERITY_INFO, "Firmware 3.5.6 is older"),
+        };
+        HealthReport rep = { .lock = (char *) "front-door",
+                             .firmware = (char *) "3.5.6",
+                             .findings = f,
+                             .n_findings = 2,
+                             .firmware_latest = (char *) "3.6.1",
+                             .ladder_state = _HEALTH_LADDER_STATE_MAX };
+        CodeSyncSummary codes = { .synced = 2, .pending = 1 };
+        MqttHaLockExtra x = { .health = &rep, .codes = &codes };
+        _cleanup_free_ char *s = NULL;
+        _cleanup_(json_object_putp) json_object *o = NULL;
+
+        l->link.reachable = true;
+        l->firmware = strdup("3.5.6");
+        s = mqtt_ha_lock_state_ex(l, &x, 0);
+        o = parse(s);
+        /* health sensor: the report's headline; problem sensor: a warning is a problem */
+        assert_string_equal(str(o, "health.headline"), "signal-weak");
+        assert_string_equal(str(o, "health.health"), "signal-weak");
+        assert_string_equal(str(o, "health.status"), "warning");
+        assert_true(json_object_get_boolean(at(o, "health.problem")));
+        assert_true(json_object_get_boolean(at(o, "problem")));
+        assert_string_equal(str(o, "problem_reason"), "Weak signal: -91 dBm");
+        /* attributes: the report as diagnose --json has it */
+        assert_string_equal(str(o, "health.findings.0.id"), "signal-weak");
+        assert_string_equal(str(o, "health.findings.0.next_step"), "next step");
+        assert_string_equal(str(o, "health.findings.1.id"), "firmware-outdated");
+        assert_int_equal(json_object_array_length(at(o, "health.live_findings")), 0);
+        /* update entity: the newest known firmware */
+        assert_string_equal(str(o, "update.installed_version"), "3.5.6");
+        assert_string_equal(str(o, "update.latest_version"), "3.6.1");
+        /* code sync sensor */
+        assert_string_equal(str(o, "codes.state"), "pending");
+        assert_int_equal(json_object_get_int(at(o, "codes.synced")), 2);
+        assert_int_equal(json_object_get_int(at(o, "codes.pending")), 1);
+        assert_int_equal(json_object_get_int(at(o, "codes.drifted")), 0);
+        assert_int_equal(json_object_get_int(at(o, "codes.failed")), 0);
+        free(s);
+        json_object_put(o);
+
+        /* only an info finding, a known firmware older than the installed one */
+        rep.findings = f + 1;
+        rep.n_findings = 1;
+        rep.firmware_latest = (char *) "3.4.0";
+        s = mqtt_ha_lock_state_ex(l, &x, 0);
+        o = parse(s);
+        assert_string_equal(str(o, "health.headline"), "firmware-outdated");
+        assert_string_equal(str(o, "health.status"), "ok");
+        assert_false(json_object_get_boolean(at(o, "problem")));
+        assert_true(json_object_is_type(at(o, "problem_reason"), json_type_null));
+        assert_string_equal(str(o, "update.latest_version"), "3.5.6");
+        free(s);
+        json_object_put(o);
+
+        /* a jam now comes first, before what the history says */
+        l->state = LOCK_STATE_JAMMED;
+        rep.findings = f;
+        rep.n_findings = 2;
+        s = mqtt_ha_lock_state_ex(l, &x, 0);
+        o = parse(s);
+        assert_string_equal(str(o, "health.headline"), "jammed");
+        assert_string_equal(str(o, "health.status"), "problem");
+        assert_true(json_object_get_boolean(at(o, "problem")));
+        assert_non_null(strstr(str(o, "problem_reason"), "motor is blocked"));
+        assert_string_equal(str(o, "health.live_findings.0.code"), "jammed");
+        free(s);
+        json_object_put(o);
+
+        /* no findings at all */
+        l->state = LOCK_STATE_LOCKED;
+        rep.n_findings = 0;
+        rep.firmware_latest = NULL;
+        s = mqtt_ha_lock_state_ex(l, &x, 0);
+        o = parse(s);
+        assert_string_equal(str(o, "health.headline"), "ok");
+        assert_string_equal(str(o, "health.status"), "ok");
+        assert_false(json_object_get_boolean(at(o, "problem")));
+        assert_string_equal(str(o, "update.latest_version"), "3.5.6");
+}
+
+static void test_code_sync_state(void **state)
+{
+        _cleanup_(json_object_putp) json_object *o = NULL;
+
+        assert_string_equal(mqtt_ha_code_sync_state(&(CodeSyncSummary){}), "synced");
+        assert_string_equal(mqtt_ha_code_sync_state(&(CodeSyncSummary){ .synced = 3 }), "synced");
+        assert_string_equal(mqtt_ha_code_sync_state(&(CodeSyncSummary){ .synced = 3, .pending = 1 }),
+                            "pending");
+        assert_string_equal(mqtt_ha_code_sync_state(&(CodeSyncSummary){ .pending = 1, .drifted = 1 }),
+                            "drifted");
+        assert_string_equal(mqtt_ha_code_sync_state(&(CodeSyncSummary){ .drifted = 1, .failed = 2 }),
+                            "failed");
+        o = mqtt_ha_code_sync_json(
+                        &(CodeSyncSummary){ .synced = 1, .pending = 2, .drifted = 3, .failed = 4 });
+        assert_string_equal(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN),
+                            "{\"state\":\"failed\",\"synced\":1,\"pending\":2,\"drifted\":3,\"failed\":4}");
 }
 
 static void test_state_names(void **state)
@@ -645,8 +793,8 @@ static void test_hub_id(void **state)
         assert_string_not_equal(c, a);
         s = store_free(s);
 
-        for (const char *const *f =
-                             (const char *const[]){ "lockhub.db", "lockhub.db-wal", "lockhub.db-shm", NULL };
+        for (const char *const *f = (const char *const[]){ "lockhub.db", "lockhub.db-wal", "lockhub.db-shm",
+                                                           "lockhub.db-clean", NULL };
              *f; f++) {
                 snprintf(path, sizeof path, "%s/%s", dir, *f);
                 (void) unlink(path);
@@ -657,6 +805,8 @@ static void test_hub_id(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_state_with_report),
+                cmocka_unit_test(test_code_sync_state),
                 cmocka_unit_test(test_ids_and_topics),
                 cmocka_unit_test(test_lock_discovery),
                 cmocka_unit_test(test_lock_discovery_code_and_no_unlatch),
