@@ -175,6 +175,11 @@ typedef void (*lock_auths_listed_t)(Lock *l, int r, const char *message, const L
  *   remove_authorization       remove entry id (Nuki: Remove Authorization Entry)
  * Both changing ops refuse lockhub's own authorization with -EPERM (unpairing is the way
  * to remove that), and an unknown id with -ENOENT.
+ *
+ * calibrate  the lock learns its end positions again (Nuki: Request Calibration, needs the
+ *            PIN: -ENOKEY without). done runs when the lock has finished calibrating (or
+ *            failed: -EDEADLK when the motor was blocked); the driver records an "action"
+ *            event {"action":"calibrate",...} with source and the outcome.
  */
 struct lock_driver_ops {
         const char *protocol; /* "nuki" */
@@ -189,6 +194,7 @@ struct lock_driver_ops {
         int (*set_authorization_enabled)(Lock *l, uint32_t id, bool enabled, lock_command_done_t done,
                                          void *userdata);
         int (*remove_authorization)(Lock *l, uint32_t id, lock_command_done_t done, void *userdata);
+        int (*calibrate)(Lock *l, LockSource source, lock_command_done_t done, void *userdata);
         void (*free)(Lock *l);
 };
 

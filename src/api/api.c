@@ -331,6 +331,10 @@ static void on_command_done(Lock *l, int r, const char *message, void *userdata)
         free(p);
 }
 
+/* start_command()'s action: a LockAction, or one of these. */
+#define COMMAND_REFRESH   (-1)
+#define COMMAND_CALIBRATE (-2)
+
 static int start_command(sd_bus_message *msg, Lock *l, int action, sd_bus_error *error)
 {
         struct pending_call *p;
@@ -347,7 +351,10 @@ static int start_command(sd_bus_message *msg, Lock *l, int action, sd_bus_error 
         if (!p)
                 return -ENOMEM;
         p->call = sd_bus_message_ref(msg);
-        if (action < 0)
+        if (action == COMMAND_CALIBRATE)
+                r = l->ops->calibrate ? l->ops->calibrate(l, LOCK_SOURCE_DBUS, on_command_done, p)
+                                      : -EOPNOTSUPP;
+        else if (action < 0)
                 r = l->ops->refresh(l, on_command_done, p);
         else
                 r = l->ops->action(l, (LockAction) action, LOCK_SOURCE_DBUS, NULL, on_command_done, p);
@@ -355,7 +362,9 @@ static int start_command(sd_bus_message *msg, Lock *l, int action, sd_bus_error 
                 /* Not started: the callback will not run. */
                 sd_bus_message_unref(p->call);
                 free(p);
-                return sd_bus_error_setf(error, api_error_name(r), "%s: %s", l->name, strerror(-r));
+                return sd_bus_error_setf(error, api_error_name(r), "%s: %s", l->name,
+                                         r == -ENOKEY ? "the hub does not know the lock's security PIN"
+                                                      : strerror(-r));
         }
         return 1; /* answered later */
 }
@@ -382,7 +391,13 @@ static int method_lockngo(sd_bus_message *msg, void *userdata, sd_bus_error *err
 
 static int method_refresh(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
-        return start_command(msg, userdata, -1, error);
+        return start_command(msg, userdata, COMMAND_REFRESH, error);
+}
+
+/* Calibrate(): the lock learns its end positions again; answered when it has finished. */
+static int method_calibrate(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        return start_command(msg, userdata, COMMAND_CALIBRATE, error);
 }
 
 /* Events(t since_usec, u limit) → a(ttssss): id, time, kind, source, actor, detail (JSON
@@ -498,6 +513,7 @@ static const sd_bus_vtable lock_vtable[] = {
         SD_BUS_METHOD("Unlatch", "", "", method_unlatch, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("LockNGo", "", "", method_lockngo, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("Refresh", "", "", method_refresh, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("Calibrate", "", "", method_calibrate, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("Events", "tu", SD_BUS_PARAM(since_usec) SD_BUS_PARAM(limit), "a(ttssss)",
                                  SD_BUS_PARAM(events), method_events, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,

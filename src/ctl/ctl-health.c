@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * lockhubctl diagnose [LOCK] [--json]    findings from lockhubd (Manager1.Diagnose)
+ * lockhubctl calibrate LOCK [--yes]      recalibrate the lock (Lock1.Calibrate), after a
+ *                                        confirmation on a terminal; without a terminal
+ *                                        only with --yes
  * lockhubctl support-bundle -o FILE      one JSON document for support: what lockhubd
  *                                        reports (Manager1.SupportBundle, secrets
  *                                        redacted there) plus lockhubd's recent journal
@@ -13,6 +16,7 @@
 #include <getopt.h>
 #include <json-c/json.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-journal.h>
@@ -76,6 +80,101 @@ int verb_diagnose(int argc, char *argv[])
         fputs(out, stdout);
         if (json)
                 putchar('\n');
+        return CTL_EXIT_OK;
+}
+
+/* 1 yes, 0 no, <0 no terminal to ask on. */
+static int confirm(const char *question)
+{
+        char line[16];
+
+        if (!isatty(STDIN_FILENO))
+                return -ENOTTY;
+        fprintf(stderr, "%s [y/N] ", question);
+        fflush(stderr);
+        if (!fgets(line, sizeof line, stdin))
+                return 0;
+        return line[0] == 'y' || line[0] == 'Y';
+}
+
+int verb_calibrate(int argc, char *argv[])
+{
+        static const struct option options[] = {
+                { "yes", no_argument, NULL, 'y' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_free_ char *path = NULL, *question = NULL;
+        const char *usage = "calibrate LOCK [--yes]", *name;
+        bool yes = false;
+        int c, r;
+
+        optind = 0;
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, "yh", options, NULL)) >= 0)
+                switch (c) {
+                case 'y':
+                        yes = true;
+                        break;
+                case 'h':
+                        printf("Usage: lockhubctl %s\n\nCalibrate the lock: it turns to both end positions "
+                               "and learns them again (after fitting it, or when it reports it is not "
+                               "calibrated). The door should be open while it runs. Asks for confirmation; "
+                               "--yes skips the question (needed without a terminal).\n",
+                               usage);
+                        return CTL_EXIT_OK;
+                default:
+                        fprintf(stderr, "lockhubctl calibrate: unknown option '%s'.\nUsage: lockhubctl %s\n",
+                                argv[optind - 1], usage);
+                        return CTL_EXIT_USAGE;
+                }
+        if (argc - optind != 1) {
+                fprintf(stderr, "Usage: lockhubctl %s\n", usage);
+                return CTL_EXIT_USAGE;
+        }
+        name = argv[optind];
+        if (!yes) {
+                if (asprintf(&question,
+                             "Calibrate %s? The lock turns to both end positions; keep the door open "
+                             "and do not touch the key or the knob until it has finished.",
+                             name) < 0)
+                        return CTL_EXIT_FAILURE;
+                r = confirm(question);
+                if (r < 0) {
+                        fprintf(stderr,
+                                "lockhubctl calibrate: not calibrating %s: no terminal to confirm on; "
+                                "pass --yes to calibrate without asking.\n",
+                                name);
+                        return CTL_EXIT_USAGE;
+                }
+                if (r == 0) {
+                        fprintf(stderr, "Not calibrating %s.\n", name);
+                        return CTL_EXIT_FAILURE;
+                }
+        }
+        r = ctl_bus_connect(&bus);
+        if (r < 0)
+                return CTL_EXIT_UNREACHABLE;
+        r = api_lock_path(name, &path);
+        if (r < 0)
+                return CTL_EXIT_FAILURE;
+        r = sd_bus_message_new_method_call(bus, &m, API_BUS_NAME, path, "org.lockhub.Lock1", "Calibrate");
+        if (r < 0)
+                return CTL_EXIT_FAILURE;
+        fprintf(stderr, "Calibrating %s...\n", name);
+        r = sd_bus_call(bus, m, 300 * 1000000ULL, &e, &reply);
+        if (r < 0) {
+                if (sd_bus_error_has_names(&e, SD_BUS_ERROR_UNKNOWN_OBJECT)) {
+                        fprintf(stderr, "lockhubctl: no lock named '%s'. See 'lockhubctl list'.\n", name);
+                        return CTL_EXIT_USAGE;
+                }
+                fprintf(stderr, "lockhubctl calibrate: %s\n", e.message ?: strerror(-r));
+                return ctl_exit_from_bus_error(&e, r);
+        }
+        printf("%s: calibrated.\n", name);
         return CTL_EXIT_OK;
 }
 

@@ -21,6 +21,7 @@ int verb_events(int argc, char *argv[]);
 int verb_monitor(int argc, char *argv[]);
 int verb_rekey(int argc, char *argv[]);
 int verb_diagnose(int argc, char *argv[]);
+int verb_calibrate(int argc, char *argv[]);
 int verb_support_bundle(int argc, char *argv[]);
 int verb_user(int argc, char *argv[]); /* ctl-codes.c */
 int verb_code(int argc, char *argv[]);

@@ -23,6 +23,7 @@ static const struct verb verbs[] = {
         { "events", verb_events, "show the history of one lock or all: [LOCK] [--since T] [--limit N]" },
         { "monitor", verb_monitor, "print every change of every lock as it happens, until Ctrl-C" },
         { "diagnose", verb_diagnose, "what is wrong with a lock and what to do: [LOCK] [--json]" },
+        { "calibrate", verb_calibrate, "recalibrate LOCK (asks first; --yes for scripts)" },
         { "support-bundle", verb_support_bundle, "write a report for support, secrets redacted: -o FILE" },
         { "user", verb_user, "list, add or remove the people who have keypad codes" },
         { "code", verb_code,

@@ -207,6 +207,59 @@ static int m_set_user_limit(sd_bus_message *m, void *userdata, sd_bus_error *e)
         return sd_bus_reply_method_return(m, NULL);
 }
 
+static int m_drop_link_on_action(sd_bus_message *m, void *userdata, sd_bus_error *e)
+{
+        SimLock *l = userdata;
+        uint32_t v;
+        int r = sd_bus_message_read(m, "u", &v);
+        if (r < 0)
+                return r;
+        l->drop_on_action = v;
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static int m_set_calibrated(sd_bus_message *m, void *userdata, sd_bus_error *e)
+{
+        SimLock *l = userdata;
+        int b, r = sd_bus_message_read(m, "b", &b);
+        if (r < 0)
+                return r;
+        if (!b)
+                sim_lock_uncalibrate(l);
+        else if (l->lock_state == SIM_LS_UNCALIBRATED) {
+                l->lock_state = SIM_LS_LOCKED;
+                sim_lock_state_changed(l);
+        }
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static int m_set_drain_rate(sd_bus_message *m, void *userdata, sd_bus_error *e)
+{
+        SimLock *l = userdata;
+        double v;
+        int r = sd_bus_message_read(m, "d", &v);
+        if (r < 0)
+                return r;
+        if (!(v <= 100.0))
+                return sd_bus_error_set(e, SD_BUS_ERROR_INVALID_ARGS,
+                                        "%/h must be at most 100 (< 0: normal)");
+        l->drain_per_hour = v;
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static int m_set_motor_factor(sd_bus_message *m, void *userdata, sd_bus_error *e)
+{
+        SimLock *l = userdata;
+        double v;
+        int r = sd_bus_message_read(m, "d", &v);
+        if (r < 0)
+                return r;
+        if (!(v >= 0.1 && v <= 20.0))
+                return sd_bus_error_set(e, SD_BUS_ERROR_INVALID_ARGS, "factor must be 0.1..20");
+        l->motor_factor = v;
+        return sd_bus_reply_method_return(m, NULL);
+}
+
 static int m_drop_link(sd_bus_message *m, void *userdata, sd_bus_error *e)
 {
         SimLock *l = userdata;
@@ -579,6 +632,7 @@ PROP_FN(p_writes, "u", l->n_gatt_writes)
 PROP_FN(p_indications, "u", l->n_indications)
 PROP_FN(p_adverts, "u", l->n_adverts)
 PROP_FN(p_actions, "u", l->n_actions)
+PROP_FN(p_calibrations, "u", l->n_calibrations)
 PROP_FN(p_auths, "u", (uint32_t) l->n_auths)
 PROP_FN(p_codes, "u", (uint32_t) l->n_codes)
 PROP_FN(p_log, "u", (uint32_t) l->n_log)
@@ -599,6 +653,10 @@ static const sd_bus_vtable lock_vtable[] = {
         SD_BUS_METHOD("InjectAttError", "yu", "", m_inject_att_error, 0),
         SD_BUS_METHOD("SetUserLimit", "u", "", m_set_user_limit, 0),
         SD_BUS_METHOD("DropLink", "", "", m_drop_link, 0),
+        SD_BUS_METHOD("DropLinkOnAction", "u", "", m_drop_link_on_action, 0),
+        SD_BUS_METHOD("SetCalibrated", "b", "", m_set_calibrated, 0),
+        SD_BUS_METHOD("SetDrainRate", "d", "", m_set_drain_rate, 0),
+        SD_BUS_METHOD("SetMotorFactor", "d", "", m_set_motor_factor, 0),
         SD_BUS_METHOD("ManualAction", "s", "", m_manual_action, 0),
         SD_BUS_METHOD("KeypadEntry", "u", "b", m_keypad_entry, 0),
         SD_BUS_METHOD("AddKeypadCode", "us", "q", m_add_keypad_code, 0),
@@ -633,6 +691,7 @@ static const sd_bus_vtable lock_vtable[] = {
         SD_BUS_PROPERTY("Indications", "u", p_indications, 0, 0),
         SD_BUS_PROPERTY("Adverts", "u", p_adverts, 0, 0),
         SD_BUS_PROPERTY("Actions", "u", p_actions, 0, 0),
+        SD_BUS_PROPERTY("Calibrations", "u", p_calibrations, 0, 0),
         SD_BUS_PROPERTY("Authorizations", "u", p_auths, 0, 0),
         SD_BUS_PROPERTY("KeypadCodes", "u", p_codes, 0, 0),
         SD_BUS_PROPERTY("LogEntries", "u", p_log, 0, 0),
@@ -807,6 +866,10 @@ static const CtlMethod ctl_lock_methods[] = {
         { "InjectJam", "u", "" },
         { "InjectAttError", "yu", "" },
         { "DropLink", "", "" },
+        { "DropLinkOnAction", "u", "" },
+        { "SetCalibrated", "b", "" },
+        { "SetDrainRate", "d", "" },
+        { "SetMotorFactor", "d", "" },
         { "ManualAction", "s", "" },
         { "KeypadEntry", "u", "b" },
         { "AddKeypadCode", "us", "q" },

@@ -509,6 +509,15 @@ static int reboot_handler(sd_event_source *src, uint64_t usec, void *userdata)
         return 0;
 }
 
+static int drop_handler(sd_event_source *src, uint64_t usec, void *userdata)
+{
+        SimLock *l = userdata;
+        l->drop_timer = sd_event_source_disable_unref(l->drop_timer);
+        if (l->link)
+                sim_device_link_lost(l->link, "link loss during an action (injected)");
+        return 0;
+}
+
 static uint8_t handle_command(SimLock *l, const NukiMsg *m)
 {
         SimLockSession *s = l->session;
@@ -577,6 +586,11 @@ static uint8_t handle_command(SimLock *l, const NukiMsg *m)
                 send_status(l, NUKI_STATUS_ACCEPTED);
                 build_keyturner_states(l, &r);
                 send_msg(l, &r);
+                if (l->drop_on_action > 0) {
+                        /* fault: the link goes once the motor runs and the replies are out */
+                        l->drop_on_action--;
+                        (void) sim_timer(l->sim, &l->drop_timer, 2 * l->rtt, drop_handler, l);
+                }
                 return 0;
         }
         case NUKI_CMD_REQUEST_CONFIG:
@@ -821,9 +835,15 @@ static uint8_t handle_command(SimLock *l, const NukiMsg *m)
                 send_status(l, NUKI_STATUS_COMPLETE);
                 return 0;
         case NUKI_CMD_REQUEST_CALIBRATION:
+                /* ACCEPTED, the states through "calibration", COMPLETE when it is done */
+                err = sim_lock_calibrate(l, self ? self->id : 0, self ? self->name : "");
+                if (err)
+                        return err;
+                s->action_waiting = true;
+                s->action_command = m->command;
                 send_status(l, NUKI_STATUS_ACCEPTED);
-                sim_lock_calibrate(l, self ? self->id : 0, self ? self->name : "");
-                send_status(l, NUKI_STATUS_COMPLETE);
+                build_keyturner_states(l, &r);
+                send_msg(l, &r);
                 return 0;
         case NUKI_CMD_REQUEST_REBOOT:
                 send_status(l, NUKI_STATUS_COMPLETE);

@@ -326,6 +326,8 @@ static int drain_handler(sd_event_source *s, uint64_t usec, void *userdata)
 
         if (l->charging)
                 battery_drain(l, -5.0 / 6.0); /* 5 %/h */
+        else if (l->drain_per_hour >= 0)
+                battery_drain(l, l->drain_per_hour / 6.0); /* SetDrainRate */
         else
                 battery_drain(l, 0.02 / 6.0); /* 0.02 %/h idle: about 7 months on a set */
         return sim_timer(l->sim, &l->drain_timer, DRAIN_PERIOD, drain_handler, l);
@@ -478,7 +480,7 @@ uint8_t sim_lock_start_action(SimLock *l, uint8_t action, uint8_t trigger, uint3
                 return 0x23; /* K_ERROR_BAD_PARAMETER */
         if (l->nuki_state == 0 || l->lock_state == SIM_LS_UNCALIBRATED)
                 return 0x47; /* K_ERROR_NOT_CALIBRATED */
-        if (l->motor_action)
+        if (l->motor_action || l->calibration_timer)
                 return 0x45; /* K_ERROR_BUSY */
         if (l->battery < 2.0)
                 return 0x49; /* K_ERROR_MOTOR_LOW_VOLTAGE */
@@ -496,6 +498,7 @@ uint8_t sim_lock_start_action(SimLock *l, uint8_t action, uint8_t trigger, uint3
         if ((action == 0x02 && l->lock_state == SIM_LS_LOCKED) ||
             (action == 0x01 && l->lock_state == SIM_LS_UNLOCKED))
                 duration /= 4;
+        duration = (uint64_t) ((double) duration * l->motor_factor);
         l->lock_state = moving_state(action);
         sim_lock_state_changed(l);
         (void) sim_timer(l->sim, &l->motor_timer, duration, motor_handler, l);
@@ -563,14 +566,44 @@ void sim_lock_set_door(SimLock *l, uint8_t door)
         sim_lock_state_changed(l);
 }
 
-void sim_lock_calibrate(SimLock *l, uint32_t auth_id, const char *name)
+static int calibration_handler(sd_event_source *s, uint64_t usec, void *userdata)
 {
-        uint8_t data[4] = { 0, 0, 0, 0 };
+        SimLock *l = userdata;
+
+        l->calibration_timer = sd_event_source_disable_unref(l->calibration_timer);
         l->lock_state = SIM_LS_LOCKED;
         if (l->nuki_state == 0)
                 l->nuki_state = 2;
         battery_drain(l, 0.3);
+        sim_lock_proto_action_done(l, 0, 0);
+        sim_lock_state_changed(l);
+        return 0;
+}
+
+uint8_t sim_lock_calibrate(SimLock *l, uint32_t auth_id, const char *name)
+{
+        uint8_t data[4] = { 0, 0, 0, 0 };
+
+        if (l->motor_action || l->calibration_timer)
+                return 0x45; /* K_ERROR_BUSY */
+        if (l->battery < 2.0)
+                return 0x4C; /* K_ERROR_VOLTAGE_TOO_LOW */
+        l->lng_timer = sd_event_source_disable_unref(l->lng_timer);
+        l->lock_state = SIM_LS_CALIBRATION;
+        l->n_calibrations++;
         sim_lock_log(l, auth_id, name, 0x03, data, 4);
+        sim_lock_state_changed(l);
+        /* both end positions and back: four motor runs */
+        (void) sim_timer(l->sim, &l->calibration_timer,
+                         (uint64_t) ((double) (4 * l->sim->t.motor_action) * l->motor_factor),
+                         calibration_handler, l);
+        return 0;
+}
+
+void sim_lock_uncalibrate(SimLock *l)
+{
+        l->calibration_timer = sd_event_source_disable_unref(l->calibration_timer);
+        l->lock_state = SIM_LS_UNCALIBRATED;
         sim_lock_state_changed(l);
 }
 
@@ -593,6 +626,10 @@ void sim_lock_reboot(SimLock *l)
         if (l->lock_state == SIM_LS_LOCKING || l->lock_state == SIM_LS_UNLOCKING ||
             l->lock_state == SIM_LS_UNLATCHING)
                 l->lock_state = SIM_LS_UNDEFINED;
+        if (l->calibration_timer) {
+                l->calibration_timer = sd_event_source_disable_unref(l->calibration_timer);
+                l->lock_state = SIM_LS_UNCALIBRATED;
+        }
 }
 
 void sim_lock_factory_reset(SimLock *l)
@@ -865,6 +902,8 @@ int sim_lock_new(Sim *sim, const SimLockSpec *spec, SimLock **ret)
         if (l->gen == SIM_GEN_ULTRA && l->security_pin < 100000)
                 l->security_pin = 123456;
         l->logging_enabled = true;
+        l->motor_factor = 1.0;
+        l->drain_per_hour = -1.0;
         l->max_auths = spec->max_auths ? spec->max_auths : (l->gen == SIM_GEN_1 ? 100 : 200);
         l->ultra_reply = spec->ultra_reply;
         l->next_auth_id = 1;
@@ -918,6 +957,8 @@ SimLock *sim_lock_free(SimLock *l)
         sd_event_source_disable_unref(l->drain_timer);
         sd_event_source_disable_unref(l->reboot_timer);
         sd_event_source_disable_unref(l->tc_timer);
+        sd_event_source_disable_unref(l->drop_timer);
+        sd_event_source_disable_unref(l->calibration_timer);
         nuki_wipe(l->secret_key, sizeof(l->secret_key));
         nuki_wipe(l->auths, sizeof(l->auths));
         free(l->name);

@@ -197,6 +197,11 @@ struct SimLock {
         uint16_t last_drain; /* mWs of the last action */
         uint16_t lowest_mv;
         unsigned jams_pending;
+        unsigned drop_on_action; /* faults: drop the link after taking this many Lock Actions */
+        double motor_factor;     /* faults: the motor takes this many times as long (1) */
+        double drain_per_hour;   /* faults: idle drain in %/h; < 0: the normal 0.02 */
+        sd_event_source *drop_timer;
+        sd_event_source *calibration_timer;
         uint8_t motor_target; /* lock state after the running action */
         uint8_t motor_action; /* Lock Action code of the running action, 0 if idle */
         uint32_t motor_auth;  /* who started it, for the log */
@@ -243,6 +248,7 @@ struct SimLock {
 
         /* counters */
         uint32_t n_connections, n_gatt_writes, n_indications, n_adverts, n_actions;
+        uint32_t n_calibrations;
 };
 
 /* what the lock config in a scenario says */
@@ -298,7 +304,11 @@ void sim_lock_set_battery(SimLock *l, double percent);
 void sim_lock_factory_reset(SimLock *l);
 void sim_lock_revoke(SimLock *l);
 void sim_lock_set_pairing_mode(SimLock *l, bool on);
-void sim_lock_calibrate(SimLock *l, uint32_t auth_id, const char *name);
+/* Starts a calibration: lock state "calibration" for 4 motor actions, then locked (and
+ * sim_lock_proto_action_done()). Returns 0 or a Nuki error code (busy, too low). */
+uint8_t sim_lock_calibrate(SimLock *l, uint32_t auth_id, const char *name);
+/* Forget the calibration (fault): lock state uncalibrated, actions refused. */
+void sim_lock_uncalibrate(SimLock *l);
 void sim_lock_reboot(SimLock *l);
 /* The GATT table moves (a firmware update): handles shift, BlueZ's cache goes stale. */
 void sim_lock_gatt_changed(SimLock *l);

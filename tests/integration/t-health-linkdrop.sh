@@ -1,0 +1,48 @@
+#!/bin/sh
+# A link that drops in the middle of a lock command: the lock took the Lock Action and
+# its motor runs when the connection goes. lockhubd connects again, reads the state
+# instead of sending the action twice, and the command completes once: the motor ran
+# once, the lock ends in the asked state, one action event is recorded, and the caller
+# gets success. A second command afterwards works as usual.
+. "$LOCKHUB_TOP/tests/integration/lib.sh"
+. "$LOCKHUB_TOP/tests/integration/sim-lib.sh"
+command -v sqlite3 >/dev/null || skip "sqlite3 not installed"
+
+start_dbus
+start_sim --scale 10
+write_conf
+start_lockhubd
+pair_lock front front 1234 >/dev/null || { echo "pairing front failed"; tail -n 30 "$T/lockhubd.log"; exit 1; }
+
+actions_of() { db "SELECT count(*) FROM events WHERE kind='action' AND source='dbus' AND detail LIKE '%\"$1\"%'"; }
+state_is() { test "$(lock_prop front State)" = "$1"; }
+
+check "the lock starts locked" test "$(simctl front get LockState)" = locked
+motor0=$(simctl front get Actions)
+conn0=$(simctl front get Connections)
+simctl front DropLinkOnAction 1
+out=$(ctl unlock front 2>&1)
+rc=$?
+check "unlock through a link loss succeeds (exit $rc: $out)" test $rc = 0
+check "the link really dropped during the command" grep -q 'connection was lost during the unlock' "$T/lockhubd.log"
+check "lockhubd read the state instead of sending the unlock again" \
+	grep -q 'the unlock was carried out while the link was down; not sending it again' "$T/lockhubd.log"
+check "lockhubd connected again ($(simctl front get Connections) after $conn0)" test "$(simctl front get Connections)" -gt "$conn0"
+check "the lock's motor ran once ($(simctl front get Actions) after $motor0)" \
+	test "$(simctl front get Actions)" = $((motor0 + 1))
+check "the lock is unlocked" test "$(simctl front get LockState)" = unlocked
+check "lockhubd shows it unlocked" wait_for 20 state_is unlocked
+check "one unlock event (got $(actions_of unlock))" test "$(actions_of unlock)" = 1
+simctl front Dump >"$T/dump.json"
+check "the lock's log has one unlock by lockhubd" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+acts = [e for e in d["log"] if e["type"] == 2]
+assert len(acts) == 1, acts' "$T/dump.json"
+
+# Nothing left behind: the next command is sent once, as usual.
+check "lock afterwards" ctl lock front
+check "the motor ran once more" test "$(simctl front get Actions)" = $((motor0 + 2))
+check "one lock event" test "$(actions_of lock)" = 1
+
+finish
