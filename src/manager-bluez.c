@@ -737,7 +737,10 @@ int manager_bluez_start(Manager *m)
                 .max_connections = c->bluetooth.max_connections,
                 .connect_timeout_usec = (uint64_t) c->bluetooth.connect_timeout_sec * USEC_PER_SEC,
                 .idle_disconnect_usec = (uint64_t) c->bluetooth.idle_disconnect_sec * USEC_PER_SEC,
-                .queue_timeout_usec = (uint64_t) c->bluetooth.connect_timeout_sec * USEC_PER_SEC,
+                /* A command waits for a slot as long as it may take at all. */
+                .queue_timeout_usec = (uint64_t) MAX(c->bluetooth.connect_timeout_sec,
+                                                     c->bluetooth.command_timeout_sec) *
+                                      USEC_PER_SEC,
         };
         int r;
 

@@ -369,6 +369,12 @@ int bluez_link_connect(BluezLink *l, BluezPriority priority);
  * yet CONNECTED, with -ECANCELED) will follow. */
 int bluez_link_disconnect(BluezLink *l);
 
+/* The owner has nothing to do on the link for now. It stays connected (until the idle
+ * timer), but while another link waits for a connection slot on its adapter it is
+ * disconnected at once to make room (disconnected() with err NULL, as for the idle timer).
+ * bluez_link_connect() makes it the owner's again. No-op unless CONNECTED. */
+void bluez_link_release(BluezLink *l);
+
 BluezLinkState bluez_link_get_state(const BluezLink *l);
 const char *bluez_link_get_address(const BluezLink *l);
 /* "hci0" while not IDLE/QUEUED, else NULL. */

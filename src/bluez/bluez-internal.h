@@ -211,6 +211,7 @@ struct BluezLink {
         BluezPriority priority;
         uint64_t seq;          /* FIFO within a priority */
         bool reconnect;        /* connect asked for while DISCONNECTING */
+        bool released;         /* bluez_link_release(): CONNECTED but may give up its slot */
         bool teardown_failure; /* DISCONNECTING ends in failed() rather than disconnected() */
         bool teardown_silent;  /* DISCONNECTING ends without a callback */
         int teardown_error;

@@ -8,7 +8,10 @@
  * first queued link, by (priority, sequence), that can be placed: some selected and
  * powered adapter has a Device1 with the link's Address and fewer than
  * max_connections links in a state other than IDLE/QUEUED. Among such adapters the
- * one where the device is already connected wins, then the strongest RSSI.
+ * one where the device is already connected wins, then the strongest RSSI. When queued
+ * links remain whose device is on a full adapter, links there that their owner released
+ * (bluez_link_release(): connected, nothing to do) are disconnected to make room, as many
+ * as links wait for that adapter minus those already disconnecting there.
  *
  * Retries: bluetoothd 5.66 reports every failed LE connect as Failed
  * "le-connection-abort-by-local", both for the quick aborts worth retrying and for
@@ -528,6 +531,7 @@ static void link_set_connected(BluezLink *l)
 {
         if (l->timer)
                 (void) sd_event_source_set_enabled(l->timer, SD_EVENT_OFF);
+        l->released = false;
         link_set_state(l, BLUEZ_LINK_CONNECTED);
         link_log(l, LOG_INFO, NULL, "connected");
         touch_idle(l);
@@ -734,6 +738,48 @@ static void links_sweep_stray(BluezClient *c)
         }
 }
 
+static bool link_preemptible(const BluezLink *l)
+{
+        return l->state == BLUEZ_LINK_CONNECTED && l->released && !l->ops_head && !l->op_slot;
+}
+
+/* Queued links that could not be placed: free slots held by released links. */
+static void links_preempt(BluezClient *c)
+{
+        BluezAdapterState *s;
+
+        LIST_FOREACH (adapters, s, c->adapter_states) {
+                BluezObject *a = bluez_client_find_object(c, s->path);
+                unsigned waiting = 0, freeing = 0;
+                BluezLink *l, *n;
+
+                if (!a || !a->powered || bluez_links_count_on_adapter(c, s->path) < c->max_connections)
+                        continue;
+                LIST_FOREACH (links, l, c->links)
+                        if (l->state == BLUEZ_LINK_QUEUED &&
+                            bluez_client_find_device(c, s->path, l->address))
+                                waiting++;
+                        else if (l->state == BLUEZ_LINK_DISCONNECTING && l->adapter_path &&
+                                 streq(l->adapter_path, s->path))
+                                freeing++;
+                LIST_FOREACH_SAFE(links, l, n, c->links)
+                {
+                        if (freeing >= waiting)
+                                break;
+                        if (!link_preemptible(l) || !l->adapter_path || !streq(l->adapter_path, s->path))
+                                continue;
+                        link_log(l, LOG_DEBUG, NULL, "released and a link waits for a slot, disconnecting");
+                        freeing++;
+                        link_ref(l);
+                        link_teardown(l, TEARDOWN_DISCONNECTED, NULL);
+                        link_unref(l);
+                        /* the owner may have freed other links: start over next time */
+                        bluez_links_schedule(c);
+                        return;
+                }
+        }
+}
+
 static int on_schedule(sd_event_source *es, void *userdata)
 {
         BluezClient *c = userdata;
@@ -762,6 +808,8 @@ static int on_schedule(sd_event_source *es, void *userdata)
                         break;
                 link_start_connect(best, best_s, best_dev);
         }
+        if (c->up)
+                links_preempt(c);
         return 0;
 }
 
@@ -1274,6 +1322,7 @@ int bluez_link_connect(BluezLink *l, BluezPriority priority)
                 l->priority = MIN(l->priority, priority);
                 return 0;
         case BLUEZ_LINK_CONNECTED:
+                l->released = false;
                 touch_idle(l);
                 return 1;
         case BLUEZ_LINK_DISCONNECTING:
@@ -1316,6 +1365,14 @@ int bluez_link_disconnect(BluezLink *l)
                 break;
         }
         return -EINVAL;
+}
+
+void bluez_link_release(BluezLink *l)
+{
+        if (!l || !l->client || l->state != BLUEZ_LINK_CONNECTED)
+                return;
+        l->released = true;
+        bluez_links_schedule(l->client);
 }
 
 BluezLinkState bluez_link_get_state(const BluezLink *l)
