@@ -36,6 +36,8 @@
 #define RETENTION_INTERVAL_USEC (15 * 60 * USEC_PER_SEC)
 #define RETENTION_BATCH         500
 
+static void manager_notify_status(Manager *m);
+
 static void manager_apply_log_level(Manager *m)
 {
         if (m->log_level_override >= 0)
@@ -137,6 +139,19 @@ static void manager_commit_before_telling(Lock *l, unsigned changes, void *userd
         Manager *m = userdata;
 
         (void) store_flush(m->store);
+}
+
+/* The database stopped (or resumed) taking writes: Home Assistant hears of it. */
+static void manager_write_state(Store *s, int error, void *userdata)
+{
+        Manager *m = userdata;
+
+        if (error < 0)
+                (void) sd_notifyf(false, "STATUS=Database not writable (%s); locks keep working",
+                                  strerror(-error));
+        else
+                manager_notify_status(m);
+        mqtt_bridge_info_changed(m->mqtt);
 }
 
 int manager_add_lock(Manager *m, const struct store_lock *sl)
@@ -336,6 +351,7 @@ int manager_start(Manager *m)
         r = store_set_event(m->store, m->event, SD_EVENT_PRIORITY_IMPORTANT);
         if (r < 0)
                 return log_error_errno(r, "Failed to attach the database to the event loop: %m");
+        store_set_write_state_callback(m->store, manager_write_state, m);
 
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);

@@ -58,6 +58,9 @@ int mqtt_bridge_lock_added(MqttBridge *b, Lock *l);
  * config) and its retained state and availability are cleared. Call before freeing it. */
 int mqtt_bridge_lock_removed(MqttBridge *b, Lock *l);
 
+/* Something bridge/info reports changed (the database's writability): republish it. */
+void mqtt_bridge_info_changed(MqttBridge *b);
+
 /* After a configuration reload: command policy and discovery (code, OPEN) are
  * re-read and discovery republished. Connection settings need a restart. */
 void mqtt_bridge_reload(MqttBridge *b);

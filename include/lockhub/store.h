@@ -120,6 +120,9 @@ int store_set_event(Store *s, sd_event *e, int64_t priority);
 int store_flush(Store *s);
 /* 0, or the error of the failing commits (-ENOSPC ...) and how many changes wait in memory. */
 int store_write_error(const Store *s, size_t *ret_pending);
+/* Called when commits start failing (error < 0) and when they work again (0). */
+typedef void (*store_write_state_fn)(Store *s, int error, void *userdata);
+void store_set_write_state_callback(Store *s, store_write_state_fn fn, void *userdata);
 
 /* Group several writes into one transaction (BEGIN IMMEDIATE). Not nestable. */
 int store_begin(Store *s);

@@ -470,6 +470,18 @@ static char *bridge_info(MqttBridge *b)
         json_object_object_add(cfg, "allow_remote_unlatch",
                                json_object_new_boolean(c->mqtt.allow_remote_unlatch));
         json_object_object_add(o, "config", cfg);
+        {
+                /* Writes failing (full disk ...): the locks work, their history waits. */
+                size_t pending = 0;
+                int err = store_write_error(b->manager->store, &pending);
+                json_object *db = json_object_new_object();
+                json_object_object_add(db, "writable", json_object_new_boolean(err >= 0));
+                if (err < 0) {
+                        json_object_object_add(db, "error", json_object_new_string(strerror(-err)));
+                        json_object_object_add(db, "pending_changes", json_object_new_int64((int64_t) pending));
+                }
+                json_object_object_add(o, "database", db);
+        }
         return mqtt_ha_json_to_string(o);
 }
 
@@ -1516,6 +1528,12 @@ int mqtt_bridge_lock_removed(MqttBridge *b, Lock *l)
         publish_info(b);
         log_lock(LOG_INFO, l, 0, "removed from Home Assistant.");
         return 0;
+}
+
+void mqtt_bridge_info_changed(MqttBridge *b)
+{
+        if (b && mqtt_client_is_connected(b->client))
+                publish_info(b);
 }
 
 void mqtt_bridge_reload(MqttBridge *b)

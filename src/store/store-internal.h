@@ -88,6 +88,8 @@ struct Store {
         bool replay_overflow;
         bool failing;     /* commits fail (full disk ...): said once, and once when it ends */
         bool seen_damage; /* SQLite reported corruption while running */
+        store_write_state_fn write_state_fn;
+        void *write_state_userdata;
 };
 
 /* Translates rc, logs SQLite's own message at debug level, returns -errno. */

@@ -376,7 +376,11 @@ int store_flush(Store *s)
                                    s->n_replay);
                 replay_clear(s);
                 s->commit_error = 0;
-                s->failing = false;
+                if (s->failing) {
+                        s->failing = false;
+                        if (s->write_state_fn)
+                                s->write_state_fn(s, 0, s->write_state_userdata);
+                }
                 (void) sd_event_source_set_enabled(s->retry_timer, SD_EVENT_OFF);
                 return 0;
         }
@@ -388,8 +392,12 @@ int store_flush(Store *s)
                                 "kept in memory and written when it works again (retrying every %u s).",
                                 s->path, s->n_replay, (unsigned) (STORE_RETRY_USEC / 1000000));
         s->commit_error = r;
-        s->failing = true;
         s->n_commit_failures++;
+        if (!s->failing) {
+                s->failing = true;
+                if (s->write_state_fn)
+                        s->write_state_fn(s, r, s->write_state_userdata);
+        }
         if (s->retry_timer) {
                 (void) sd_event_source_set_time_relative(s->retry_timer, STORE_RETRY_USEC);
                 (void) sd_event_source_set_enabled(s->retry_timer, SD_EVENT_ONESHOT);
@@ -440,6 +448,12 @@ int store_set_event(Store *s, sd_event *e, int64_t priority)
         }
         s->event = sd_event_ref(e);
         return 0;
+}
+
+void store_set_write_state_callback(Store *s, store_write_state_fn fn, void *userdata)
+{
+        s->write_state_fn = fn;
+        s->write_state_userdata = userdata;
 }
 
 int store_write_error(const Store *s, size_t *ret_pending)
