@@ -33,6 +33,20 @@
  * -EACCES, no connection → -EHOSTUNREACH, no answer → -ETIMEDOUT. Keypad-code refusals
  * map to -EEXIST, -ENOSPC, -EINVAL and -ENOENT (job_fail_lock_error).
  *
+ * A lock action whose link drops before its completion is not failed at once: it goes back
+ * to the head of the queue (at most ACTION_RESENDS times) and, once connected again, first
+ * reads Keyturner States. A lock that already reached the action's end state (or whose last
+ * action is ours) finishes the job without a second Lock Action; one still moving is polled
+ * until it stops; only a lock that never started the action gets it again. So a command
+ * survives a link loss and the motor runs once.
+ *
+ * Calibration (Request Calibration, PIN) runs like an action: ACCEPTED, the states through
+ * "calibration", then COMPLETE; it gets CALIBRATE_TIMEOUT_MULT × the command timeout
+ * between messages, and is recorded as an "action" event {"action":"calibrate"}.
+ *
+ * Motor duration: from a Lock Action's ACCEPTED to its COMPLETE, stored as a "motor-ms"
+ * sample for the installation analytics (health.h).
+ *
  * Attribution: our own commands are recorded when they complete (source and actor of the
  * caller); everything else comes from the lock's log, imported by index after every
  * refresh (when the PIN is known) with the source from its trigger (manual, button,
@@ -58,11 +72,14 @@
 #include "lockhub/nuki-session.h"
 #include "nuki-driver-internal.h"
 
-#define USEC_PER_SEC          1000000ULL
-#define LOG_BATCH             20U
-#define CODE_PAGE             50U
-#define REFRESH_HOLDOFF_USEC  (3 * USEC_PER_SEC) /* ignore stale state-changed bits after a refresh */
-#define CONNECT_DEADLINE_MULT 4U                 /* connect timeout × this bounds a wait for a link */
+#define USEC_PER_SEC           1000000ULL
+#define LOG_BATCH              20U
+#define CODE_PAGE              50U
+#define REFRESH_HOLDOFF_USEC   (3 * USEC_PER_SEC) /* ignore stale state-changed bits after a refresh */
+#define CONNECT_DEADLINE_MULT  4U                 /* connect timeout × this bounds a wait for a link */
+#define ACTION_RESENDS         2U                 /* an action survives this many link losses */
+#define VERIFY_POLL_USEC       (250 * 1000ULL)    /* re-read a still moving lock after a link loss */
+#define CALIBRATE_TIMEOUT_MULT 6U                 /* calibrating takes longer than a motor action */
 
 typedef enum NukiJobKind {
         NUKI_JOB_ACTION,
@@ -71,6 +88,7 @@ typedef enum NukiJobKind {
         NUKI_JOB_CONFIG,
         NUKI_JOB_LOG_SYNC,
         NUKI_JOB_TIME_SYNC,
+        NUKI_JOB_CALIBRATE,
         NUKI_JOB_CODES_LIST,
         NUKI_JOB_CODE_ADD,
         NUKI_JOB_CODE_UPDATE,
@@ -92,6 +110,10 @@ struct NukiJob {
         uint32_t max_index;
         int64_t step_mark; /* log index or codes read when this page was asked for */
         bool accepted;
+        uint64_t accepted_usec; /* monotonic: the lock accepted the action (motor starts) */
+        unsigned resends;       /* link losses survived */
+        bool verify;            /* after a link loss: read the states before sending again */
+        unsigned polls;
         /* keypad codes: the code to write (its digits are secret), the id to remove or
          * the one the lock gave, the list read so far */
         LockCode code;
@@ -117,6 +139,7 @@ typedef struct NukiDriver {
         NukiJob *queue;   /* waiting, by priority then FIFO */
         NukiJob *current; /* running */
         sd_event_source *timer;
+        sd_event_source *poll; /* verifying an action: the next read of a moving lock */
         bool connecting;
         uint64_t last_refresh_usec;  /* monotonic */
         int64_t config_update_count; /* -1 unknown; of the config we last read */
@@ -150,9 +173,9 @@ static const char *job_kind_to_string(NukiJobKind k)
                 [NUKI_JOB_ACTION] = "action",           [NUKI_JOB_REMOVE_AUTH] = "remove-auth",
                 [NUKI_JOB_REFRESH] = "refresh",         [NUKI_JOB_CONFIG] = "config",
                 [NUKI_JOB_LOG_SYNC] = "log-sync",       [NUKI_JOB_TIME_SYNC] = "time-sync",
-                [NUKI_JOB_CODES_LIST] = "list-codes",   [NUKI_JOB_CODE_ADD] = "add-code",
-                [NUKI_JOB_CODE_UPDATE] = "update-code", [NUKI_JOB_CODE_REMOVE] = "remove-code",
-                [NUKI_JOB_ADMIN] = "admin",
+                [NUKI_JOB_CALIBRATE] = "calibrate",     [NUKI_JOB_CODES_LIST] = "list-codes",
+                [NUKI_JOB_CODE_ADD] = "add-code",       [NUKI_JOB_CODE_UPDATE] = "update-code",
+                [NUKI_JOB_CODE_REMOVE] = "remove-code", [NUKI_JOB_ADMIN] = "admin",
         };
         return k < _NUKI_JOB_MAX ? names[k] : "?";
 }
@@ -162,6 +185,7 @@ static BluezPriority job_priority(NukiJobKind k)
         switch (k) {
         case NUKI_JOB_ACTION:
         case NUKI_JOB_REMOVE_AUTH:
+        case NUKI_JOB_CALIBRATE:
                 return BLUEZ_PRIORITY_USER;
         case NUKI_JOB_REFRESH:
                 return BLUEZ_PRIORITY_REFRESH;
@@ -386,7 +410,7 @@ static void apply_states(NukiDriver *d, const NukiMsg *m)
         uint8_t bat = m->keyturner_states.battery;
         const Conf *c = driver_conf(d);
 
-        if (j && j->kind == NUKI_JOB_ACTION) {
+        if (j && (j->kind == NUKI_JOB_ACTION || j->kind == NUKI_JOB_CALIBRATE)) {
                 source = j->source;
                 actor = j->actor[0] ? j->actor : NULL;
         } else
@@ -539,6 +563,7 @@ static void job_done(NukiDriver *d, NukiJob *j, int r, const char *message)
         case NUKI_JOB_CONFIG:
         case NUKI_JOB_LOG_SYNC:
         case NUKI_JOB_TIME_SYNC:
+        case NUKI_JOB_CALIBRATE:
         case NUKI_JOB_CODE_UPDATE:
         case NUKI_JOB_CODE_REMOVE:
         case _NUKI_JOB_MAX:
@@ -556,6 +581,8 @@ static void job_finish(NukiDriver *d, int r, const char *message)
 
         d->current = NULL;
         driver_timer_stop(d);
+        if (d->poll)
+                (void) sd_event_source_set_enabled(d->poll, SD_EVENT_OFF);
         nuki_session_reset(&d->session);
         if (j) {
                 if (r < 0)
@@ -663,6 +690,9 @@ static int job_step(NukiDriver *d)
                 uint8_t a = 0;
                 if (!nuki_action_from_lock(j->action, &a))
                         return -EINVAL;
+                if (j->verify)
+                        /* after a link loss: did the lock get it? (job_verify) */
+                        return driver_request(d, NUKI_CMD_KEYTURNER_STATES);
                 nuki_msg_init(&m, NUKI_CMD_LOCK_ACTION, NUKI_VARIANT_DEFAULT);
                 m.lock_action.action = a;
                 m.lock_action.app_id = d->cred.app_id;
@@ -719,6 +749,11 @@ static int job_step(NukiDriver *d)
         case NUKI_JOB_CODE_REMOVE:
                 nuki_msg_init(&m, NUKI_CMD_REMOVE_KEYPAD_CODE, NUKI_VARIANT_DEFAULT);
                 m.remove_keypad_code.code_id = (uint16_t) j->code_id;
+                r = driver_begin(d, &m);
+                nuki_msg_wipe(&m);
+                return r;
+        case NUKI_JOB_CALIBRATE:
+                nuki_msg_init(&m, NUKI_CMD_REQUEST_CALIBRATION, NUKI_VARIANT_DEFAULT);
                 r = driver_begin(d, &m);
                 nuki_msg_wipe(&m);
                 return r;
@@ -833,6 +868,21 @@ static int errno_from_lock_error(int code)
         }
 }
 
+/* The "action" event of a calibration, with its outcome. */
+static void calibrate_record(NukiDriver *d, const NukiJob *j, int r, const char *message)
+{
+        _cleanup_(json_putp) json_object *o = json_object_new_object();
+
+        if (!o || !d->lock->event_sink)
+                return;
+        json_object_object_add(o, "action", json_object_new_string("calibrate"));
+        json_object_object_add(o, "result", json_object_new_string(r < 0 ? "failed" : "done"));
+        if (r < 0)
+                json_object_object_add(o, "error", json_object_new_string(message ?: strerror(-r)));
+        (void) d->lock->event_sink(d->lock, "action", j->source, NULL, json_object_to_json_string(o),
+                                   d->lock->event_sink_userdata);
+}
+
 static void job_fail(NukiDriver *d, int r, const char *message)
 {
         NukiJob *j = d->current;
@@ -844,6 +894,11 @@ static void job_fail(NukiDriver *d, int r, const char *message)
                 snprintf(field, sizeof field, "LOCK=%s", d->lock->name);
                 log_struct(LOG_WARNING, r, LOG_FIELDS(field), "%s: %s failed: %s", d->lock->name,
                            lock_action_to_string(j->action), message ?: strerror(-r));
+        }
+        if (j->kind == NUKI_JOB_CALIBRATE) {
+                driver_log(d, LOG_WARNING, r, "%s: calibration failed: %s", d->lock->name,
+                           message ?: strerror(-r));
+                calibrate_record(d, j, r, message);
         }
         job_finish(d, r, message);
 }
@@ -1088,12 +1143,133 @@ static void code_list_take(NukiDriver *d, const NukiMsg *m)
 }
 
 /* A reply ended the step (DONE): move on. */
+/* What the states read after a link loss say about the action j:
+ * 1 done, 0 still moving (read again), -EDEADLK it jammed, -EAGAIN never started. */
+static int action_outcome(const NukiJob *j, const NukiMsg *m)
+{
+        uint8_t s = m->keyturner_states.lock_state, want = 0;
+        bool last_ours = false;
+
+        if (!nuki_action_from_lock(j->action, &want))
+                return -EAGAIN;
+        /* The lock's own record of its last action, when the message has it. */
+        if (m->n_optional >= 3)
+                last_ours = m->keyturner_states.last_lock_action == want &&
+                            m->keyturner_states.last_lock_action_trigger == NUKI_TRIGGER_SYSTEM;
+        if (s == NUKI_LOCK_STATE_MOTOR_BLOCKED)
+                return last_ours ? -EDEADLK : -EAGAIN;
+        switch (j->action) {
+        case LOCK_ACTION_LOCK:
+        case LOCK_ACTION_FULL_LOCK:
+                return s == NUKI_LOCK_STATE_LOCKED ? 1 : s == NUKI_LOCK_STATE_LOCKING ? 0 : -EAGAIN;
+        case LOCK_ACTION_UNLOCK:
+                return s == NUKI_LOCK_STATE_UNLOCKED ? 1 : s == NUKI_LOCK_STATE_UNLOCKING ? 0 : -EAGAIN;
+        case LOCK_ACTION_UNLATCH:
+        case LOCK_ACTION_LOCK_N_GO_UNLATCH:
+                if (s == NUKI_LOCK_STATE_UNLATCHED)
+                        return 1;
+                if (s == NUKI_LOCK_STATE_UNLATCHING || s == NUKI_LOCK_STATE_UNLOCKING)
+                        return 0;
+                /* the latch is already released again: only the log can tell */
+                return last_ours && (s == NUKI_LOCK_STATE_UNLOCKED ||
+                                     s == NUKI_LOCK_STATE_UNLOCKED_LOCKNGO || s == NUKI_LOCK_STATE_LOCKED)
+                                       ? 1
+                                       : -EAGAIN;
+        case LOCK_ACTION_LOCK_N_GO:
+                if (s == NUKI_LOCK_STATE_UNLOCKED_LOCKNGO)
+                        return 1;
+                if (s == NUKI_LOCK_STATE_UNLOCKING)
+                        return 0;
+                return last_ours && (s == NUKI_LOCK_STATE_LOCKED || s == NUKI_LOCK_STATE_LOCKING) ? 1
+                                                                                                  : -EAGAIN;
+        case _LOCK_ACTION_MAX:
+                break;
+        }
+        return -EAGAIN;
+}
+
+static int on_poll(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        NukiDriver *d = userdata;
+
+        if (!d->current || !d->current->verify)
+                return 0;
+        if (job_step(d) < 0)
+                job_fail(d, -EHOSTUNREACH, "cannot read the lock's state");
+        return 0;
+}
+
+/* The states read after a link loss (see the top of the file). */
+static void job_verify(NukiDriver *d, const NukiMsg *m)
+{
+        NukiJob *j = d->current;
+        int r;
+
+        if (m->command != NUKI_CMD_KEYTURNER_STATES) {
+                job_fail(d, -EPROTO, "the lock did not send its state");
+                return;
+        }
+        apply_states(d, m);
+        r = action_outcome(j, m);
+        if (r == 0) {
+                /* still moving; the polls are bounded by the command timeout */
+                if (++j->polls * VERIFY_POLL_USEC > command_timeout_usec(d)) {
+                        job_fail(d, -ETIMEDOUT, "the lock did not finish the action");
+                        return;
+                }
+                driver_timer_stop(d);
+                nuki_session_reset(&d->session);
+                if (d->poll) {
+                        r = sd_event_source_set_time_relative(d->poll, VERIFY_POLL_USEC);
+                        if (r >= 0)
+                                r = sd_event_source_set_enabled(d->poll, SD_EVENT_ONESHOT);
+                } else
+                        r = sd_event_add_time_relative(d->ctx.event, &d->poll, CLOCK_MONOTONIC,
+                                                       VERIFY_POLL_USEC, 10000, on_poll, d);
+                if (r < 0)
+                        job_fail(d, r, "cannot arm a timer");
+                return;
+        }
+        if (r == -EDEADLK) {
+                job_fail(d, -EDEADLK, "motor blocked");
+                return;
+        }
+        if (r < 0) {
+                driver_log(d, LOG_NOTICE, 0,
+                           "%s: the lock did not get the %s before the link was lost, sending it again.",
+                           d->lock->name, lock_action_to_string(j->action));
+                j->verify = false;
+                nuki_session_reset(&d->session);
+                r = job_step(d);
+                if (r < 0)
+                        job_fail(d, -EHOSTUNREACH, "cannot send the command");
+                return;
+        }
+        driver_log(d, LOG_INFO, 0,
+                   "%s: the %s was carried out while the link was down; not sending it again.",
+                   d->lock->name, lock_action_to_string(j->action));
+        (void) lock_set_last_action(d->lock, j->action, j->source, j->actor[0] ? j->actor : NULL,
+                                    now_usec(CLOCK_REALTIME));
+        d->last_refresh_usec = now_usec(CLOCK_MONOTONIC);
+        driver_save(d, save_state, NULL);
+        job_enqueue_kind(d, NUKI_JOB_LOG_SYNC);
+        job_finish(d, 0, NULL);
+}
+
 static void job_step_done(NukiDriver *d, const NukiMsg *m)
 {
         NukiJob *j = d->current;
 
         switch (j->kind) {
         case NUKI_JOB_ACTION:
+                if (j->verify) {
+                        job_verify(d, m);
+                        return;
+                }
+                if (j->accepted_usec > 0 && d->ctx.store && d->lock->store_id > 0)
+                        (void) store_sample_append(d->ctx.store, d->lock->store_id, "motor-ms", 0,
+                                                   (double) (now_usec(CLOCK_MONOTONIC) - j->accepted_usec) /
+                                                                   1000.0);
                 (void) lock_set_last_action(d->lock, j->action, j->source, j->actor[0] ? j->actor : NULL,
                                             now_usec(CLOCK_REALTIME));
                 driver_save(d, save_state, NULL);
@@ -1174,6 +1350,13 @@ static void job_step_done(NukiDriver *d, const NukiMsg *m)
         case NUKI_JOB_CODE_REMOVE:
                 job_finish(d, 0, NULL);
                 return;
+        case NUKI_JOB_CALIBRATE:
+                driver_log(d, LOG_NOTICE, 0, "%s: calibrated.", d->lock->name);
+                calibrate_record(d, j, 0, NULL);
+                /* the final state comes with the next read */
+                job_enqueue_kind(d, NUKI_JOB_REFRESH);
+                job_finish(d, 0, NULL);
+                return;
         case NUKI_JOB_TIME_SYNC:
                 driver_log(d, LOG_INFO, 0, "%s: set the lock's clock.", d->lock->name);
                 if (d->lock->event_sink)
@@ -1212,10 +1395,14 @@ static void job_progress(NukiDriver *d, const NukiMsg *m)
                 apply_states(d, m);
                 return;
         case NUKI_CMD_STATUS:
-                if (j->kind == NUKI_JOB_ACTION)
+                if (j->kind == NUKI_JOB_ACTION && !j->accepted) {
                         j->accepted = true;
+                        j->accepted_usec = now_usec(CLOCK_MONOTONIC);
+                }
                 /* the motor may take a while: give the lock the full timeout again */
-                driver_timer_start(d, command_timeout_usec(d));
+                driver_timer_start(d, command_timeout_usec(d) * (j->kind == NUKI_JOB_CALIBRATE
+                                                                                 ? CALIBRATE_TIMEOUT_MULT
+                                                                                 : 1));
                 return;
         case NUKI_CMD_KEYPAD_CODE_COUNT:
         case NUKI_CMD_KEYPAD_CODE:
@@ -1374,13 +1561,38 @@ static void on_link_failed(BluezLink *l, const BluezError *err, void *userdata)
         driver_set_link(d, false, false, false);
 }
 
+/* The link went down under the running action: back to the head of the queue, to be
+ * verified once connected again. false when it is not an action or has no resend left. */
+static bool job_requeue_after_loss(NukiDriver *d)
+{
+        NukiJob *j = d->current;
+
+        if (!j || j->kind != NUKI_JOB_ACTION || j->resends >= ACTION_RESENDS)
+                return false;
+        j->resends++;
+        j->verify = true;
+        j->polls = 0;
+        j->accepted_usec = 0; /* the motor time is unknown now */
+        d->current = NULL;
+        driver_timer_stop(d);
+        if (d->poll)
+                (void) sd_event_source_set_enabled(d->poll, SD_EVENT_OFF);
+        nuki_session_reset(&d->session);
+        j->next = d->queue;
+        d->queue = j;
+        driver_log(d, LOG_NOTICE, -EHOSTUNREACH,
+                   "%s: the connection was lost during the %s; connecting again to finish it.",
+                   d->lock->name, lock_action_to_string(j->action));
+        return true;
+}
+
 static void on_link_disconnected(BluezLink *l, const BluezError *err, void *userdata)
 {
         NukiDriver *d = userdata;
 
         driver_set_link(d, false, true, false);
         driver_save(d, save_state, NULL);
-        if (d->current)
+        if (d->current && !job_requeue_after_loss(d))
                 job_fail(d, -EHOSTUNREACH, "the connection to the lock was lost");
         else
                 driver_kick(d);
@@ -1509,6 +1721,22 @@ static int nuki_op_remove_code(Lock *l, int code_id, lock_command_done_t done, v
         return driver_queue_user_job(l, j, done, userdata);
 }
 
+static int nuki_op_calibrate(Lock *l, LockSource source, lock_command_done_t done, void *userdata)
+{
+        NukiDriver *d = l->driver_data;
+        NukiJob *j;
+
+        if (!d)
+                return -ENODEV;
+        if (!d->cred.has_pin)
+                return -ENOKEY;
+        j = job_new(NUKI_JOB_CALIBRATE);
+        if (!j)
+                return -ENOMEM;
+        j->source = source;
+        return driver_queue_user_job(l, j, done, userdata);
+}
+
 static void nuki_op_free(Lock *l)
 {
         NukiDriver *d = l->driver_data;
@@ -1522,6 +1750,7 @@ static void nuki_op_free(Lock *l)
         }
         queue_fail(d, -ECANCELED, "the lock was removed");
         d->timer = sd_event_source_disable_unref(d->timer);
+        d->poll = sd_event_source_disable_unref(d->poll);
         d->link = bluez_link_free(d->link);
         nuki_session_wipe(&d->session);
         nuki_credentials_wipe(&d->cred);
@@ -1538,6 +1767,7 @@ static const struct lock_driver_ops nuki_ops = {
         .add_code = nuki_op_add_code,
         .update_code = nuki_op_update_code,
         .remove_code = nuki_op_remove_code,
+        .calibrate = nuki_op_calibrate,
         .list_authorizations = nuki_op_list_authorizations,
         .set_authorization_enabled = nuki_op_set_authorization_enabled,
         .remove_authorization = nuki_op_remove_authorization,
