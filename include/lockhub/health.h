@@ -271,9 +271,14 @@ int health_theil_sen(const HealthPoint *p, size_t n, double *ret_slope_per_sec, 
 double health_quantile(const double *v, size_t n, double q);
 double health_median(const double *v, size_t n);
 
+#define HEALTH_FIT_FALL        10.0
+#define HEALTH_FIT_FALL_POINTS 5U
+
 typedef struct HealthBatteryParams {
         uint64_t window_usec;          /* history fitted (BatteryWindowSec=) */
-        uint64_t min_span_usec;        /* a fit needs at least this much time; 0: 12 h */
+        uint64_t min_span_usec;        /* a fit needs at least this much time (0: 12 h), or a fall
+                                        * of HEALTH_FIT_FALL points over HEALTH_FIT_FALL_POINTS
+                                        * readings */
         uint64_t recent_usec;          /* "recent" for the abnormal-drain test; 0: 3 days */
         double replaced_jump;          /* a rise of this many points is a new battery; 0: 15 */
         double abnormal_factor;        /* recent rate above factor × own baseline; 0: 2.0 */

@@ -104,12 +104,32 @@ int health_theil_sen(const HealthPoint *p, size_t n, double *ret_slope_per_sec, 
 
 /* ---- battery ------------------------------------------------------------------------------ */
 
-/* Drain in %/day (positive while draining) of p[0..n) if it spans at least min_span. */
+/* The level fell this much between the first and the last few readings (medians, so
+ * one wild reading does not count). */
+static double level_fall(const HealthPoint *p, size_t n)
+{
+        double first[3], last[3];
+        size_t k = MIN(n, ELEMENTSOF(first));
+
+        for (size_t i = 0; i < k; i++) {
+                first[i] = p[i].v;
+                last[i] = p[n - k + i].v;
+        }
+        return health_median(first, k) - health_median(last, k);
+}
+
+/* Drain in %/day (positive while draining) of p[0..n) if there is enough evidence: the
+ * readings span at least min_span, or they fell by HEALTH_FIT_FALL points or more over at
+ * least HEALTH_FIT_FALL_POINTS readings (a drain that fast is measurable at once, and
+ * is exactly the one that must not wait half a day to be noticed). */
 static bool drain_rate(const HealthPoint *p, size_t n, uint64_t min_span, double *ret)
 {
         double slope;
 
-        if (n < 3 || p[n - 1].t_usec - p[0].t_usec < min_span)
+        if (n < 3)
+                return false;
+        if (p[n - 1].t_usec - p[0].t_usec < min_span &&
+            (n < HEALTH_FIT_FALL_POINTS || level_fall(p, n) < HEALTH_FIT_FALL))
                 return false;
         if (health_theil_sen(p, n, &slope, NULL) < 0)
                 return false;

@@ -115,6 +115,19 @@ static void fmt_duration(char *buf, size_t n, uint64_t usec)
                 snprintf(buf, n, "%.1f s", (double) usec / (double) HEALTH_USEC_PER_SEC);
 }
 
+/* Days left as a person says it: "about 40 days", "about 5 hours", "minutes". */
+static void fmt_left(char *buf, size_t n, double days)
+{
+        if (days >= 2)
+                snprintf(buf, n, "about %.0f days", days);
+        else if (days * 24 >= 2)
+                snprintf(buf, n, "about %.0f hours", days * 24);
+        else if (days * 24 * 60 >= 2)
+                snprintf(buf, n, "about %.0f minutes", days * 24 * 60);
+        else
+                snprintf(buf, n, "a minute or less");
+}
+
 static char *strdup_printf(const char *fmt, ...) _printf_(1, 2);
 static char *strdup_printf(const char *fmt, ...)
 {
@@ -234,14 +247,15 @@ static void rule_battery(Builder *b, const HealthBatteryStats *bs)
         const HealthDiagnoseInput *in = b->in;
         const ConfHealth *c = in->conf;
         bool critical_flag = in->battery && in->battery->critical;
-        char when[32], days[64] = "";
+        char when[32], days[96] = "", left[32] = "";
 
         if (!bs->has_level && !critical_flag)
                 goto accessories;
         fmt_time(when, sizeof when, bs->level_usec);
-        if (bs->has_rate && bs->days_left >= 0)
-                snprintf(days, sizeof days, " It drains %.2f %%/day: about %.0f days left.",
-                         bs->drain_per_day, bs->days_left);
+        if (bs->has_rate && bs->days_left >= 0) {
+                fmt_left(left, sizeof left, bs->days_left);
+                snprintf(days, sizeof days, " It drains %.2f %%/day: %s left.", bs->drain_per_day, left);
+        }
 
         if (critical_flag || (bs->has_level && bs->level <= c->battery_critical_percent)) {
                 add(b, HEALTH_FINDING_BATTERY_CRITICAL, HEALTH_SEVERITY_CRITICAL, 95,
@@ -260,10 +274,13 @@ static void rule_battery(Builder *b, const HealthBatteryStats *bs)
                     strdup_printf("Battery low: %.0f %%", bs->level),
                     strdup_printf("The lock reported %.0f %% at %s (low at %u %% or below).%s", bs->level,
                                   when, c->battery_low_percent, days),
-                    strdup("Replace the batteries within the next days."));
+                    strdup(bs->has_rate && bs->days_left >= 0 && bs->days_left < 2
+                                           ? "Replace the batteries now: at this rate they are empty within "
+                                             "hours."
+                                           : "Replace the batteries within the next days."));
         } else if (bs->has_rate && bs->days_left >= 0 && bs->days_left < FAST_DRAIN_DAYS) {
                 add(b, HEALTH_FINDING_BATTERY_DRAIN_FAST, HEALTH_SEVERITY_WARNING, 60,
-                    strdup_printf("Battery draining fast: about %.0f days left", bs->days_left),
+                    strdup_printf("Battery draining fast: %s left", left),
                     strdup_printf("The level fell at %.2f %%/day over %zu readings; %.0f %% at %s.",
                                   bs->drain_per_day, bs->n_fit, bs->level, when),
                     strdup("Look for what makes the motor work hard (a door that must be pushed or pulled "

@@ -240,10 +240,10 @@ static int m_set_drain_rate(sd_bus_message *m, void *userdata, sd_bus_error *e)
         int r = sd_bus_message_read(m, "d", &v);
         if (r < 0)
                 return r;
-        if (!(v <= 100.0))
+        if (!(v <= 1000.0))
                 return sd_bus_error_set(e, SD_BUS_ERROR_INVALID_ARGS,
-                                        "%/h must be at most 100 (< 0: normal)");
-        l->drain_per_hour = v;
+                                        "%/h must be at most 1000 (< 0: normal)");
+        sim_lock_set_drain_rate(l, v);
         return sd_bus_reply_method_return(m, NULL);
 }
 

@@ -292,8 +292,9 @@ void sim_lock_set_battery(SimLock *l, double percent)
                 sim_lock_state_changed(l);
 }
 
-#define DRAIN_PERIOD (600 * USEC_PER_SEC) /* simulated 10 minutes */
-#define TC_PERIOD    (20 * USEC_PER_SEC)  /* Time Control entries are checked 3 times a minute */
+#define DRAIN_PERIOD       (600 * USEC_PER_SEC) /* simulated 10 minutes */
+#define FAULT_DRAIN_PERIOD (6 * USEC_PER_SEC)   /* SetDrainRate: simulated 6 s steps */
+#define TC_PERIOD          (20 * USEC_PER_SEC)  /* Time Control entries are checked 3 times a minute */
 
 static int tc_handler(sd_event_source *s, uint64_t usec, void *userdata)
 {
@@ -326,11 +327,20 @@ static int drain_handler(sd_event_source *s, uint64_t usec, void *userdata)
 
         if (l->charging)
                 battery_drain(l, -5.0 / 6.0); /* 5 %/h */
-        else if (l->drain_per_hour >= 0)
-                battery_drain(l, l->drain_per_hour / 6.0); /* SetDrainRate */
-        else
+        else if (l->drain_per_hour >= 0) {
+                /* SetDrainRate: in finer steps, so a client sees it fall steadily */
+                battery_drain(l, l->drain_per_hour * (double) FAULT_DRAIN_PERIOD / (3600.0 * USEC_PER_SEC));
+                return sim_timer(l->sim, &l->drain_timer, FAULT_DRAIN_PERIOD, drain_handler, l);
+        } else
                 battery_drain(l, 0.02 / 6.0); /* 0.02 %/h idle: about 7 months on a set */
         return sim_timer(l->sim, &l->drain_timer, DRAIN_PERIOD, drain_handler, l);
+}
+
+void sim_lock_set_drain_rate(SimLock *l, double percent_per_hour)
+{
+        l->drain_per_hour = percent_per_hour;
+        (void) sim_timer(l->sim, &l->drain_timer, percent_per_hour >= 0 ? FAULT_DRAIN_PERIOD : DRAIN_PERIOD,
+                         drain_handler, l);
 }
 
 /* ---- log and state ---- */

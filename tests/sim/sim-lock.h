@@ -309,6 +309,8 @@ void sim_lock_set_pairing_mode(SimLock *l, bool on);
 uint8_t sim_lock_calibrate(SimLock *l, uint32_t auth_id, const char *name);
 /* Forget the calibration (fault): lock state uncalibrated, actions refused. */
 void sim_lock_uncalibrate(SimLock *l);
+/* Idle drain in %/h of simulated time, in 6 s steps (fault); < 0: the normal slow drain. */
+void sim_lock_set_drain_rate(SimLock *l, double percent_per_hour);
 void sim_lock_reboot(SimLock *l);
 /* The GATT table moves (a firmware update): handles shift, BlueZ's cache goes stale. */
 void sim_lock_gatt_changed(SimLock *l);

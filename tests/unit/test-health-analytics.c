@@ -164,6 +164,34 @@ static void test_battery_too_little_history(void **state)
         assert_false(s.has_level);
 }
 
+/* A fall this steep is measurable in minutes; a small wobble over the same time is not. */
+static void test_battery_fast_fall(void **state)
+{
+        HealthPoint p[10];
+        HealthBatteryStats s;
+        HealthBatteryParams bp = { .window_usec = 30 * DAY };
+        size_t n = 0;
+
+        for (int i = 0; i < 9; i++) /* 2 points a minute, in Nuki's 2 % steps: 60 → 44 */
+                p[n++] = (HealthPoint){ T0 + (uint64_t) i * 60 * HEALTH_USEC_PER_SEC, 60.0 - 2.0 * i };
+        health_battery_analyze(p, n, p[n - 1].t_usec, &bp, &s);
+        assert_true(s.has_rate);
+        assert_float_equal(s.drain_per_day, 2.0 * 1440, 1);
+        assert_float_equal(s.days_left, 44.0 / 2880.0, 0.001);
+
+        /* four readings are not enough, however steep */
+        health_battery_analyze(p, 4, p[3].t_usec, &bp, &s);
+        assert_false(s.has_rate);
+
+        /* 80, 78, 80, 78, 76, 78, 76: no real fall, no rate before 12 h */
+        n = 0;
+        for (int i = 0; i < 7; i++)
+                p[n++] = (HealthPoint){ T0 + (uint64_t) i * HOUR,
+                                        (i % 2 ? 78.0 : 80.0) - (i >= 4 ? 2.0 : 0) };
+        health_battery_analyze(p, n, p[n - 1].t_usec, &bp, &s);
+        assert_false(s.has_rate);
+}
+
 static void test_link(void **state)
 {
         HealthPoint rssi[100], conn[8], fail[2], lat[100];
@@ -352,6 +380,7 @@ int main(void)
                 cmocka_unit_test(test_battery_replaced),
                 cmocka_unit_test(test_battery_abnormal),
                 cmocka_unit_test(test_battery_too_little_history),
+                cmocka_unit_test(test_battery_fast_fall),
                 cmocka_unit_test(test_link),
                 cmocka_unit_test(test_install),
                 cmocka_unit_test(test_version_compare),
