@@ -796,6 +796,22 @@ static uint64_t next_retry_usec(CodesLock *cl)
         return best;
 }
 
+/* Whether any code of the lock is not synced: a code added just before the daemon
+ * stopped has no retry time yet, and still waits. */
+static bool has_unsynced(CodesLock *cl)
+{
+        struct store_assignment *a = NULL;
+        size_t n = 0;
+        bool found = false;
+
+        if (store_assignment_list(cl->svc->store, cl->lock->store_id, &a, &n) < 0)
+                return false;
+        for (size_t i = 0; i < n && !found; i++)
+                found = !streq(a[i].state, "synced");
+        store_assignment_array_free(a, n);
+        return found;
+}
+
 static void run_finish(CodesLock *cl)
 {
         CodesService *svc = cl->svc;
@@ -972,7 +988,7 @@ int codes_service_add_lock(CodesService *svc, Lock *l)
                         log_notice("%s paired again: giving it back its %zu keypad code(s).", l->name, n);
                 }
                 (void) codes_service_sync(svc, l, "paired");
-        } else if (next_retry_usec(cl) > 0)
+        } else if (has_unsynced(cl))
                 (void) codes_service_sync(svc, l, "start");
         return 1;
 }
