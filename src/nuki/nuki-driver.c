@@ -1188,14 +1188,54 @@ static int action_outcome(const NukiJob *j, const NukiMsg *m)
         return -EAGAIN;
 }
 
+static int on_poll(sd_event_source *s, uint64_t usec, void *userdata);
+
+static int poll_arm(NukiDriver *d, uint64_t usec)
+{
+        int r;
+
+        if (!d->poll)
+                return sd_event_add_time_relative(d->ctx.event, &d->poll, CLOCK_MONOTONIC, usec, 10000,
+                                                  on_poll, d);
+        r = sd_event_source_set_time_relative(d->poll, usec);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(d->poll, SD_EVENT_ONESHOT);
+        return r;
+}
+
+/* While the motor runs the lock is silent, for longer than BlueZ's idle timer may wait
+ * (a slow motor, a calibration): the link is kept until the job ends. */
+static uint64_t keep_usec(const NukiDriver *d)
+{
+        return MAX((uint64_t) driver_conf(d)->bluetooth.idle_disconnect_sec * USEC_PER_SEC / 2,
+                   VERIFY_POLL_USEC);
+}
+
+static void keep_link(NukiDriver *d)
+{
+        if (driver_conf(d)->bluetooth.idle_disconnect_sec == 0)
+                return;
+        if (poll_arm(d, keep_usec(d)) < 0)
+                driver_log(d, LOG_WARNING, 0, "%s: cannot arm a timer", d->lock->name);
+}
+
+/* d->poll: the next read of a moving lock after a link loss, or keeping the link. */
 static int on_poll(sd_event_source *s, uint64_t usec, void *userdata)
 {
         NukiDriver *d = userdata;
+        NukiJob *j = d->current;
 
-        if (!d->current || !d->current->verify)
+        if (!j)
                 return 0;
-        if (job_step(d) < 0)
-                job_fail(d, -EHOSTUNREACH, "cannot read the lock's state");
+        if (j->verify) {
+                if (job_step(d) < 0)
+                        job_fail(d, -EHOSTUNREACH, "cannot read the lock's state");
+                return 0;
+        }
+        if (j->accepted && bluez_link_get_state(d->link) == BLUEZ_LINK_CONNECTED) {
+                (void) bluez_link_connect(d->link, job_priority(j->kind)); /* restarts its idle timer */
+                keep_link(d);
+        }
         return 0;
 }
 
@@ -1219,13 +1259,7 @@ static void job_verify(NukiDriver *d, const NukiMsg *m)
                 }
                 driver_timer_stop(d);
                 nuki_session_reset(&d->session);
-                if (d->poll) {
-                        r = sd_event_source_set_time_relative(d->poll, VERIFY_POLL_USEC);
-                        if (r >= 0)
-                                r = sd_event_source_set_enabled(d->poll, SD_EVENT_ONESHOT);
-                } else
-                        r = sd_event_add_time_relative(d->ctx.event, &d->poll, CLOCK_MONOTONIC,
-                                                       VERIFY_POLL_USEC, 10000, on_poll, d);
+                r = poll_arm(d, VERIFY_POLL_USEC);
                 if (r < 0)
                         job_fail(d, r, "cannot arm a timer");
                 return;
@@ -1395,9 +1429,10 @@ static void job_progress(NukiDriver *d, const NukiMsg *m)
                 apply_states(d, m);
                 return;
         case NUKI_CMD_STATUS:
-                if (j->kind == NUKI_JOB_ACTION && !j->accepted) {
+                if ((j->kind == NUKI_JOB_ACTION || j->kind == NUKI_JOB_CALIBRATE) && !j->accepted) {
                         j->accepted = true;
                         j->accepted_usec = now_usec(CLOCK_MONOTONIC);
+                        keep_link(d);
                 }
                 /* the motor may take a while: give the lock the full timeout again */
                 driver_timer_start(d, command_timeout_usec(d) * (j->kind == NUKI_JOB_CALIBRATE
@@ -1572,6 +1607,7 @@ static bool job_requeue_after_loss(NukiDriver *d)
         j->resends++;
         j->verify = true;
         j->polls = 0;
+        j->accepted = false;
         j->accepted_usec = 0; /* the motor time is unknown now */
         d->current = NULL;
         driver_timer_stop(d);
