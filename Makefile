@@ -198,6 +198,7 @@ install: all
 		install -m 0644 systemd/lockhub.catalog $(DESTDIR)$(CATALOGDIR)/lockhub.catalog; fi
 	install -m 0644 sql/*.sql $(DESTDIR)$(DATADIR)/sql/
 	install -m 0644 conf/known-firmware.json $(DESTDIR)$(DATADIR)/known-firmware.json
+	install -m 0644 systemd/lockhubd-unix-broker.conf $(DESTDIR)$(DATADIR)/lockhubd-unix-broker.conf
 	install -m 0644 man/lockhubctl.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 man/lockhub.conf.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m 0644 man/lockhubd.8 $(DESTDIR)$(MANDIR)/man8/
