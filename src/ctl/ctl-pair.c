@@ -12,7 +12,9 @@
 #include <string.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
+#include <termios.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ctl.h"
 #include "lockhub/api.h"
@@ -100,32 +102,115 @@ static int parse_since(const char *s, uint64_t *ret)
 
 /* ---- pair / unpair ---- */
 
+typedef enum PinFrom {
+        PIN_NONE,
+        PIN_ASK,   /* --pin: the terminal without echo, else a line of standard input */
+        PIN_STDIN, /* --pin-stdin */
+        PIN_FILE,  /* --pin-file FILE */
+} PinFrom;
+
+/* The security PIN, never from the command line (where ps shows it): one line of f,
+ * up to 10 digits. With prompt, f is a terminal and is read without echo. */
+static int read_pin(FILE *f, const char *prompt, char *buf, size_t size)
+{
+        struct termios old, quiet;
+        bool tty = prompt && tcgetattr(fileno(f), &old) == 0;
+        size_t n;
+
+        if (tty) {
+                fprintf(stderr, "%s", prompt);
+                quiet = old;
+                quiet.c_lflag &= (tcflag_t) ~ECHO;
+                (void) tcsetattr(fileno(f), TCSAFLUSH, &quiet);
+        }
+        if (!fgets(buf, (int) size, f))
+                buf[0] = '\0';
+        if (tty) {
+                (void) tcsetattr(fileno(f), TCSAFLUSH, &old);
+                fprintf(stderr, "\n");
+        }
+        n = strlen(buf);
+        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+                buf[--n] = '\0';
+        if (n == 0)
+                return -ENODATA;
+        if (n > 10 || strspn(buf, "0123456789") != n)
+                return -EINVAL;
+        return 0;
+}
+
+static int get_pin(PinFrom from, const char *file, char *buf, size_t size)
+{
+        FILE *f;
+        int r;
+
+        switch (from) {
+        case PIN_NONE:
+                buf[0] = '\0';
+                return 0;
+        case PIN_ASK:
+                r = read_pin(stdin, isatty(STDIN_FILENO) ? "Security PIN of the lock: " : NULL, buf, size);
+                break;
+        case PIN_STDIN:
+                r = read_pin(stdin, NULL, buf, size);
+                break;
+        case PIN_FILE:
+                f = fopen(file, "re");
+                if (!f) {
+                        r = negative_errno();
+                        fprintf(stderr, "lockhubctl: cannot read the PIN from %s: %s\n", file, strerror(-r));
+                        return r;
+                }
+                r = read_pin(f, NULL, buf, size);
+                fclose(f);
+                break;
+        }
+        if (r == -ENODATA)
+                fprintf(stderr, "lockhubctl: no security PIN given\n");
+        else if (r < 0)
+                fprintf(stderr, "lockhubctl: the security PIN is up to 10 digits\n");
+        return r;
+}
+
 int verb_pair(int argc, char *argv[])
 {
+        enum { ARG_PIN_STDIN = 0x100, ARG_PIN_FILE };
         static const struct option options[] = {
                 { "name", required_argument, NULL, 'n' },
-                { "pin", required_argument, NULL, 'p' },
+                { "pin", no_argument, NULL, 'p' },
+                { "pin-stdin", no_argument, NULL, ARG_PIN_STDIN },
+                { "pin-file", required_argument, NULL, ARG_PIN_FILE },
                 { "json", no_argument, NULL, 'j' },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
-        static const char usage[] = "pair [ADDRESS] --name NAME [--pin PIN] [--json]";
+        static const char usage[] =
+                        "pair [ADDRESS] --name NAME [--pin|--pin-stdin|--pin-file FILE] [--json]";
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
-        const char *name = NULL, *pin = "", *address = "", *path;
+        const char *name = NULL, *address = "", *path, *pin_file = NULL;
+        PinFrom pin_from = PIN_NONE;
+        char pin[16];
         bool json = false;
         int c, r;
 
         optind = 0;
         opterr = 0;
-        while ((c = getopt_long(argc, argv, "n:p:jh", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "n:pjh", options, NULL)) >= 0)
                 switch (c) {
                 case 'n':
                         name = optarg;
                         break;
                 case 'p':
-                        pin = optarg;
+                        pin_from = PIN_ASK;
+                        break;
+                case ARG_PIN_STDIN:
+                        pin_from = PIN_STDIN;
+                        break;
+                case ARG_PIN_FILE:
+                        pin_from = PIN_FILE;
+                        pin_file = optarg;
                         break;
                 case 'j':
                         json = true;
@@ -133,28 +218,52 @@ int verb_pair(int argc, char *argv[])
                 case 'h':
                         printf("Usage: lockhubctl %s\n\n"
                                "Pair the lock in pairing mode (hold its button for 5 s first). Without\n"
-                               "ADDRESS, the only lock seen in pairing mode is paired.\n",
+                               "ADDRESS, the only lock seen in pairing mode is paired. The lock's security\n"
+                               "PIN (needed by a Smart Lock Ultra) is never given on the command line:\n"
+                               "--pin asks for it (without echo), --pin-stdin reads it from standard "
+                               "input,\n"
+                               "--pin-file from the first line of FILE.\n",
                                usage);
                         return CTL_EXIT_OK;
                 default:
-                        fprintf(stderr, "lockhubctl pair: bad option '%s'.\nUsage: lockhubctl %s\n",
-                                argv[optind - 1], usage);
+                        if (strneq(argv[optind - 1], "--pin=", 6))
+                                fprintf(stderr, "lockhubctl pair: the PIN is not taken on the command line "
+                                                "(ps shows "
+                                                "it): use --pin, --pin-stdin or --pin-file FILE.\n");
+                        else
+                                fprintf(stderr, "lockhubctl pair: bad option '%s'.\nUsage: lockhubctl %s\n",
+                                        argv[optind - 1], usage);
                         return CTL_EXIT_USAGE;
                 }
         if (argc - optind > 1 || !name) {
+                if (pin_from == PIN_ASK && argc - optind >= 1 &&
+                    strspn(argv[argc - 1], "0123456789") == strlen(argv[argc - 1]))
+                        fprintf(stderr, "lockhubctl pair: --pin takes no value: it asks for the PIN (or use "
+                                        "--pin-stdin, --pin-file FILE).\n");
                 fprintf(stderr, "Usage: lockhubctl %s\n", usage);
                 return CTL_EXIT_USAGE;
         }
         if (optind < argc)
                 address = argv[optind];
+        if (pin_from == PIN_ASK && *address && strspn(address, "0123456789") == strlen(address)) {
+                fprintf(stderr, "lockhubctl pair: --pin takes no value: it asks for the PIN (or use "
+                                "--pin-stdin, --pin-file FILE).\n");
+                return CTL_EXIT_USAGE;
+        }
+        if (get_pin(pin_from, pin_file, pin, sizeof pin) < 0)
+                return CTL_EXIT_USAGE;
 
         r = ctl_bus_connect(&bus);
         if (r < 0)
                 return CTL_EXIT_UNREACHABLE;
         r = sd_bus_message_new_method_call(bus, &m, API_BUS_NAME, API_MANAGER_PATH, "org.lockhub.Manager1",
                                            "Pair");
-        if (r >= 0)
-                r = sd_bus_message_append(m, "sss", address, name, pin);
+        if (r >= 0) {
+                r = sd_bus_message_sensitive(m);
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "sss", address, name, pin);
+        }
+        explicit_bzero(pin, sizeof pin);
         if (r < 0)
                 return CTL_EXIT_FAILURE;
         if (!json)

@@ -18,7 +18,7 @@ static const struct verb verbs[] = {
         { "lock", verb_action, "lock LOCK and wait until it has finished" },
         { "unlock", verb_action, "unlock LOCK and wait until it has finished" },
         { "open", verb_action, "unlatch LOCK (open the door) and wait until it has finished" },
-        { "pair", verb_pair, "pair the lock in pairing mode: [ADDRESS] --name NAME [--pin PIN]" },
+        { "pair", verb_pair, "pair the lock in pairing mode: [ADDRESS] --name NAME [--pin]" },
         { "unpair", verb_unpair, "forget LOCK and remove the hub's authorization from it" },
         { "events", verb_events, "show the history of one lock or all: [LOCK] [--since T] [--limit N]" },
         { "monitor", verb_monitor, "print every change of every lock as it happens, until Ctrl-C" },

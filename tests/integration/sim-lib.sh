@@ -24,7 +24,7 @@ scenario() { cat >"$1"; }
 #                           its log is $T/lockhubd.log; waits for org.lockhub
 # stop_lockhubd [SIGNAL]    stop it (TERM by default) and wait; $exit_code
 # ctl ARGS...               lockhubctl ARGS...
-# pair_lock NAME SIMLOCK [PIN]   SetPairingMode on SIMLOCK, then lockhubctl pair ADDRESS
+# pair_lock NAME SIMLOCK [PIN]   SetPairingMode on SIMLOCK, then lockhubctl pair ADDRESS (PIN on stdin)
 # lock_prop NAME PROP       a Lock1 property of lockhubd, bare value
 # db SQL                    sqlite3 on lockhubd's database
 write_conf() {
@@ -55,7 +55,7 @@ ctl() { "$BUILD/lockhubctl" "$@"; }
 
 pair_lock() {
 	simctl "$2" SetPairingMode yes || return 1
-	ctl pair "$(simctl "$2" get Address)" --name "$1" ${3:+--pin "$3"}
+	printf '%s\n' "${3:-}" | ctl pair "$(simctl "$2" get Address)" --name "$1" ${3:+--pin-stdin}
 }
 
 lock_prop() {

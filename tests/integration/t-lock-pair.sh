@@ -23,7 +23,7 @@ check "... and stores nothing" test "$(db 'SELECT count(*) FROM locks')" = 0
 # "front" is: found without an address.
 simctl front SetPairingMode yes
 # The advert takes a moment to be seen, as with a real lock; a refused attempt changes nothing.
-wait_for 10 sh -c "\"$BUILD/lockhubctl\" pair --name front --pin 1234 >\"$T/pair.out\" 2>&1"
+wait_for 10 sh -c "echo 1234 | \"$BUILD/lockhubctl\" pair --name front --pin-stdin >\"$T/pair.out\" 2>&1"
 rc=$?
 out=$(cat "$T/pair.out")
 echo "$out"

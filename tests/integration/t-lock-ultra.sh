@@ -29,15 +29,26 @@ check "the Ultra's pairing-mode advert is seen" wait_for 10 sh -c \
 ctl pair --name door 2>/dev/null
 rc=$?
 check "no PIN: exit 2 (got $rc)" test $rc = 2
-out=$(ctl pair --name door --pin 111111 2>&1)
+# the PIN is never taken from the command line
+out=$(ctl pair --name door --pin=482913 2>&1)
 rc=$?
-check "wrong PIN: exit 4 (got $rc: $out)" test $rc = 4
+check "--pin=PIN refused: exit 2 (got $rc: $out)" sh -c "test $rc = 2 && echo \"\$1\" | grep -q 'not taken on the command line'" - "$out"
+out=$(ctl pair --name door --pin 482913 2>&1 </dev/null)
+rc=$?
+check "--pin PIN refused: exit 2 (got $rc: $out)" sh -c "test $rc = 2 && echo \"\$1\" | grep -q 'takes no value'" - "$out"
+out=$(echo 48x913 | ctl pair --name door --pin-stdin 2>&1)
+rc=$?
+check "a PIN that is not digits: exit 2 (got $rc: $out)" test $rc = 2
+printf '111111\n' >"$T/pin.wrong"
+out=$(ctl pair --name door --pin-file "$T/pin.wrong" 2>&1)
+rc=$?
+check "wrong PIN (from --pin-file): exit 4 (got $rc: $out)" test $rc = 4
 check "... the lock rejected it" sh -c "echo \"\$1\" | grep -q 'rejected the security PIN'" - "$out"
 check "nothing stored" test "$(db 'SELECT count(*) FROM locks')" = 0
 simctl door SetPairingMode yes
-out=$(ctl pair --name door --pin 482913 2>&1)
+out=$(echo 482913 | ctl pair --name door --pin 2>&1)
 rc=$?
-check "right PIN pairs (exit $rc)" test $rc = 0
+check "right PIN (--pin, read from standard input) pairs (exit $rc)" test $rc = 0
 check "model Ultra" test "$(lock_prop door Model)" = "Nuki Smart Lock Ultra"
 check "stored as Ultra with a 32-bit PIN" test \
 	"$(db "SELECT ultra FROM locks"):$("$BUILD/tools/store-secret" get "$T/state" door | cut -d' ' -f2)" = 1:615e0700
