@@ -47,12 +47,13 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
 #define MQTT_HA_HUB_ID_LEN 16 /* hex characters */
 
 /* Bounds of what we accept from the network. */
-#define MQTT_HA_COMMAND_MAX     1024 /* bytes of a B/<lock>/set payload */
-#define MQTT_HA_REQUEST_MAX     8192 /* bytes of a B/bridge/request/<op> payload */
-#define MQTT_HA_JSON_DEPTH_MAX  8    /* nesting of any JSON we parse */
-#define MQTT_HA_CODE_MAX        64   /* bytes of an unlock code */
-#define MQTT_HA_TRANSACTION_MAX 128  /* bytes of a string transaction id */
-#define MQTT_HA_OP_MAX          64   /* bytes of a request op ("lock/action") */
+#define MQTT_HA_COMMAND_MAX 1024         /* bytes of a B/<lock>/set payload */
+#define MQTT_HA_REQUEST_MAX (256 * 1024) /* bytes of a B/bridge/request/<op> payload (restore: a document) \
+                                          */
+#define MQTT_HA_JSON_DEPTH_MAX  8        /* nesting of any JSON we parse */
+#define MQTT_HA_CODE_MAX        64       /* bytes of an unlock code */
+#define MQTT_HA_TRANSACTION_MAX 128      /* bytes of a string transaction id */
+#define MQTT_HA_OP_MAX          64       /* bytes of a request op ("lock/action") */
 
 /* The hub as Home Assistant sees it. Borrowed strings. */
 typedef struct MqttHaHub {

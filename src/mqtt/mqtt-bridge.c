@@ -68,7 +68,7 @@
  * (at most once a second), else when it is older than HEALTH_MAX_AGE_USEC. The code sync
  * summary is read again every HEALTH_TIMER_USEC and after every change made over MQTT. */
 #define HEALTH_MIN_AGE_USEC (1 * USEC_PER_SEC)
-#define HEALTH_MAX_AGE_USEC (300 * USEC_PER_SEC)
+#define HEALTH_MAX_AGE_USEC (120 * USEC_PER_SEC)
 #define HEALTH_TIMER_USEC   (15 * USEC_PER_SEC)
 
 typedef struct BridgeLock BridgeLock;
@@ -127,6 +127,8 @@ struct BridgeLock {
         char *health_sig;     /* what of it the sensors show, to see when that changed */
         uint64_t health_usec; /* CLOCK_MONOTONIC of the diagnosis */
         bool health_stale;    /* something it looks at changed since */
+        bool health_recheck;  /* diagnosed for a change: again at the next tick, for what was
+                                 recorded of the change after we looked */
         CodeSyncSummary codes;
 };
 
@@ -387,6 +389,7 @@ static bool bridge_lock_diagnose(MqttBridge *b, BridgeLock *bl, bool force)
         bl->health = health_report_free(bl->health);
         bl->health = r >= 0 ? rep : NULL;
         bl->health_usec = now;
+        bl->health_recheck = bl->health_stale;
         bl->health_stale = false;
         sig = health_signature(bl->health);
         changed = !streq_ptr(sig, bl->health_sig);
@@ -478,7 +481,8 @@ static char *bridge_info(MqttBridge *b)
                 json_object_object_add(db, "writable", json_object_new_boolean(err >= 0));
                 if (err < 0) {
                         json_object_object_add(db, "error", json_object_new_string(strerror(-err)));
-                        json_object_object_add(db, "pending_changes", json_object_new_int64((int64_t) pending));
+                        json_object_object_add(db, "pending_changes",
+                                               json_object_new_int64((int64_t) pending));
                 }
                 json_object_object_add(o, "database", db);
         }
@@ -1422,7 +1426,7 @@ static int on_health_timer(sd_event_source *s, uint64_t usec, void *userdata)
                 BridgeLock *bl = b->locks[i];
                 bool changed = bridge_lock_read_codes(b, bl);
 
-                changed = bridge_lock_diagnose(b, bl, bl->health_stale) || changed;
+                changed = bridge_lock_diagnose(b, bl, bl->health_stale || bl->health_recheck) || changed;
                 if (changed) {
                         bl->dirty = true;
                         any = true;
