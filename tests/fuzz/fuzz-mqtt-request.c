@@ -3,7 +3,8 @@
  * B/bridge/request/<op>: the input is "<op>\n<payload>" (no newline: all payload,
  * op "health"). Any bytes give a parsed request or -EINVAL with a message; either way
  * the response built from it is valid JSON with the right status and the request's
- * transaction echoed.
+ * transaction echoed (also a reply built elsewhere, mqtt_ha_response_from()); wiping the
+ * request's secrets leaves no byte of a code, digits, passphrase or PIN.
  */
 
 #include <assert.h>
@@ -33,6 +34,30 @@ static void check_response(const char *s, bool ok, const MqttHaRequest *r)
         } else
                 assert(!json_object_object_get_ex(o, "transaction", NULL));
         json_object_put(o);
+}
+
+static json_object *reply_error(const char *message)
+{
+        json_object *o = json_object_new_object();
+
+        if (o) {
+                json_object_object_add(o, "status", json_object_new_string("error"));
+                json_object_object_add(o, "error", json_object_new_string(message));
+                json_object_object_add(o, "rule", json_object_new_string("length"));
+        }
+        return o;
+}
+
+static void check_wiped(json_object *params)
+{
+        static const char *const keys[] = { "code", "digits", "passphrase", "pin" };
+        json_object *v;
+
+        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+                if (json_object_object_get_ex(params, keys[i], &v) &&
+                    json_object_is_type(v, json_type_string))
+                        for (int k = 0; k < json_object_get_string_len(v); k++)
+                                assert(json_object_get_string(v)[k] == '\0');
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -68,6 +93,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 assert(x == 0 ? s != NULL : x == -EINVAL && err);
                 resp = mqtt_ha_response_ok(&r, json_object_get(r.params));
                 check_response(resp, true, &r);
+                free(resp);
+                /* a reply made elsewhere (codes_request()) gets data and the transaction */
+                resp = mqtt_ha_response_from(&r, reply_error("length: A code must have exactly 6 digits."));
+                check_response(resp, false, &r);
+                /* the secrets of the request are wiped before it is freed */
+                mqtt_ha_json_wipe_secrets(r.params);
+                check_wiped(r.params);
         }
         mqtt_ha_request_done(&r);
         return 0;
