@@ -5,6 +5,15 @@
  * Data: the BluezClient; a table of sightings (one per Nuki address heard lately: RSSI,
  * pairing mode, Ultra pairing service); the pairing and unpairing requests in flight.
  *
+ * Scanning is quiet (bluez_client_set_attentive(): no discovery filter, a signal only when
+ * an advert's bytes change) so that idle locks cost no wake-ups; a lock's "state changed"
+ * flag and a lock entering pairing mode are changes of bytes and arrive at once. While an
+ * unpaired lock was seen in pairing mode within PAIRING_SEEN_MAX_USEC, scanning is attentive
+ * (every advert), so that pairing mode is seen to end and `lockhubctl pair` without an
+ * address finds it fresh; and while a paired lock is not reachable (not heard since start,
+ * or failing), so that recovery hears every advert of it and of its adapter. Heartbeats
+ * (cached adverts, only while quiet: every lock reachable) keep locks "seen".
+ *
  * Pairing request (one per Manager1.Pair call):
  *
  *   manager_pair()  checks name, PIN, address → PAIRING  [nuki_pair_op_start]
@@ -82,6 +91,7 @@ struct ManagerBluez {
         size_t n_sightings;
         PairRequest *pairs;
         UnpairRequest *unpairs;
+        sd_event_source *attentive_timer; /* ends attentive scanning */
 };
 
 static uint64_t now_usec(clockid_t clock)
@@ -125,6 +135,8 @@ static bool sighting_in_pairing_mode(const Sighting *s, uint64_t now)
 
 /* ---- BlueZ callbacks ------------------------------------------------------------------ */
 
+static void attentive_update(ManagerBluez *mb);
+
 static void on_advert(BluezClient *c, const BluezAdvert *a, void *userdata)
 {
         ManagerBluez *mb = userdata;
@@ -134,7 +146,8 @@ static void on_advert(BluezClient *c, const BluezAdvert *a, void *userdata)
 
         if (!a->address)
                 return;
-        manager_health_adapter_heard(mb->manager, a->adapter); /* the adapter is not deaf */
+        if (!a->cached)
+                manager_health_adapter_heard(mb->manager, a->adapter); /* the adapter is not deaf */
         nuki_advert_init(&na);
         for (size_t i = 0; i < a->n_manufacturer_data; i++)
                 (void) nuki_advert_parse_manufacturer(&na, a->manufacturer_data[i].company,
@@ -153,22 +166,73 @@ static void on_advert(BluezClient *c, const BluezAdvert *a, void *userdata)
         s = sighting_get(mb, a->address);
         if (s) {
                 uint64_t now = now_usec(CLOCK_MONOTONIC);
+                bool was = sighting_in_pairing_mode(s, now);
                 s->seen_usec = now;
                 if (a->has_rssi)
                         s->rssi = a->rssi;
-                /* BlueZ rebuilds ServiceData with every advert (DuplicateData), so its absence
-                 * in a fresh advert means the lock left pairing mode. */
-                s->pairing_mode = na.pairing_mode;
-                s->ultra = na.pairing_ultra;
-                if (na.pairing_mode)
-                        s->pairing_seen_usec = now;
+                /* Attentive scanning rebuilds ServiceData with every advert (DuplicateData),
+                 * so its absence in a fresh advert means the lock left pairing mode; quiet
+                 * scanning signals it appearing, which makes scanning attentive. A cached
+                 * advert says nothing new. */
+                if (!a->cached) {
+                        s->pairing_mode = na.pairing_mode;
+                        s->ultra = na.pairing_ultra;
+                        if (na.pairing_mode)
+                                s->pairing_seen_usec = now;
+                }
+                if (!a->cached && (na.pairing_mode || was != sighting_in_pairing_mode(s, now)))
+                        attentive_update(mb);
         }
 
         l = find_lock_by_address(mb->manager, a->address);
         if (l)
-                manager_health_lock_seen(mb->manager, l, a->adapter);
+                manager_health_lock_seen(mb->manager, l, a->cached ? NULL : a->adapter);
         if (l && l->ops && streq(l->ops->protocol, "nuki"))
-                nuki_driver_advert(l, a, &na);
+                nuki_driver_advert(l, a, a->cached ? NULL : &na);
+}
+
+static int on_attentive_timer(sd_event_source *es, uint64_t usec, void *userdata);
+
+/* Attentive while an unpaired lock in pairing mode was seen lately, or a paired lock is
+ * not reachable. */
+static void attentive_update(ManagerBluez *mb)
+{
+        uint64_t now = now_usec(CLOCK_MONOTONIC), until = 0;
+        bool unreachable = false;
+        int r = 0;
+
+        for (size_t i = 0; i < mb->n_sightings; i++) {
+                const Sighting *s = &mb->sightings[i];
+                if (sighting_in_pairing_mode(s, now) && !find_lock_by_address(mb->manager, s->address))
+                        until = MAX(until, s->pairing_seen_usec + PAIRING_SEEN_MAX_USEC);
+        }
+        for (size_t i = 0; i < mb->manager->n_locks; i++) {
+                const Lock *l = mb->manager->locks[i];
+                if (l->ops && !l->needs_repair && !l->link.reachable)
+                        unreachable = true;
+        }
+        bluez_client_set_attentive(mb->client, until > 0 || unreachable);
+        if (until == 0) {
+                if (mb->attentive_timer)
+                        (void) sd_event_source_set_enabled(mb->attentive_timer, SD_EVENT_OFF);
+                return;
+        }
+        if (!mb->attentive_timer)
+                r = sd_event_add_time(mb->manager->event, &mb->attentive_timer, CLOCK_MONOTONIC, until,
+                                      USEC_PER_SEC, on_attentive_timer, mb);
+        else {
+                r = sd_event_source_set_time(mb->attentive_timer, until);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(mb->attentive_timer, SD_EVENT_ONESHOT);
+        }
+        if (r < 0)
+                log_warning_errno(r, "Failed to arm the pairing-mode timer: %m");
+}
+
+static int on_attentive_timer(sd_event_source *es, uint64_t usec, void *userdata)
+{
+        attentive_update(userdata);
+        return 0;
 }
 
 static void on_service(BluezClient *c, bool up, void *userdata)
@@ -295,6 +359,14 @@ static void restore_state(Lock *l, const char *json)
         json_object_put(o);
 }
 
+static void on_lock_link(Lock *l, unsigned changes, void *userdata)
+{
+        ManagerBluez *mb = userdata;
+
+        if ((changes & (LOCK_CHANGE_LINK | LOCK_CHANGE_HEALTH)) && !(changes & LOCK_CHANGE_REMOVED))
+                attentive_update(mb);
+}
+
 int manager_bluez_lock_added(Manager *m, Lock *l, const struct store_lock *sl)
 {
         ManagerBluez *mb = m->bluez;
@@ -322,6 +394,11 @@ int manager_bluez_lock_added(Manager *m, Lock *l, const struct store_lock *sl)
         nuki_credentials_wipe(&cred);
         if (r < 0)
                 return log_error_errno(r, "Failed to attach the Nuki driver to %s: %m", l->name);
+        r = lock_add_listener(l, on_lock_link, mb);
+        if (r < 0)
+                return log_oom();
+        if (!l->link.reachable) /* not heard yet: listen to everything until it is */
+                bluez_client_set_attentive(mb->client, true);
         return 0;
 }
 
@@ -795,6 +872,7 @@ void manager_bluez_free(Manager *m)
                         done(m, -ECANCELED, "lockhubd is stopping", ud);
         }
         manager_health_set_bluez(m, NULL);
+        sd_event_source_disable_unref(mb->attentive_timer);
         bluez_client_free(mb->client);
         free(mb->sightings);
         free(mb);

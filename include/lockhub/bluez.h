@@ -228,7 +228,14 @@ typedef struct BluezAdvert {
         const BluezServiceData *service_data;
         size_t n_service_data;
         char *const *uuids; /* NULL-terminated, may be NULL */
+        /* Not a new advert: while scanning quietly, every BLUEZ_HEARTBEAT_USEC each device
+         * BlueZ still holds from this discovery (it drops one not heard for 30 s) is
+         * delivered again, with its last values. It proves the device was heard lately,
+         * not now: nothing in it is fresh. */
+        bool cached;
 } BluezAdvert;
+
+#define BLUEZ_HEARTBEAT_USEC (15 * BLUEZ_USEC_PER_SEC)
 
 /* ---- adapters and the client ------------------------------------------------- */
 
@@ -285,6 +292,12 @@ bool bluez_client_is_up(BluezClient *c);
 
 /* Keep discovery running on every selected, powered adapter (or stop our session). */
 int bluez_client_set_discovery(BluezClient *c, bool on);
+/* How discovery listens. Quiet (the default): no discovery filter, so bluetoothd signals a
+ * device only when its advert's bytes change or its RSSI moves by 8 dBm, and every
+ * BLUEZ_HEARTBEAT_USEC the devices it still holds are delivered again (BluezAdvert.cached).
+ * Attentive: {Transport le, DuplicateData true}, a signal for every advert (fresh RSSI, and
+ * service data that disappears when the lock stops sending it: pairing mode). */
+void bluez_client_set_attentive(BluezClient *c, bool on);
 
 /* Selected adapters currently known, in no particular order; i from 0. Returns
  * -ENOENT past the end. The info's strings are valid until the next event-loop

@@ -181,7 +181,9 @@ struct BluezAdapterState {
         char *name;
         BluezDiscoveryState discovery;
         bool duplicate_data; /* our filter (DuplicateData=true) was accepted */
+        bool filter_attentive; /* the filter last sent was the attentive one */
         sd_bus_slot *discovery_slot;
+        sd_bus_slot *refilter_slot; /* SetDiscoveryFilter while discovering */
         sd_event_source *discovery_retry;
         LIST_FIELDS(BluezAdapterState, adapters);
 };
@@ -263,6 +265,8 @@ struct BluezClient {
         BluezObject *objects[_BLUEZ_OBJECT_KIND_MAX];
         BluezAdapterState *adapter_states;
         bool discovery_wanted;
+        bool attentive;              /* bluez_client_set_attentive() */
+        sd_event_source *heartbeat;  /* quiet scanning: re-delivers known devices */
 
         BluezLink *links;
         uint64_t link_seq;

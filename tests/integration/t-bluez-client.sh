@@ -63,6 +63,8 @@ expect adapter hci0 discovery-on
 wait advert hci0 $FRONT
 wait advert hci0 $BACK
 wait advert hci0 $GARAGE
+scan attentive
+sleep 0.5
 adapters
 connect $FRONT user
 expect connected $FRONT via hci0
@@ -83,6 +85,10 @@ check "matches are installed before GetManagedObjects" \
 		/Member=GetManagedObjects/ { for (i = 1; i <= NF; i++) if ($i ~ /^Sender=/) { n++; if (m[$i] < 4) bad = 1 } }
 		END { exit bad || n == 0 }' "$T/monitor.log"
 filter=$(grep -A14 'Member=SetDiscoveryFilter' "$T/monitor.log" | tr -s ' \n' ' ')
+# Quiet scanning (the default) sets an empty filter: any key would make bluetoothd 5.66
+# signal RSSI with every advert. "scan attentive" then sets the one below.
+first=$(grep -m1 -A4 'Member=SetDiscoveryFilter' "$T/monitor.log" | tr -s ' \n' ' ')
+check "quiet scanning: the first discovery filter is empty" sh -c "echo '$first' | grep -q 'ARRAY \"{sv}\" { }'"
 check "discovery filter: Transport=le" sh -c "echo '$filter' | grep -q 'STRING \"Transport\"; VARIANT \"s\" { STRING \"le\"; }'"
 check "discovery filter: DuplicateData=true" sh -c "echo '$filter' | grep -q 'STRING \"DuplicateData\"; VARIANT \"b\" { BOOLEAN true; }'"
 check "discovery filter: no UUIDs (Nuki beacons carry none)" sh -c "! echo '$filter' | grep -q UUIDs"
@@ -140,6 +146,7 @@ check "after Service Changed the re-added characteristics are subscribed again" 
 # --- 1b'. leaving pairing mode: the next advert has no pairing service data -------
 probe pairing <<EOF
 scan on
+scan attentive
 wait advert hci0 $FRONT rssi=
 run "$SIM" ctl front SetPairingMode false
 sleep 1

@@ -24,6 +24,7 @@
  *
  * Script, one command per line (# comments), run in order:
  *   scan on|off                 discovery
+ *   scan attentive|quiet        how it listens (bluez_client_set_attentive())
  *   connect ADDRESS [user|refresh|maintenance]   (prints "connect ADDRESS already"
  *                               when it was connected; otherwise events follow)
  *   disconnect ADDRESS          ("disconnect ADDRESS immediate" when nothing was up)
@@ -389,7 +390,10 @@ static bool run_command(Probe *p, char *line)
                 (void) sd_event_add_time_relative(p->event, &p->wait_timer, CLOCK_MONOTONIC,
                                                   (uint64_t) (sec * 1e6), 0, on_wait_timer, p);
                 return true;
-        } else if (streq(argv[0], "scan") && argc == 2)
+        } else if (streq(argv[0], "scan") && argc == 2 &&
+                   (streq(argv[1], "attentive") || streq(argv[1], "quiet")))
+                bluez_client_set_attentive(p->client, streq(argv[1], "attentive"));
+        else if (streq(argv[0], "scan") && argc == 2)
                 bluez_client_set_discovery(p->client, streq(argv[1], "on"));
         else if (streq(argv[0], "connect") && argc >= 2) {
                 pl = find_link(p, argv[1], true);
