@@ -500,10 +500,12 @@ static int query_text(Store *s, const char *sql, char **ret)
 
 /* ---- the clean-close marker ----
  * STORE_FILENAME-clean holds the identity of the database file (inode, size, mtime in ns) as
- * a clean close left it: checkpointed, no -wal. store_open() removes it before SQLite writes
- * anything and skips the full PRAGMA quick_check only when the file is still exactly that
- * one; any writer in between (sqlite3, a crash, a copy, a damaged page written back) changes
- * the size or the mtime, and then the whole file is checked. */
+ * a clean close left it: checkpointed, no -wal, its mtime set 2 s back (file times are as
+ * coarse as a clock tick, so a write right after the close would otherwise keep it).
+ * store_open() removes it before SQLite writes anything and skips the full PRAGMA
+ * quick_check only when the file is still exactly that one; any writer in between
+ * (sqlite3, a crash, a copy, a damaged page written back) changes the mtime, and then the
+ * whole file is checked. */
 
 static int marker_path(const Store *s, char **ret)
 {
@@ -529,8 +531,19 @@ static void marker_write(const Store *s)
         if (marker_path(s, &p) < 0 || asprintf(&wal, "%s-wal", s->path) < 0 ||
             asprintf(&tmp, "%s.tmp", p) < 0)
                 return;
-        if (access(wal, F_OK) >= 0 || stat(s->path, &st) < 0)
+        if (access(wal, F_OK) >= 0)
                 return; /* not checkpointed: the next start checks */
+        /* File times are coarse (a clock tick): a write right after this close could leave
+         * the mtime as it is. Set back by 2 s, any later write moves it. */
+        {
+                struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT } };
+                (void) clock_gettime(CLOCK_REALTIME, &ts[1]);
+                ts[1].tv_sec -= 2;
+                if (utimensat(AT_FDCWD, s->path, ts, AT_SYMLINK_NOFOLLOW) < 0)
+                        return;
+        }
+        if (stat(s->path, &st) < 0)
+                return;
         n = marker_format(&st, buf, sizeof buf);
         if (n < 0)
                 return;
@@ -804,12 +817,13 @@ int store_open(const char *dir_or_path, Store **ret)
         if (fd < 0)
                 return fd;
 
+        /* Taken first: whatever happens to this open, the marker does not outlive it. */
+        clean = !created && marker_take(s, fd);
         r = header_version(fd, s->path, &hv);
         if (r < 0)
                 return r;
         if (hv > store_schema_version())
                 return refuse_newer(s->path, hv);
-        clean = !created && marker_take(s, fd);
 
         if (!created) {
                 r = fix_mode(s->path, fd, &changed);

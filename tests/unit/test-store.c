@@ -645,6 +645,32 @@ static void test_corrupt_pages_refused(void **state)
         assert_null(s);
 }
 
+/* A clean close leaves STORE_FILENAME-clean; the next open takes it away before anything
+ * else, so a crash during that run leaves none and the next start checks the whole file. */
+static void test_clean_close_marker(void **state)
+{
+        struct fixture *f = *state;
+        char marker[160];
+        Store *s = NULL;
+
+        snprintf(marker, sizeof(marker), "%s-clean", f->db);
+        assert_int_equal(store_open(f->dir, &s), 0);
+        assert_false(exists(marker));
+        add_lock(s, "front", "AA:BB:CC:DD:EE:01");
+        s = store_free(s);
+        assert_true(exists(marker));
+        assert_int_equal(store_open(f->dir, &s), 0);
+        assert_false(exists(marker));
+        s = store_free(s);
+        assert_true(exists(marker));
+
+        /* a refused database leaves none behind, and an open that fails takes it */
+        write_all(f->db, "not a database, but longer than a header.........................................."
+                         "..............................", 120, 0600);
+        assert_int_equal(store_open(f->dir, &s), -EUCLEAN);
+        assert_false(exists(marker));
+}
+
 static void test_missing_directory(void **state)
 {
         struct fixture *f = *state;
@@ -971,6 +997,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_foreign_keys_enforced, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_garbage_file_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_corrupt_pages_refused, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_clean_close_marker, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_missing_directory, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_locks, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_event_list_filters, setup, teardown),
