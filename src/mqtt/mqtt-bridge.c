@@ -859,10 +859,6 @@ static void command_start(MqttBridge *b, BridgeLock *bl, Command *cmd, const cha
         ConfLockPolicy p;
         char msg[160];
 
-        if (command_count(b, bl) >= LOCK_COMMANDS_MAX) {
-                flood_refused(b, cmd->is_request);
-                return command_fail(b, cmd, MQTT_HA_REASON_BUSY, "too many commands waiting for this lock");
-        }
         if (!cmd->refresh) {
                 conf_lock_policy(c, l->name, &p);
                 if (cmd->action == LOCK_ACTION_UNLOCK && !p.allow_remote_unlock)
@@ -874,6 +870,11 @@ static void command_start(MqttBridge *b, BridgeLock *bl, Command *cmd, const cha
                 if (cmd->action != LOCK_ACTION_LOCK && p.require_unlock_code &&
                     check_code(b, l, cmd->action, code, &reason, msg, sizeof msg) < 0)
                         return command_fail(b, cmd, reason, msg);
+        }
+        /* After the policy: every code tried counts towards the lockout, however full the queue. */
+        if (command_count(b, bl) >= LOCK_COMMANDS_MAX) {
+                flood_refused(b, cmd->is_request);
+                return command_fail(b, cmd, MQTT_HA_REASON_BUSY, "too many commands waiting for this lock");
         }
         if (!l->ops)
                 return command_fail(b, cmd, MQTT_HA_REASON_NOT_SUPPORTED, "no driver for this lock yet");

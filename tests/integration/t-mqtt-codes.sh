@@ -195,4 +195,8 @@ check "health request: limits reported, nothing refused yet" resp \
 	"d['status'] == 'ok' and d['data']['limits']['refused_requests'] == 0 and d['data']['limits']['refused_commands'] == 0"
 
 check "lockhubd still running" kill -0 "$LOCKHUBD_PID"
+stop_lockhubd
+check "lockhubd exits cleanly (got $exit_code)" test "$exit_code" = 0
+# under SAN=1: no finding of the sanitizers, leaks at exit included
+check "no sanitizer findings in lockhubd's log" sh -c "! grep -qE 'ERROR: [A-Za-z]+Sanitizer|runtime error:' '$T/lockhubd.log'"
 finish
