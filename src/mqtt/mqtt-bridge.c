@@ -80,6 +80,8 @@ typedef struct RateLimit {
         uint64_t last_usec; /* 0: full */
 } RateLimit;
 
+static BridgeLock *bridge_find(MqttBridge *b, const Lock *l);
+
 static bool rate_limit_take(RateLimit *rl, uint64_t now, double rate, double burst)
 {
         if (rl->last_usec == 0)
@@ -569,7 +571,10 @@ static void respond(MqttBridge *b, const MqttHaRequest *req, const char *op, cha
 
 static json_object *lock_summary(MqttBridge *b, const Lock *l)
 {
-        _cleanup_free_ char *state = mqtt_ha_lock_state(l, now_realtime());
+        const BridgeLock *bl = bridge_find(b, l);
+        _cleanup_free_ char *state = mqtt_ha_lock_state_ex(
+                        l, bl ? &(MqttHaLockExtra){ .health = bl->health, .codes = &bl->codes } : NULL,
+                        now_realtime());
         _cleanup_free_ char *dev = mqtt_ha_lock_device_id(&b->hub, l->address);
         json_object *o = json_object_new_object(), *s = state ? json_tokener_parse(state) : NULL;
 

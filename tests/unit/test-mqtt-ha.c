@@ -754,6 +754,52 @@ static void test_request_parse(void **state)
         err = NULL;
 }
 
+static void test_response_from_and_wipe(void **state)
+{
+        MqttHaRequest r;
+        _cleanup_free_ char *err = NULL, *resp = NULL;
+        json_object *reply, *v, *d;
+        const char *p, *digits, *nested, *name;
+
+        p = "{\"user\": \"Alice\", \"digits\": \"345678\", \"transaction\": 9,"
+            " \"document\": {\"users\": [{\"codes\": [{\"digits\": \"456789\", \"name\": \"X\"}]}]},"
+            " \"passphrase\": \"open sesame\"}";
+        assert_int_equal(mqtt_ha_request_parse("code/add", p, strlen(p), &r, &err), 0);
+
+        /* a reply made elsewhere: data added, rule kept, transaction echoed */
+        reply = json_object_new_object();
+        json_object_object_add(reply, "status", json_object_new_string("error"));
+        json_object_object_add(reply, "error", json_object_new_string("prefix-12: no"));
+        json_object_object_add(reply, "rule", json_object_new_string("prefix-12"));
+        resp = mqtt_ha_response_from(&r, reply);
+        assert_string_equal(resp, "{\"status\":\"error\",\"error\":\"prefix-12: no\",\"rule\":\"prefix-12\","
+                                  "\"data\":{},\"transaction\":9}");
+        free(resp);
+        reply = json_object_new_object();
+        json_object_object_add(reply, "status", json_object_new_string("ok"));
+        json_object_object_add(reply, "data", json_object_new_int(4));
+        resp = mqtt_ha_response_from(&r, reply);
+        assert_string_equal(resp, "{\"status\":\"ok\",\"data\":4,\"transaction\":9}");
+        assert_null(mqtt_ha_response_from(&r, NULL));
+
+        /* every secret at any depth is zeroed in place, nothing else */
+        assert_true(json_object_object_get_ex(r.params, "digits", &v));
+        digits = json_object_get_string(v);
+        d = json_object_object_get(r.params, "document");
+        v = json_object_array_get_idx(json_object_object_get(d, "users"), 0);
+        v = json_object_array_get_idx(json_object_object_get(v, "codes"), 0);
+        nested = json_object_get_string(json_object_object_get(v, "digits"));
+        name = json_object_get_string(json_object_object_get(v, "name"));
+        mqtt_ha_json_wipe_secrets(r.params);
+        assert_memory_equal(digits, "\0\0\0\0\0\0", 6);
+        assert_memory_equal(nested, "\0\0\0\0\0\0", 6);
+        assert_int_equal(strlen(json_object_get_string(json_object_object_get(r.params, "passphrase"))), 0);
+        assert_string_equal(name, "X");
+        assert_string_equal(json_object_get_string(json_object_object_get(r.params, "user")), "Alice");
+        mqtt_ha_request_done(&r);
+        mqtt_ha_json_put_wipe(NULL);
+}
+
 static void test_utf8(void **state)
 {
         assert_true(mqtt_ha_utf8_is_valid("", 0));
@@ -807,6 +853,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_state_with_report),
                 cmocka_unit_test(test_code_sync_state),
+                cmocka_unit_test(test_response_from_and_wipe),
                 cmocka_unit_test(test_ids_and_topics),
                 cmocka_unit_test(test_lock_discovery),
                 cmocka_unit_test(test_lock_discovery_code_and_no_unlatch),
