@@ -1382,12 +1382,13 @@ static void on_lock_changed(Lock *l, unsigned changes, void *userdata)
                 publish_event(b, l,
                               mqtt_ha_event_alarm("needs_repair", "the lock rejects the hub's pairing",
                                                   now));
-        /* What the diagnosis looks at: it is made again before the next publish. */
+        /* What the diagnosis looks at: it is made again before the next publish. Not for
+         * every advert (RSSI, last seen) nor connection: those come with the timer. */
         if ((l->state == LOCK_STATE_JAMMED) != (bl->prev_state == LOCK_STATE_JAMMED) ||
             (l->state == LOCK_STATE_UNCALIBRATED) != (bl->prev_state == LOCK_STATE_UNCALIBRATED) ||
             l->battery.critical != bl->prev_critical || l->battery.percent != bl->prev_battery ||
             l->door != bl->prev_door || l->needs_repair != bl->prev_needs_repair ||
-            (changes & (LOCK_CHANGE_INFO | LOCK_CHANGE_LINK)))
+            l->link.reachable != bl->prev_reachable || (changes & LOCK_CHANGE_INFO))
                 bl->health_stale = true;
         bl->prev_state = l->state;
         bl->prev_critical = l->battery.critical;
