@@ -566,6 +566,20 @@ static int wrap_refresh(Lock *l, lock_command_done_t done, void *userdata)
         return r;
 }
 
+static int wrap_reconnect(Lock *l, lock_command_done_t done, void *userdata)
+{
+        HealthLock *hl = (HealthLock *) l->ops;
+        HealthCall *c = call_new(hl, done, userdata);
+        int r;
+
+        if (!c)
+                return -ENOMEM;
+        r = hl->driver->reconnect(l, on_call_done, c);
+        if (r < 0)
+                free(c);
+        return r;
+}
+
 static void wrap_free(Lock *l)
 {
         HealthLock *hl = (HealthLock *) l->ops;
@@ -617,6 +631,16 @@ static int op_refresh(HealthLadder *ladder, void *userdata)
 
         /* Through the wrapper: its outcome is reported to the ladder. */
         return hl->lock->ops->refresh(hl->lock, NULL, NULL);
+}
+
+/* A real disconnect and a new connection where the driver can do it, else a refresh. */
+static int op_reconnect(HealthLadder *ladder, void *userdata)
+{
+        HealthLock *hl = health_ladder_get_data(ladder);
+
+        if (!hl->lock->ops->reconnect)
+                return op_refresh(ladder, userdata);
+        return hl->lock->ops->reconnect(hl->lock, NULL, NULL);
 }
 
 typedef struct CycleCall {
@@ -694,9 +718,38 @@ static void op_record(const HealthAttempt *a, void *userdata)
                                   health_step_to_string(a->step), strna(a->lock));
 }
 
+/* Is the motor of another lock on this adapter turning? A power cycle would cut its
+ * command off halfway; the ladder defers the cycle while this says so. A lock whose
+ * adapter is not known yet counts as on every adapter. */
+static bool op_adapter_busy(const char *adapter, HealthLadder *except, void *userdata)
+{
+        ManagerHealth *h = userdata;
+        Manager *m = h->manager;
+
+        for (size_t i = 0; i < m->n_locks; i++) {
+                Lock *l = m->locks[i];
+                HealthLadder *ladder = manager_health_ladder(m, l);
+                HealthLadderStatus st;
+
+                if (!ladder || ladder == except)
+                        continue;
+                health_ladder_get_status(ladder, &st);
+                if (adapter && st.adapter && !streq(adapter, st.adapter))
+                        continue;
+                if (l->state == LOCK_STATE_LOCKING || l->state == LOCK_STATE_UNLOCKING ||
+                    l->state == LOCK_STATE_UNLATCHING)
+                        return true;
+        }
+        return false;
+}
+
+/* No move_adapter: a BluezLink picks its adapter itself (the one that heard the device
+ * last, see bluez.h); with several adapters the adapter rung power-cycles the failing one
+ * and the link comes back through whichever adapter hears the lock. */
 static const HealthLadderOps ladder_ops = {
         .retry = op_refresh,
-        .reconnect = op_refresh,
+        .reconnect = op_reconnect,
+        .adapter_busy = op_adapter_busy,
         .power_cycle_adapter = op_power_cycle,
         .remove_device = op_remove_device,
         .mark_needs_repair = op_mark_needs_repair,
@@ -766,6 +819,7 @@ int manager_health_lock_added(Manager *m, Lock *l)
         hl->ops = *l->ops;
         hl->ops.action = wrap_action;
         hl->ops.refresh = wrap_refresh;
+        hl->ops.reconnect = l->ops->reconnect ? wrap_reconnect : NULL;
         hl->ops.free = wrap_free;
         hl->driver = l->ops;
         hl->manager = m;

@@ -180,6 +180,10 @@ typedef void (*lock_auths_listed_t)(Lock *l, int r, const char *message, const L
  *            PIN: -ENOKEY without). done runs when the lock has finished calibrating (or
  *            failed: -EDEADLK when the motor was blocked); the driver records an "action"
  *            event {"action":"calibrate",...} with source and the outcome.
+ *
+ * reconnect  drop the connection when one is up and no command runs on it, then refresh
+ *            the state over a new one (done as for refresh). The recovery ladder's
+ *            "reconnect" rung; NULL: the ladder refreshes only.
  */
 struct lock_driver_ops {
         const char *protocol; /* "nuki" */
@@ -195,6 +199,7 @@ struct lock_driver_ops {
                                          void *userdata);
         int (*remove_authorization)(Lock *l, uint32_t id, lock_command_done_t done, void *userdata);
         int (*calibrate)(Lock *l, LockSource source, lock_command_done_t done, void *userdata);
+        int (*reconnect)(Lock *l, lock_command_done_t done, void *userdata);
         void (*free)(Lock *l);
 };
 

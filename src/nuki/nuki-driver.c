@@ -1773,6 +1773,26 @@ static int nuki_op_calibrate(Lock *l, LockSource source, lock_command_done_t don
         return driver_queue_user_job(l, j, done, userdata);
 }
 
+/* The recovery ladder's reconnect: a fresh connection, so a link that is up but no longer
+ * carries anything (a stuck session, a half-dead connection) is not reused. A running job
+ * is left alone: its own outcome tells. */
+static int nuki_op_reconnect(Lock *l, lock_command_done_t done, void *userdata)
+{
+        NukiDriver *d = l->driver_data;
+        NukiJob *j;
+
+        if (!d)
+                return -ENODEV;
+        j = job_new(NUKI_JOB_REFRESH);
+        if (!j)
+                return -ENOMEM;
+        if (!d->current && d->link && bluez_link_get_state(d->link) == BLUEZ_LINK_CONNECTED) {
+                driver_log(d, LOG_INFO, 0, "%s: disconnecting to connect again.", d->lock->name);
+                (void) bluez_link_disconnect(d->link);
+        }
+        return driver_queue_user_job(l, j, done, userdata);
+}
+
 static void nuki_op_free(Lock *l)
 {
         NukiDriver *d = l->driver_data;
@@ -1804,6 +1824,7 @@ static const struct lock_driver_ops nuki_ops = {
         .update_code = nuki_op_update_code,
         .remove_code = nuki_op_remove_code,
         .calibrate = nuki_op_calibrate,
+        .reconnect = nuki_op_reconnect,
         .list_authorizations = nuki_op_list_authorizations,
         .set_authorization_enabled = nuki_op_set_authorization_enabled,
         .remove_authorization = nuki_op_remove_authorization,
