@@ -263,5 +263,14 @@ void codes_service_remove_lock(CodesService *svc, Lock *l);
 int codes_service_sync(CodesService *svc, Lock *l, const char *why);
 /* Every tracked lock whose store id is in lock_ids (n 0: every lock). */
 void codes_service_sync_locks(CodesService *svc, const int64_t *lock_ids, size_t n, const char *why);
+/* Settings as a backup holds them per lock ({"config", "advanced_config", "time_controls"},
+ * lockhub/backup.h), from the newest snapshots of that address; NULL when there are none. */
+char *codes_settings_load(Store *s, const char *address);
+/* Write settings_json to the lock through its driver (apply_settings); the outcome is a
+ * "config" event {"settings":"restored"|"failed","why":why}. 1 started, 0 nothing to write,
+ * <0 not started (-EOPNOTSUPP: the driver cannot). */
+int codes_service_apply_settings(CodesService *svc, Lock *l, const char *settings_json, const char *why);
+/* The newest settings snapshots of each tracked lock in lock_ids, written to it (restore). */
+void codes_service_restore_settings(CodesService *svc, const int64_t *lock_ids, size_t n, const char *why);
 /* True while a reconciliation of the lock runs or is scheduled to run now. */
 bool codes_service_busy(CodesService *svc, Lock *l);

@@ -176,6 +176,15 @@ typedef void (*lock_auths_listed_t)(Lock *l, int r, const char *message, const L
  * Both changing ops refuse lockhub's own authorization with -EPERM (unpairing is the way
  * to remove that), and an unknown id with -ENOENT.
  *
+ * apply_settings  writes the lock's settings as a backup keeps them per lock (lockhub/
+ *                 backup.h): settings_json is an object with any of "config",
+ *                 "advanced_config" (objects of the lock's field names) and "time_controls"
+ *                 (an array, replacing every scheduled action the lock holds). Nuki: Set
+ *                 Config, Set Advanced Config, Request/Remove/Add/Update Time Control Entry;
+ *                 needs the PIN (-ENOKEY). Checked before anything is sent: -EINVAL when a
+ *                 member is missing or out of range. Fields the lock only reports (firmware,
+ *                 Nuki ID, clock) are not written.
+ *
  * calibrate  the lock learns its end positions again (Nuki: Request Calibration, needs the
  *            PIN: -ENOKEY without). done runs when the lock has finished calibrating (or
  *            failed: -EDEADLK when the motor was blocked); the driver records an "action"
@@ -198,6 +207,7 @@ struct lock_driver_ops {
         int (*set_authorization_enabled)(Lock *l, uint32_t id, bool enabled, lock_command_done_t done,
                                          void *userdata);
         int (*remove_authorization)(Lock *l, uint32_t id, lock_command_done_t done, void *userdata);
+        int (*apply_settings)(Lock *l, const char *settings_json, lock_command_done_t done, void *userdata);
         int (*calibrate)(Lock *l, LockSource source, lock_command_done_t done, void *userdata);
         int (*reconnect)(Lock *l, lock_command_done_t done, void *userdata);
         void (*free)(Lock *l);

@@ -553,6 +553,9 @@ static int method_restore(sd_bus_message *msg, void *userdata, sd_bus_error *err
         log_info("Backup restored: %s.", strna(summary));
         if (m->codes && res.n_lock_ids > 0)
                 codes_service_sync_locks(m->codes, res.lock_ids, res.n_lock_ids, "restore");
+        /* the settings go to the locks too (a "config" event tells how that went) */
+        if (m->codes && res.snapshots > 0)
+                codes_service_restore_settings(m->codes, res.lock_ids, res.n_lock_ids, "restore");
         backup_restore_result_done(&res);
         return sd_bus_reply_method_return(msg, "s", strempty(summary));
 }

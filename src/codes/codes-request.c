@@ -641,6 +641,8 @@ static int req_backup(Store *s, CodesService *svc, const char *op, json_object *
                 if (r < 0)
                         return reply_error(ret, "%s", err ?: strerror(-r));
                 sync_ids(svc, res.lock_ids, res.n_lock_ids);
+                if (svc && res.snapshots > 0)
+                        codes_service_restore_settings(svc, res.lock_ids, res.n_lock_ids, "restore");
                 {
                         json_object *o = json_object_new_object();
                         json_object_object_add(o, "users_added", json_object_new_int((int) res.users_added));
@@ -650,6 +652,7 @@ static int req_backup(Store *s, CodesService *svc, const char *op, json_object *
                         json_object_object_add(o, "codes_skipped",
                                                json_object_new_int((int) res.codes_skipped));
                         json_object_object_add(o, "assignments", json_object_new_int((int) res.assignments));
+                        json_object_object_add(o, "settings", json_object_new_int((int) res.snapshots));
                         *ret = reply_ok(o);
                 }
                 backup_restore_result_done(&res);

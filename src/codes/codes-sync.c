@@ -968,13 +968,24 @@ int codes_service_add_lock(CodesService *svc, Lock *l)
         if (first_contact(cl)) {
                 bool reprovision =
                                 svc->conf && *svc->conf ? (*svc->conf)->codes.reprovision_after_reset : true;
+                _cleanup_free_ char *settings = NULL;
                 size_t n = 0;
 
+                /* the settings it had (the snapshots of its address from before this pairing:
+                 * the new pairing's own config is read after this) go back too */
+                if (reprovision && l->ops && l->ops->apply_settings)
+                        settings = codes_settings_load(svc->store, l->address);
+                if (settings && codes_service_apply_settings(svc, l, settings, "reprovision") > 0)
+                        log_notice("%s paired again: giving it back its settings.", l->name);
+                else
+                        settings = (free(settings), NULL);
                 if (reprovision && codes_lock_reprovision(svc->store, l->store_id, l->address, &n) >= 0 &&
-                    n > 0) {
+                    (n > 0 || settings)) {
                         char detail[96];
 
-                        snprintf(detail, sizeof detail, "{\"status\":\"reprovisioned\",\"codes\":%zu}", n);
+                        snprintf(detail, sizeof detail,
+                                 "{\"status\":\"reprovisioned\",\"codes\":%zu,\"settings\":%s}", n,
+                                 settings ? "true" : "false");
                         (void) store_recovery_append(
                                         svc->store,
                                         &(struct store_recovery_attempt){ .lock_id = l->store_id,
@@ -1050,4 +1061,100 @@ bool codes_service_busy(CodesService *svc, Lock *l)
                 return t <= now;
         }
         return false;
+}
+
+/* ---- settings (restore, re-provisioning) ---- */
+
+char *codes_settings_load(Store *s, const char *address)
+{
+        static const struct {
+                const char *kind, *key;
+        } snaps[] = { { "config", "config" },
+                      { "advanced-config", "advanced_config" },
+                      { "time-controls", "time_controls" } };
+        json_object *o = json_object_new_object();
+        char *ret = NULL;
+        bool any = false;
+
+        if (!o)
+                return NULL;
+        for (size_t i = 0; i < ELEMENTSOF(snaps); i++) {
+                _cleanup_free_ char *text = NULL;
+                json_object *v;
+
+                if (store_snapshot_latest(s, address, snaps[i].kind, &text) < 0 || !text)
+                        continue;
+                v = json_tokener_parse(text);
+                if (!v)
+                        continue;
+                json_object_object_add(o, snaps[i].key, v);
+                any = true;
+        }
+        if (any)
+                ret = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        json_object_put(o);
+        return ret;
+}
+
+typedef struct SettingsCall {
+        char why[32];
+} SettingsCall;
+
+static void on_settings_applied(Lock *l, int r, const char *message, void *userdata)
+{
+        _cleanup_free_ SettingsCall *c = userdata;
+        json_object *o = json_object_new_object();
+
+        if (r < 0)
+                log_warning_errno(r, "%s: could not write its settings (%s): %s", l->name, c->why,
+                                  message ?: strerror(-r));
+        else
+                log_notice("%s: settings written to the lock (%s).", l->name, c->why);
+        if (o && l->event_sink) {
+                json_object_object_add(o, "settings", json_object_new_string(r < 0 ? "failed" : "restored"));
+                json_object_object_add(o, "why", json_object_new_string(c->why));
+                if (r < 0)
+                        json_object_object_add(o, "error", json_object_new_string(message ?: strerror(-r)));
+                (void) l->event_sink(l, "config", LOCK_SOURCE_HUB, NULL,
+                                     json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN),
+                                     l->event_sink_userdata);
+        }
+        json_object_put(o);
+}
+
+int codes_service_apply_settings(CodesService *svc, Lock *l, const char *settings_json, const char *why)
+{
+        SettingsCall *c;
+        int r;
+
+        if (!l->ops || !l->ops->apply_settings)
+                return -EOPNOTSUPP;
+        if (!settings_json)
+                return 0;
+        c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        snprintf(c->why, sizeof c->why, "%s", why);
+        r = l->ops->apply_settings(l, settings_json, on_settings_applied, c);
+        if (r < 0) {
+                free(c);
+                return log_warning_errno(r, "%s: cannot write its settings (%s): %m", l->name, why);
+        }
+        return 1;
+}
+
+void codes_service_restore_settings(CodesService *svc, const int64_t *lock_ids, size_t n, const char *why)
+{
+        for (size_t i = 0; i < svc->n_locks; i++) {
+                Lock *l = svc->locks[i]->lock;
+                _cleanup_free_ char *json = NULL;
+                bool match = false;
+
+                for (size_t j = 0; !match && j < n; j++)
+                        match = l && lock_ids[j] == l->store_id;
+                if (!match)
+                        continue;
+                json = codes_settings_load(svc->store, l->address);
+                (void) codes_service_apply_settings(svc, l, json, why);
+        }
 }

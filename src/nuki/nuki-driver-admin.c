@@ -11,9 +11,21 @@
  * All of them need the security PIN (-ENOKEY without it) and refuse lockhub's own
  * authorization (-EPERM: unpairing removes that one). An id the lock does not know is
  * -ENOENT (Error Report INVALID_AUTH_ID, or not in the list).
+ *
+ * Settings:
+ *
+ *   apply-settings  Set Config, Set Advanced Config, then the time controls: Request Time
+ *                   Control Entries, Remove each, Add each of the settings (and Update the
+ *                   disabled ones). Every message is built from the JSON before the job is
+ *                   queued, by the field names of the command table, so a snapshot of
+ *                   Config fills Set Config field by field.
+ *   read-settings   after each config read: Request Advanced Config and (with the PIN)
+ *                   Request Time Control Entries, stored as the snapshots "advanced-config"
+ *                   and "time-controls" that backups carry.
  */
 
 #include <errno.h>
+#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +33,7 @@
 #include "lockhub/log.h"
 #include "lockhub/macro.h"
 #include "lockhub/nuki-crypto.h"
+#include "lockhub/nuki-json.h"
 #include "nuki-driver-internal.h"
 
 #define USEC_PER_SEC UINT64_C(1000000)
@@ -314,4 +327,602 @@ int nuki_op_remove_authorization(Lock *l, uint32_t id, lock_command_done_t done,
         a->done = done;
         a->userdata = userdata;
         return auth_queue(l, a);
+}
+
+/* ---- settings ------------------------------------------------------------------------------ */
+
+static void json_putp(json_object **o)
+{
+        json_object_put(*o);
+}
+
+#define TIME_CONTROLS_MAX 32U
+
+/* Fill the settable fields of m (after nuki_msg_init) from o, by the field names of the
+ * command's table: the names the lock's own messages have in JSON (nuki-json.h), so a
+ * snapshot of Config fills Set Config. Head fields must be there (partial: checks only
+ * what is there; a timezone id that the lock does not report is "none"); optional ones
+ * are taken in order while present. */
+static int settings_fill(json_object *o, NukiMsg *m, bool partial, const char *what, char *error,
+                         size_t size)
+{
+        const NukiCommand *c = nuki_command_find(m->command, NUKI_VARIANT_DEFAULT);
+        unsigned n_optional = 0;
+        bool optional_gap = false;
+
+        if (!c || !json_object_is_type(o, json_type_object)) {
+                snprintf(error, size, "%s: must be an object", what);
+                return -EINVAL;
+        }
+        for (size_t i = 0; i < c->n_fields; i++) {
+                const NukiField *f = &c->fields[i];
+                uint8_t *v = (uint8_t *) m + f->offset;
+                json_object *j;
+                int64_t x = 0, lo = 0, hi = 0;
+
+                if (f->section == NUKI_SECTION_TAIL)
+                        continue;
+                if (!json_object_object_get_ex(o, f->name, &j) || json_object_is_type(j, json_type_null)) {
+                        if (f->section == NUKI_SECTION_OPTIONAL) {
+                                optional_gap = true;
+                                continue;
+                        }
+                        if (partial)
+                                continue;
+                        if (m->command == NUKI_CMD_SET_CONFIG && streq(f->name, "timezone_id")) {
+                                m->set_config.timezone_id = 0xFFFF; /* SL 1.0/2.0 have none */
+                                continue;
+                        }
+                        snprintf(error, size, "%s.%s: missing", what, f->name);
+                        return -EINVAL;
+                }
+                if (f->section == NUKI_SECTION_OPTIONAL) {
+                        if (optional_gap)
+                                continue;
+                        n_optional++;
+                }
+
+                switch (f->type) {
+                case NUKI_FIELD_NAME: {
+                        const char *s = json_object_get_string(j);
+                        if (!json_object_is_type(j, json_type_string) || strlen(s) > f->size) {
+                                snprintf(error, size, "%s.%s: must be a string of at most %u bytes", what,
+                                         f->name, f->size);
+                                return -EINVAL;
+                        }
+                        memset(v, 0, (size_t) f->size + 1);
+                        memcpy(v, s, strlen(s));
+                        continue;
+                }
+                case NUKI_FIELD_TIME_OF_DAY: {
+                        unsigned h, mi;
+                        char tail;
+                        if (!json_object_is_type(j, json_type_string) ||
+                            sscanf(json_object_get_string(j), "%u:%u%c", &h, &mi, &tail) != 2 || h > 23 ||
+                            mi > 59) {
+                                snprintf(error, size, "%s.%s: must be \"HH:MM\"", what, f->name);
+                                return -EINVAL;
+                        }
+                        *(NukiTimeOfDay *) (void *) v = (NukiTimeOfDay){ (uint8_t) h, (uint8_t) mi };
+                        continue;
+                }
+                case NUKI_FIELD_F32: {
+                        float fl;
+                        if (!json_object_is_type(j, json_type_double) &&
+                            !json_object_is_type(j, json_type_int)) {
+                                snprintf(error, size, "%s.%s: must be a number", what, f->name);
+                                return -EINVAL;
+                        }
+                        fl = (float) json_object_get_double(j);
+                        memcpy(v, &fl, sizeof fl);
+                        continue;
+                }
+                case NUKI_FIELD_BOOL: {
+                        bool b;
+                        if (json_object_is_type(j, json_type_boolean))
+                                b = json_object_get_boolean(j);
+                        else if (json_object_is_type(j, json_type_int) && json_object_get_int64(j) >= 0 &&
+                                 json_object_get_int64(j) <= 1)
+                                b = json_object_get_int64(j) != 0;
+                        else {
+                                snprintf(error, size, "%s.%s: must be true or false", what, f->name);
+                                return -EINVAL;
+                        }
+                        memcpy(v, &b, sizeof b);
+                        continue;
+                }
+                case NUKI_FIELD_U8:
+                        hi = UINT8_MAX;
+                        break;
+                case NUKI_FIELD_S8:
+                        lo = INT8_MIN;
+                        hi = INT8_MAX;
+                        break;
+                case NUKI_FIELD_U16:
+                        hi = UINT16_MAX;
+                        break;
+                case NUKI_FIELD_S16:
+                        lo = INT16_MIN;
+                        hi = INT16_MAX;
+                        break;
+                case NUKI_FIELD_U32:
+                        hi = UINT32_MAX;
+                        break;
+                case NUKI_FIELD_TIME:
+                case NUKI_FIELD_BYTES:
+                case NUKI_FIELD_PIN:
+                case NUKI_FIELD_BLOB:
+                        snprintf(error, size, "%s.%s: cannot be written", what, f->name);
+                        return -EINVAL;
+                }
+
+                /* integers: a number, an enumeration name or "0x.." */
+                if (json_object_is_type(j, json_type_int))
+                        x = json_object_get_int64(j);
+                else if (json_object_is_type(j, json_type_string)) {
+                        const char *s = json_object_get_string(j);
+                        char *end = NULL;
+                        int e = f->format == NUKI_FORMAT_ENUM ? nuki_enum_from_string(f->enum_kind, s)
+                                                              : -EINVAL;
+
+                        if (e >= 0)
+                                x = e;
+                        else if (strncmp(s, "0x", 2) == 0 && s[2]) {
+                                errno = 0;
+                                x = (int64_t) strtoull(s + 2, &end, 16);
+                                if (errno != 0 || *end)
+                                        x = -1, lo = 0; /* refused below */
+                        } else
+                                x = lo - 1;
+                } else
+                        x = lo - 1;
+                if (x < lo || x > hi) {
+                        snprintf(error, size, "%s.%s: not a valid value", what, f->name);
+                        return -EINVAL;
+                }
+                switch (f->type) {
+                case NUKI_FIELD_U8:
+                case NUKI_FIELD_S8:
+                        *v = (uint8_t) x;
+                        break;
+                case NUKI_FIELD_U16:
+                case NUKI_FIELD_S16: {
+                        uint16_t u = (uint16_t) x;
+                        memcpy(v, &u, sizeof u);
+                        break;
+                }
+                case NUKI_FIELD_U32: {
+                        uint32_t u = (uint32_t) x;
+                        memcpy(v, &u, sizeof u);
+                        break;
+                }
+                case NUKI_FIELD_NAME:
+                case NUKI_FIELD_TIME_OF_DAY:
+                case NUKI_FIELD_F32:
+                case NUKI_FIELD_BOOL:
+                case NUKI_FIELD_TIME:
+                case NUKI_FIELD_BYTES:
+                case NUKI_FIELD_PIN:
+                case NUKI_FIELD_BLOB:
+                        break;
+                }
+        }
+        m->n_optional = (uint8_t) n_optional;
+        return 0;
+}
+
+/* The lock's own settings (a Config or Advanced Config message) with the values of over
+ * for every field the set command writes and the lock has: a backup of another model
+ * sets what this one knows. */
+static json_object *settings_merge(const NukiMsg *reported, json_object *over, uint16_t set_command)
+{
+        const NukiCommand *c = nuki_command_find(set_command, NUKI_VARIANT_DEFAULT);
+        json_object *base = nuki_json_fields(reported), *v;
+
+        if (!base || !c)
+                return base;
+        for (size_t i = 0; i < c->n_fields; i++) {
+                const NukiField *f = &c->fields[i];
+
+                if (f->section == NUKI_SECTION_TAIL || !json_object_object_get_ex(over, f->name, &v))
+                        continue;
+                if (f->section == NUKI_SECTION_HEAD || json_object_object_get_ex(base, f->name, NULL))
+                        json_object_object_add(base, f->name, json_object_get(v));
+        }
+        return base;
+}
+
+typedef enum ApplyPhase {
+        APPLY_CONFIG_READ,
+        APPLY_CONFIG,
+        APPLY_ADVANCED_READ,
+        APPLY_ADVANCED,
+        APPLY_TC_LIST,
+        APPLY_TC_REMOVE,
+        APPLY_TC_ADD,
+        APPLY_TC_DISABLE,
+        APPLY_DONE,
+} ApplyPhase;
+
+typedef struct ApplyJob {
+        lock_command_done_t done;
+        void *userdata;
+        ApplyPhase phase;
+        bool have_config, have_advanced, have_tc;
+        json_object *config_json, *advanced_json; /* from the settings */
+        NukiMsg config, advanced;                 /* what is written: the lock's, with those */
+        char error[160];
+        NukiMsg *tc_add; /* Add Time Control Entry, one per entry of the settings */
+        bool *tc_enabled;
+        size_t n_tc, tc_index;
+        uint8_t old_ids[TIME_CONTROLS_MAX]; /* what the lock held */
+        size_t n_old, old_index;
+        uint8_t new_id;
+} ApplyJob;
+
+static void apply_job_free(ApplyJob *a)
+{
+        if (!a)
+                return;
+        json_object_put(a->config_json);
+        json_object_put(a->advanced_json);
+        nuki_msg_wipe(&a->config);
+        nuki_msg_wipe(&a->advanced);
+        free(a->tc_add);
+        free(a->tc_enabled);
+        free(a);
+}
+
+/* Send the command of the current phase, skipping phases with nothing to do. */
+static int apply_send(NukiDriver *d, ApplyJob *a)
+{
+        NukiMsg m;
+        int r;
+
+        for (;;)
+                switch (a->phase) {
+                case APPLY_CONFIG_READ:
+                case APPLY_ADVANCED_READ:
+                        if (a->phase == APPLY_CONFIG_READ ? !a->have_config : !a->have_advanced) {
+                                a->phase = a->phase == APPLY_CONFIG_READ ? APPLY_ADVANCED_READ
+                                                                         : APPLY_TC_LIST;
+                                continue;
+                        }
+                        nuki_msg_init(&m,
+                                      a->phase == APPLY_CONFIG_READ ? NUKI_CMD_REQUEST_CONFIG
+                                                                    : NUKI_CMD_REQUEST_ADVANCED_CONFIG,
+                                      NUKI_VARIANT_DEFAULT);
+                        r = nuki_driver_begin(d, &m);
+                        nuki_msg_wipe(&m);
+                        return r;
+                case APPLY_CONFIG:
+                        return nuki_driver_begin(d, &a->config);
+                case APPLY_ADVANCED:
+                        return nuki_driver_begin(d, &a->advanced);
+                case APPLY_TC_LIST:
+                        if (!a->have_tc) {
+                                a->phase = APPLY_DONE;
+                                continue;
+                        }
+                        nuki_msg_init(&m, NUKI_CMD_REQUEST_TIME_CONTROL_ENTRIES, NUKI_VARIANT_DEFAULT);
+                        r = nuki_driver_begin(d, &m);
+                        nuki_msg_wipe(&m);
+                        return r;
+                case APPLY_TC_REMOVE:
+                        if (a->old_index >= a->n_old) {
+                                a->phase = APPLY_TC_ADD;
+                                continue;
+                        }
+                        nuki_msg_init(&m, NUKI_CMD_REMOVE_TIME_CONTROL_ENTRY, NUKI_VARIANT_DEFAULT);
+                        m.remove_time_control_entry.entry_id = a->old_ids[a->old_index];
+                        r = nuki_driver_begin(d, &m);
+                        nuki_msg_wipe(&m);
+                        return r;
+                case APPLY_TC_ADD:
+                        if (a->tc_index >= a->n_tc) {
+                                a->phase = APPLY_DONE;
+                                continue;
+                        }
+                        return nuki_driver_begin(d, &a->tc_add[a->tc_index]);
+                case APPLY_TC_DISABLE: {
+                        const NukiMsg *add = &a->tc_add[a->tc_index];
+                        nuki_msg_init(&m, NUKI_CMD_UPDATE_TIME_CONTROL_ENTRY, NUKI_VARIANT_DEFAULT);
+                        m.update_time_control_entry.entry_id = a->new_id;
+                        m.update_time_control_entry.enabled = false;
+                        m.update_time_control_entry.weekdays = add->add_time_control_entry.weekdays;
+                        m.update_time_control_entry.time = add->add_time_control_entry.time;
+                        m.update_time_control_entry.lock_action = add->add_time_control_entry.lock_action;
+                        r = nuki_driver_begin(d, &m);
+                        nuki_msg_wipe(&m);
+                        return r;
+                }
+                case APPLY_DONE:
+                        return 0;
+                }
+}
+
+static int apply_step(NukiDriver *d, void *data)
+{
+        ApplyJob *a = data;
+
+        if (!nuki_driver_credentials(d)->has_pin)
+                return -ENOKEY;
+        return apply_send(d, a);
+}
+
+static int apply_reply(NukiDriver *d, void *data, const NukiMsg *m, bool last, const char **message)
+{
+        ApplyJob *a = data;
+        int r;
+
+        if (a->phase == APPLY_TC_LIST && m->command == NUKI_CMD_TIME_CONTROL_ENTRY &&
+            a->n_old < TIME_CONTROLS_MAX)
+                a->old_ids[a->n_old++] = m->time_control_entry.entry_id;
+        if (!last)
+                return 1;
+
+        switch (a->phase) {
+        case APPLY_CONFIG_READ:
+        case APPLY_ADVANCED_READ: {
+                bool config = a->phase == APPLY_CONFIG_READ;
+                uint16_t set = config ? NUKI_CMD_SET_CONFIG : NUKI_CMD_SET_ADVANCED_CONFIG;
+                _cleanup_(json_putp) json_object *merged = NULL;
+
+                if (m->command != (config ? NUKI_CMD_CONFIG : NUKI_CMD_ADVANCED_CONFIG)) {
+                        *message = "the lock did not send its settings";
+                        return -EPROTO;
+                }
+                merged = settings_merge(m, config ? a->config_json : a->advanced_json, set);
+                if (!merged)
+                        return -ENOMEM;
+                nuki_msg_init(config ? &a->config : &a->advanced, set, NUKI_VARIANT_DEFAULT);
+                r = settings_fill(merged, config ? &a->config : &a->advanced, false,
+                                  config ? "config" : "advanced_config", a->error, sizeof a->error);
+                if (r < 0) {
+                        *message = a->error;
+                        return r;
+                }
+                a->phase = config ? APPLY_CONFIG : APPLY_ADVANCED;
+                break;
+        }
+        case APPLY_CONFIG:
+                a->phase = APPLY_ADVANCED_READ;
+                break;
+        case APPLY_ADVANCED:
+                a->phase = APPLY_TC_LIST;
+                break;
+        case APPLY_TC_LIST:
+                a->phase = APPLY_TC_REMOVE;
+                break;
+        case APPLY_TC_REMOVE:
+                a->old_index++;
+                break;
+        case APPLY_TC_ADD:
+                if (m->command != NUKI_CMD_TIME_CONTROL_ENTRY_ID) {
+                        *message = "the lock did not say which id the new time control has";
+                        return -EPROTO;
+                }
+                a->new_id = m->time_control_entry_id.entry_id;
+                if (!a->tc_enabled[a->tc_index])
+                        a->phase = APPLY_TC_DISABLE;
+                else
+                        a->tc_index++;
+                break;
+        case APPLY_TC_DISABLE:
+                a->phase = APPLY_TC_ADD;
+                a->tc_index++;
+                break;
+        case APPLY_DONE:
+                return 0;
+        }
+        if (a->phase == APPLY_TC_ADD && a->tc_index >= a->n_tc)
+                a->phase = APPLY_DONE;
+        if (a->phase == APPLY_DONE)
+                return 0;
+        r = apply_send(d, a);
+        if (r < 0) {
+                *message = "cannot send the command";
+                return r;
+        }
+        return a->phase == APPLY_DONE ? 0 : 1;
+}
+
+static void apply_done(Lock *l, void *data, int r, const char *message)
+{
+        ApplyJob *a = data;
+
+        if (a->done)
+                a->done(l, r, message, a->userdata);
+        apply_job_free(a);
+}
+
+static const NukiAdminClass apply_class = {
+        .name = "apply-settings",
+        .step = apply_step,
+        .reply = apply_reply,
+        .done = apply_done,
+};
+
+/* Build every message from the settings first: nothing is sent for a document that does
+ * not fit. */
+static int apply_prepare(ApplyJob *a, const char *settings_json, char *error, size_t size)
+{
+        _cleanup_(json_putp) json_object *o = NULL;
+        json_object *v;
+        int r;
+
+        o = json_tokener_parse(settings_json);
+        if (!o || !json_object_is_type(o, json_type_object)) {
+                snprintf(error, size, "the settings are not a JSON object");
+                return -EINVAL;
+        }
+        /* checked here; written over what the lock reports when the job runs */
+        if (json_object_object_get_ex(o, "config", &v) && !json_object_is_type(v, json_type_null)) {
+                nuki_msg_init(&a->config, NUKI_CMD_SET_CONFIG, NUKI_VARIANT_DEFAULT);
+                r = settings_fill(v, &a->config, true, "config", error, size);
+                if (r < 0)
+                        return r;
+                a->config_json = json_object_get(v);
+                a->have_config = true;
+        }
+        if (json_object_object_get_ex(o, "advanced_config", &v) && !json_object_is_type(v, json_type_null)) {
+                nuki_msg_init(&a->advanced, NUKI_CMD_SET_ADVANCED_CONFIG, NUKI_VARIANT_DEFAULT);
+                r = settings_fill(v, &a->advanced, true, "advanced_config", error, size);
+                if (r < 0)
+                        return r;
+                a->advanced_json = json_object_get(v);
+                a->have_advanced = true;
+        }
+        if (json_object_object_get_ex(o, "time_controls", &v) && !json_object_is_type(v, json_type_null)) {
+                size_t n;
+
+                if (!json_object_is_type(v, json_type_array) ||
+                    (n = json_object_array_length(v)) > TIME_CONTROLS_MAX) {
+                        snprintf(error, size, "time_controls: must be an array of at most %u entries",
+                                 TIME_CONTROLS_MAX);
+                        return -EINVAL;
+                }
+                a->tc_add = calloc(n + 1, sizeof *a->tc_add);
+                a->tc_enabled = calloc(n + 1, sizeof *a->tc_enabled);
+                if (!a->tc_add || !a->tc_enabled)
+                        return -ENOMEM;
+                for (size_t i = 0; i < n; i++) {
+                        json_object *e = json_object_array_get_idx(v, i), *en;
+                        char what[32];
+
+                        snprintf(what, sizeof what, "time_controls[%zu]", i);
+                        nuki_msg_init(&a->tc_add[i], NUKI_CMD_ADD_TIME_CONTROL_ENTRY, NUKI_VARIANT_DEFAULT);
+                        r = settings_fill(e, &a->tc_add[i], false, what, error, size);
+                        if (r < 0)
+                                return r;
+                        a->tc_enabled[i] = !json_object_object_get_ex(e, "enabled", &en) ||
+                                           json_object_get_boolean(en);
+                }
+                a->n_tc = n;
+                a->have_tc = true;
+        }
+        return 0;
+}
+
+int nuki_op_apply_settings(Lock *l, const char *settings_json, lock_command_done_t done, void *userdata)
+{
+        NukiDriver *d = nuki_driver_of(l);
+        ApplyJob *a;
+        char error[160];
+        int r;
+
+        if (!d)
+                return -ENODEV;
+        if (!nuki_driver_credentials(d)->has_pin)
+                return -ENOKEY;
+        a = calloc(1, sizeof *a);
+        if (!a)
+                return -ENOMEM;
+        a->done = done;
+        a->userdata = userdata;
+        r = apply_prepare(a, settings_json ?: "", error, sizeof error);
+        if (r < 0) {
+                if (r == -EINVAL)
+                        log_warning("%s: settings not applied: %s", l->name, error);
+                apply_job_free(a);
+                return r;
+        }
+        r = nuki_driver_queue_admin(l, &apply_class, a);
+        if (r < 0)
+                apply_job_free(a);
+        return r;
+}
+
+/* ---- reading the settings for backups -------------------------------------------------------- */
+
+typedef struct ReadJob {
+        unsigned phase; /* 0 advanced config, 1 time controls */
+        json_object *tc;
+} ReadJob;
+
+static int read_step(NukiDriver *d, void *data)
+{
+        ReadJob *rj = data;
+        NukiMsg m;
+        int r;
+
+        nuki_msg_init(&m,
+                      rj->phase == 0 ? NUKI_CMD_REQUEST_ADVANCED_CONFIG
+                                     : NUKI_CMD_REQUEST_TIME_CONTROL_ENTRIES,
+                      NUKI_VARIANT_DEFAULT);
+        r = nuki_driver_begin(d, &m);
+        nuki_msg_wipe(&m);
+        return r;
+}
+
+static void read_snapshot(NukiDriver *d, const char *kind, json_object *o)
+{
+        const NukiDriverContext *ctx = nuki_driver_context(d);
+        Lock *l = nuki_driver_lock(d);
+
+        if (!o || !ctx->store || l->store_id <= 0)
+                return;
+        (void) store_snapshot_add(ctx->store, l->store_id, kind,
+                                  nuki_driver_config_count(d) < 0 ? "paired" : "changed",
+                                  nuki_driver_config_count(d), 0,
+                                  json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+}
+
+static int read_reply(NukiDriver *d, void *data, const NukiMsg *m, bool last, const char **message)
+{
+        ReadJob *rj = data;
+
+        if (rj->phase == 0 && m->command == NUKI_CMD_ADVANCED_CONFIG) {
+                _cleanup_(json_putp) json_object *o = nuki_json_fields(m);
+                read_snapshot(d, "advanced-config", o);
+        }
+        if (rj->phase == 1 && m->command == NUKI_CMD_TIME_CONTROL_ENTRY && rj->tc &&
+            json_object_array_length(rj->tc) < TIME_CONTROLS_MAX)
+                json_object_array_add(rj->tc, nuki_json_fields(m));
+        if (!last)
+                return 1;
+        if (rj->phase == 0 && nuki_driver_credentials(d)->has_pin) {
+                int r;
+
+                rj->phase = 1;
+                rj->tc = json_object_new_array();
+                r = read_step(d, rj);
+                if (r < 0) {
+                        *message = "cannot send the command";
+                        return r;
+                }
+                return 1;
+        }
+        if (rj->phase == 1)
+                read_snapshot(d, "time-controls", rj->tc);
+        return 0;
+}
+
+static void read_done(Lock *l, void *data, int r, const char *message)
+{
+        ReadJob *rj = data;
+
+        if (r < 0)
+                log_debug("%s: could not read the settings: %s", l->name, message ?: strerror(-r));
+        json_object_put(rj->tc);
+        free(rj);
+}
+
+static const NukiAdminClass read_class = {
+        .name = "read-settings",
+        .step = read_step,
+        .reply = read_reply,
+        .done = read_done,
+};
+
+void nuki_admin_read_settings(NukiDriver *d)
+{
+        ReadJob *rj = calloc(1, sizeof *rj);
+
+        if (!rj) {
+                (void) log_oom();
+                return;
+        }
+        if (nuki_driver_queue_admin(nuki_driver_lock(d), &read_class, rj) < 0)
+                free(rj);
 }

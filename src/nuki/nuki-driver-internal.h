@@ -47,6 +47,9 @@ int nuki_driver_begin(NukiDriver *d, const NukiMsg *m);
 
 Lock *nuki_driver_lock(const NukiDriver *d);
 const NukiCredentials *nuki_driver_credentials(const NukiDriver *d);
+const NukiDriverContext *nuki_driver_context(const NukiDriver *d);
+/* The config update count of the config last read, -1 unknown. */
+int64_t nuki_driver_config_count(const NukiDriver *d);
 /* The driver of a lock, NULL when it has none (yet). */
 NukiDriver *nuki_driver_of(Lock *l);
 
@@ -58,3 +61,8 @@ int nuki_op_list_authorizations(Lock *l, lock_auths_listed_t done, void *userdat
 int nuki_op_set_authorization_enabled(Lock *l, uint32_t id, bool enabled, lock_command_done_t done,
                                       void *userdata);
 int nuki_op_remove_authorization(Lock *l, uint32_t id, lock_command_done_t done, void *userdata);
+int nuki_op_apply_settings(Lock *l, const char *settings_json, lock_command_done_t done, void *userdata);
+
+/* After a config read: read the advanced config and (with the PIN) the time controls too,
+ * and keep them as settings snapshots ("advanced-config", "time-controls") for backups. */
+void nuki_admin_read_settings(NukiDriver *d);

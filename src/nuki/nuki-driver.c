@@ -1117,6 +1117,8 @@ static void handle_config(NukiDriver *d, const NukiMsg *m)
                                                   d->config_update_count < 0 ? "paired" : "changed",
                                                   d->config_update_count, 0,
                                                   json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+                /* the rest of the settings, for backups: advanced config, time controls */
+                nuki_admin_read_settings(d);
         }
 }
 
@@ -1828,6 +1830,7 @@ static const struct lock_driver_ops nuki_ops = {
         .list_authorizations = nuki_op_list_authorizations,
         .set_authorization_enabled = nuki_op_set_authorization_enabled,
         .remove_authorization = nuki_op_remove_authorization,
+        .apply_settings = nuki_op_apply_settings,
         .free = nuki_op_free,
 };
 
@@ -1991,6 +1994,16 @@ const NukiCredentials *nuki_driver_credentials(const NukiDriver *d)
 NukiDriver *nuki_driver_of(Lock *l)
 {
         return l->driver_data;
+}
+
+const NukiDriverContext *nuki_driver_context(const NukiDriver *d)
+{
+        return &d->ctx;
+}
+
+int64_t nuki_driver_config_count(const NukiDriver *d)
+{
+        return d->config_update_count;
 }
 
 int64_t nuki_time_to_unix_sec(const NukiTime *t)

@@ -15,7 +15,9 @@
  *   lockhub-sim ctl wait-bluez SECONDS      (exit 0 once an adapter is powered)
  */
 
+#include <errno.h>
 #include <json-c/json.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -346,6 +348,79 @@ static int m_add_authorization(sd_bus_message *m, void *userdata, sd_bus_error *
         return sd_bus_error_set(e, SD_BUS_ERROR_INVALID_ARGS, "type: app, fob or keypad");
 }
 
+/* SetSetting(s key, s value): a setting changed in the app, behind the bridge's back.
+ * Keys: name, led_brightness, led_enabled, button_enabled, single_lock, lockngo_timeout,
+ * auto_lock_timeout, auto_lock_enabled, nightmode_enabled, single_button_press_action, and
+ * time_control "WEEKDAYS HH:MM ACTION [off]" (Nuki weekday bits, Lock Action code), which
+ * adds a scheduled action. */
+static int m_set_setting(sd_bus_message *m, void *userdata, sd_bus_error *e)
+{
+        static const struct {
+                const char *key;
+                size_t offset;
+                bool adv, u16;
+        } keys[] = {
+                { "led_brightness", offsetof(SimLockConfig, led_brightness), false, false },
+                { "led_enabled", offsetof(SimLockConfig, led_enabled), false, false },
+                { "button_enabled", offsetof(SimLockConfig, button_enabled), false, false },
+                { "single_lock", offsetof(SimLockConfig, single_lock), false, false },
+                { "lockngo_timeout", offsetof(SimLockAdvConfig, lockngo_timeout), true, false },
+                { "auto_lock_timeout", offsetof(SimLockAdvConfig, auto_lock_timeout), true, true },
+                { "auto_lock_enabled", offsetof(SimLockAdvConfig, auto_lock_enabled), true, false },
+                { "nightmode_enabled", offsetof(SimLockAdvConfig, nightmode_enabled), true, false },
+                { "single_button_press_action", offsetof(SimLockAdvConfig, single_button_action), true,
+                  false },
+        };
+        SimLock *l = userdata;
+        const char *key, *value;
+        unsigned long v;
+        char *end;
+        int r = sd_bus_message_read(m, "ss", &key, &value);
+        if (r < 0)
+                return r;
+        if (streq(key, "name")) {
+                if (strlen(value) > 32)
+                        return sd_bus_error_set(e, SD_BUS_ERROR_INVALID_ARGS, "name: at most 32 bytes");
+                snprintf(l->cfg.name, sizeof(l->cfg.name), "%s", value);
+        } else if (streq(key, "time_control")) {
+                unsigned h, mi, action;
+                int wd;
+                char off[8] = "";
+                if (sscanf(value, "%i %u:%u %u %7s", &wd, &h, &mi, &action, off) < 4 || wd < 0 ||
+                    wd > 0x7f || h > 23 || mi > 59 || action < 1 || action > 6)
+                        return sd_bus_error_set(e, SD_BUS_ERROR_INVALID_ARGS,
+                                                "time_control: WEEKDAYS HH:MM ACTION [off]");
+                if (l->n_tc >= SIM_MAX_TIME_CONTROL)
+                        return sd_bus_error_set(e, SD_BUS_ERROR_LIMITS_EXCEEDED, "time controls full");
+                l->tc[l->n_tc++] = (SimTimeControl){ .id = l->next_tc_id++,
+                                                     .enabled = !streq(off, "off"),
+                                                     .weekdays = (uint8_t) wd,
+                                                     .hour = (uint8_t) h,
+                                                     .minute = (uint8_t) mi,
+                                                     .action = (uint8_t) action };
+        } else {
+                size_t i;
+                for (i = 0; i < ELEMENTSOF(keys); i++)
+                        if (streq(key, keys[i].key))
+                                break;
+                errno = 0;
+                v = strtoul(value, &end, 0);
+                if (i >= ELEMENTSOF(keys) || errno != 0 || *end || !*value ||
+                    v > (keys[i].u16 ? 0xffffUL : 0xffUL))
+                        return sd_bus_error_setf(e, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "unknown key or bad value: %s=%s", key, value);
+                uint8_t *base = keys[i].adv ? (uint8_t *) &l->adv : (uint8_t *) &l->cfg;
+                if (keys[i].u16) {
+                        uint16_t x = (uint16_t) v;
+                        memcpy(base + keys[i].offset, &x, sizeof(x));
+                } else
+                        base[keys[i].offset] = (uint8_t) v;
+        }
+        l->config_update_count++;
+        sim_lock_state_changed(l);
+        return sd_bus_reply_method_return(m, NULL);
+}
+
 static int m_set_door(sd_bus_message *m, void *userdata, sd_bus_error *e)
 {
         const char *s;
@@ -661,6 +736,7 @@ static const sd_bus_vtable lock_vtable[] = {
         SD_BUS_METHOD("KeypadEntry", "u", "b", m_keypad_entry, 0),
         SD_BUS_METHOD("AddKeypadCode", "us", "q", m_add_keypad_code, 0),
         SD_BUS_METHOD("AddAuthorization", "ss", "u", m_add_authorization, 0),
+        SD_BUS_METHOD("SetSetting", "ss", "", m_set_setting, 0),
         SD_BUS_METHOD("SetDoor", "s", "", m_set_door, 0),
         SD_BUS_METHOD("SetFirmware", "s", "", m_set_firmware, 0),
         SD_BUS_METHOD("FactoryReset", "", "", m_factory_reset, 0),
@@ -874,6 +950,7 @@ static const CtlMethod ctl_lock_methods[] = {
         { "KeypadEntry", "u", "b" },
         { "AddKeypadCode", "us", "q" },
         { "AddAuthorization", "ss", "u" },
+        { "SetSetting", "ss", "" },
         { "SetDoor", "s", "" },
         { "SetFirmware", "s", "" },
         { "FactoryReset", "", "" },

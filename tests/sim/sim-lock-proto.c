@@ -613,7 +613,8 @@ static uint8_t handle_command(SimLock *l, const NukiMsg *m)
                 l->cfg.fob_action[2] = m->set_config.fob_action_3;
                 l->cfg.single_lock = m->set_config.single_lock;
                 l->cfg.advertising_mode = m->set_config.advertising_mode & 3;
-                l->cfg.timezone_id = m->set_config.timezone_id;
+                if (l->gen >= SIM_GEN_3) /* SL 1.0/2.0 have no timezone id (their Config lacks it) */
+                        l->cfg.timezone_id = m->set_config.timezone_id;
                 l->config_update_count++;
                 send_status(l, NUKI_STATUS_COMPLETE);
                 return 0;

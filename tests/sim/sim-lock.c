@@ -617,6 +617,26 @@ void sim_lock_uncalibrate(SimLock *l)
         sim_lock_state_changed(l);
 }
 
+/* the settings of a lock fresh from the factory */
+static void default_settings(SimLock *l)
+{
+        l->cfg = (SimLockConfig){ .latitude = 48.2f,
+                                  .longitude = 16.37f,
+                                  .pairing_enabled = 1,
+                                  .button_enabled = 1,
+                                  .led_enabled = 1,
+                                  .led_brightness = 3,
+                                  .dst_mode = 1,
+                                  .timezone_id = 37 };
+        l->adv = (SimLockAdvConfig){ .total_degrees = 720,
+                                     .lockngo_timeout = 20,
+                                     .single_button_action = 1,
+                                     .double_button_action = 5,
+                                     .unlatch_duration = 3,
+                                     .auto_lock_timeout = 300,
+                                     .immediate_auto_lock = 0 };
+}
+
 static void new_identity(SimLock *l)
 {
         NukiKeyPair kp;
@@ -657,6 +677,7 @@ void sim_lock_factory_reset(SimLock *l)
         l->clock_offset = 0;
         l->logging_enabled = true;
         l->config_update_count++;
+        default_settings(l);
         snprintf(l->cfg.name, sizeof(l->cfg.name), "Nuki_%08X", l->nuki_id);
         sim_lock_set_pairing_mode(l, true);
         l->state_changed = true;
@@ -919,22 +940,8 @@ int sim_lock_new(Sim *sim, const SimLockSpec *spec, SimLock **ret)
         l->next_auth_id = 1;
         l->next_code_id = 1;
         l->next_log_index = 1;
-        l->cfg = (SimLockConfig){ .latitude = 48.2f,
-                                  .longitude = 16.37f,
-                                  .pairing_enabled = 1,
-                                  .button_enabled = 1,
-                                  .led_enabled = 1,
-                                  .led_brightness = 3,
-                                  .dst_mode = 1,
-                                  .timezone_id = 37 };
+        default_settings(l);
         snprintf(l->cfg.name, sizeof(l->cfg.name), "%s", spec->name);
-        l->adv = (SimLockAdvConfig){ .total_degrees = 720,
-                                     .lockngo_timeout = 20,
-                                     .single_button_action = 1,
-                                     .double_button_action = 5,
-                                     .unlatch_duration = 3,
-                                     .auto_lock_timeout = 300,
-                                     .immediate_auto_lock = 0 };
         if (spec->paired) {
                 SimAuth *a;
                 r = sim_lock_add_auth(l, 1, 0, "lockhub", spec->auth_key, &a);
