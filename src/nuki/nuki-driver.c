@@ -409,6 +409,7 @@ static void apply_states(NukiDriver *d, const NukiMsg *m)
         LockBattery b = d->lock->battery;
         uint8_t bat = m->keyturner_states.battery;
         const Conf *c = driver_conf(d);
+        int seen;
 
         if (j && (j->kind == NUKI_JOB_ACTION || j->kind == NUKI_JOB_CALIBRATE)) {
                 source = j->source;
@@ -432,11 +433,17 @@ static void apply_states(NukiDriver *d, const NukiMsg *m)
                 (void) lock_set_door(d->lock, door_from_nuki(m->keyturner_states.door_sensor_state),
                                      LOCK_SOURCE_LOCK);
 
+        seen = d->seen_config_count;
         d->seen_config_count = m->keyturner_states.config_update_count;
         if (d->config_update_count != m->keyturner_states.config_update_count) {
-                if (d->config_update_count >= 0)
+                if (d->config_update_count >= 0) {
                         driver_log(d, LOG_INFO, 0, "%s: configuration changed on the lock, reading it.",
                                    d->lock->name);
+                        /* settings or keypad codes changed, maybe by someone else: look for
+                         * drift now (once per new count), not at the next periodic sync */
+                        if (seen != m->keyturner_states.config_update_count)
+                                lock_config_changed(d->lock);
+                }
                 job_enqueue_kind(d, NUKI_JOB_CONFIG);
         }
 
