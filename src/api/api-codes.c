@@ -113,6 +113,7 @@ static int read_locks(Manager *m, sd_bus_message *msg, int64_t **ret, size_t *re
         r = sd_bus_message_exit_container(msg);
         if (r < 0)
                 return r;
+        free(*ret); /* "locks" given twice: the last one counts */
         *ret = TAKE_PTR(ids);
         *ret_n = n;
         return 0;
@@ -373,7 +374,12 @@ static int method_update_code(sd_bus_message *msg, void *userdata, sd_bus_error 
         r = read_changes(m, msg, &c, &locks, &n, &has_locks, error);
         if (r < 0 || sd_bus_error_is_set(error))
                 goto finish;
-        sync_credential(m, id, "user-change"); /* locks it leaves, too */
+        /* all of it or nothing: a lock refusing the code (duplicate) undoes the update too */
+        r = store_begin(m->store);
+        if (r < 0) {
+                r = store_error(error, r, "code");
+                goto finish;
+        }
         r = codes_code_update(m->store, id, &c, &rule);
         if (r >= 0 && has_locks) {
                 /* the new set of locks: assign the new ones, withdraw from the others */
@@ -392,11 +398,14 @@ static int method_update_code(sd_bus_message *msg, void *userdata, sd_bus_error 
                         r = codes_code_assign(m->store, id, locks[k], true, &rule);
                 store_assignment_array_free(asg, n_asg);
         }
+        if (r >= 0)
+                r = store_commit(m->store);
         if (r < 0) {
+                store_rollback(m->store);
                 r = rule != CODE_RULE_OK ? rule_error(error, rule) : store_error(error, r, "code");
                 goto finish;
         }
-        sync_credential(m, id, "user-change");
+        sync_credential(m, id, "user-change"); /* the locks it left, too */
         r = sd_bus_reply_method_return(msg, "");
 finish:
         explicit_bzero(&c, sizeof c);
