@@ -122,27 +122,26 @@ static int exec(Store *s, const char *sql)
         return rc == SQLITE_OK ? 0 : store_error(s, rc);
 }
 
+static int id_row(Store *s, sqlite3_stmt *st, void *element)
+{
+        *(int64_t *) element = sqlite3_column_int64(st, 0);
+        return 0;
+}
+
 static int collect_ids(Store *s, const char *table, const char *where, int64_t **ret, size_t *ret_n)
 {
         _cleanup_free_ char *sql = NULL;
         sqlite3_stmt *st = NULL;
         int64_t *a = NULL;
-        size_t n = 0, allocated = 0;
-        int rc, r = 0;
+        size_t n = 0;
+        int rc, r;
 
         if (asprintf(&sql, "SELECT id FROM %s WHERE %s ORDER BY id", table, where) < 0)
                 return -ENOMEM;
         rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return store_error(s, rc);
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                r = store_array_grow((void **) &a, &allocated, n, sizeof *a);
-                if (r < 0)
-                        break;
-                a[n++] = sqlite3_column_int64(st, 0);
-        }
-        if (r >= 0 && rc != SQLITE_DONE)
-                r = store_error(s, rc);
+        r = store_collect(s, st, sizeof *a, id_row, (void **) &a, &n);
         sqlite3_finalize(st);
         if (r < 0) {
                 free(a);
@@ -302,13 +301,13 @@ static int count_foreign(Store *s, unsigned version, int64_t *ret)
 /* Drops old page images (plaintext, or blobs of a retired key) from the WAL. */
 static void purge_wal(Store *s)
 {
-        int busy = 0, rc;
+        int r = store_checkpoint(s);
 
-        rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, &busy);
-        if (rc != SQLITE_OK)
-                log_warning("Could not checkpoint the database %s after sealing secrets (%s); old copies "
-                            "stay in %s-wal until the next checkpoint.",
-                            s->path, sqlite3_errmsg(s->db), s->path);
+        if (r < 0)
+                log_warning_errno(r,
+                                  "Could not checkpoint the database %s after sealing secrets (%m); old "
+                                  "copies stay in %s-wal until the next checkpoint.",
+                                  s->path, s->path);
 }
 
 static int write_key_meta(Store *s, const SecretKey *k, unsigned version)

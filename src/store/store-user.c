@@ -155,9 +155,7 @@ void store_credential_done(struct store_credential *c)
         if (!c)
                 return;
         free(c->name);
-        if (c->code_sealed)
-                explicit_bzero(c->code_sealed, c->code_sealed_size);
-        free(c->code_sealed);
+        secret_free_wipe(c->code_sealed, c->code_sealed_size);
         store_credential_init(c);
 }
 
@@ -224,9 +222,7 @@ static int credential_open_secret(Store *s, struct store_credential *c)
 /* In a list, a code that does not open is left out (NULL, 0) and key_version stays non-zero. */
 static void credential_drop_secret(struct store_credential *c)
 {
-        if (c->code_sealed)
-                explicit_bzero(c->code_sealed, c->code_sealed_size);
-        free(c->code_sealed);
+        secret_free_wipe(c->code_sealed, c->code_sealed_size);
         c->code_sealed = NULL;
         c->code_sealed_size = 0;
 }
@@ -357,12 +353,6 @@ int store_credential_list(Store *s, int64_t user_id, struct store_credential **r
         return 0;
 }
 
-static int savepoint(Store *s, const char *sql)
-{
-        int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
-        return rc == SQLITE_OK ? 0 : store_error(s, rc);
-}
-
 int64_t store_credential_update(Store *s, const struct store_credential *c)
 {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL, *un = NULL;
@@ -389,7 +379,7 @@ int64_t store_credential_update(Store *s, const struct store_credential *c)
         r = credential_seal(s, c, c->id, &w);
         if (r < 0)
                 return r;
-        r = savepoint(s, "SAVEPOINT credential_update");
+        r = store_savepoint(s, "credential_update");
         if (r < 0)
                 goto fail_sealed;
         sqlite3_bind_int64(st, 1, c->id);
@@ -411,7 +401,7 @@ int64_t store_credential_update(Store *s, const struct store_credential *c)
         if (r < 0)
                 goto fail;
 
-        r = savepoint(s, "RELEASE credential_update");
+        r = store_savepoint_end(s, "credential_update", 0);
         if (r < 0)
                 goto fail;
         if (s->key)
@@ -419,8 +409,7 @@ int64_t store_credential_update(Store *s, const struct store_credential *c)
         return revision;
 fail:
         sqlite3_reset(st);
-        (void) sqlite3_exec(s->db, "ROLLBACK TO credential_update; RELEASE credential_update", NULL, NULL,
-                            NULL);
+        (void) store_savepoint_end(s, "credential_update", r);
 fail_sealed:
         if (s->key)
                 free(w.code_sealed);

@@ -93,3 +93,16 @@ wait_exit() {
 	if kill -0 "$1" 2>/dev/null; then exit_code=timeout; return 1; fi
 	wait "$1"; exit_code=$?
 }
+
+# start_mosquitto: a loopback broker on a free port (tracked); sets $PORT, log in $T/m.log.
+# Skips the test when mosquitto or its clients are not installed.
+start_mosquitto() {
+	PATH="$PATH:/usr/sbin:/sbin"
+	command -v mosquitto >/dev/null 2>&1 || skip "mosquitto is not installed"
+	command -v mosquitto_sub >/dev/null 2>&1 || skip "mosquitto-clients is not installed"
+	PORT=$(free_port)
+	printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nuser %s\n' "$PORT" "$(id -un)" >"$T/m.conf"
+	mosquitto -c "$T/m.conf" >"$T/m.log" 2>&1 &
+	track $!
+	wait_for 10 python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' "$PORT"
+}

@@ -16,22 +16,11 @@
 
 PATH="$PATH:/usr/sbin:/sbin"
 command -v sqlite3 >/dev/null 2>&1 || skip "sqlite3 not installed"
-command -v mosquitto >/dev/null 2>&1 || skip "mosquitto is not installed"
-command -v mosquitto_sub >/dev/null 2>&1 || skip "mosquitto-clients is not installed"
 [ -x "$SIM" ] || { echo "missing $SIM (make all)"; exit 1; }
 KILLS=${KILLS:-18}
 LOCKS="front back garage"
 
-PORT=$(free_port)
-cat >"$T/m.conf" <<EOF
-listener $PORT 127.0.0.1
-allow_anonymous true
-persistence false
-user $(id -un)
-EOF
-mosquitto -c "$T/m.conf" >"$T/m.log" 2>&1 &
-track $!
-wait_for 10 python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' "$PORT"
+start_mosquitto
 
 start_dbus
 start_sim --scale 20
