@@ -7,6 +7,7 @@
 #   make demo       lockhubd on three simulated locks, with a local broker (Ctrl-C stops)
 #   make fuzz       run every libFuzzer target (FUZZ_SECONDS each, default 60)
 #   make bench      optimised build in build/bench, then the benchmarks (BENCHMARKS.md)
+#   make soak       a simulated month of use with random faults (tests/soak/soak.sh)
 #   make install    DESTDIR= and PREFIX= honoured
 
 VERSION    := 0.1.0
@@ -81,7 +82,7 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
 .SECONDARY:
 
 .PHONY: all deps deps-check demo check unit unit-run fuzz-replay integration fuzz install uninstall clean \
-	format check-format bench
+	format check-format bench soak
 
 all: $(LOCKHUBD) $(LOCKHUBCTL) $(SIM) $(TOOLS)
 
@@ -214,6 +215,11 @@ uninstall:
 		$(DESTDIR)$(MANDIR)/man8/lockhubd.8
 	rm -rf $(DESTDIR)$(DATADIR)
 	@echo "left in place: $(SYSCONFDIR)/lockhub/ (configuration) and /var/lib/lockhub/ (state)"
+
+# A simulated month of use with random faults against one lockhubd (tests/soak/soak.sh;
+# SOAK_DAYS, SOAK_DAY_SEC, SOAK_FAULT_PERCENT, SOAK_SEED): about 15-20 minutes.
+soak: all
+	@LOCKHUB_TOP=$(CURDIR) LOCKHUB_BUILD=$(CURDIR)/$(BUILD) sh tests/soak/soak.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
