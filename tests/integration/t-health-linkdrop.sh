@@ -3,7 +3,8 @@
 # its motor runs when the connection goes. lockhubd connects again, reads the state
 # instead of sending the action twice, and the command completes once: the motor ran
 # once, the lock ends in the asked state, one action event is recorded, and the caller
-# gets success. A second command afterwards works as usual.
+# gets success. A second command afterwards works as usual. When the link goes before
+# the lock carried the command out, it is sent again, and again the motor runs once.
 . "$LOCKHUB_TOP/tests/integration/lib.sh"
 . "$LOCKHUB_TOP/tests/integration/sim-lib.sh"
 command -v sqlite3 >/dev/null || skip "sqlite3 not installed"
@@ -44,5 +45,17 @@ assert len(acts) == 1, acts' "$T/dump.json"
 check "lock afterwards" ctl lock front
 check "the motor ran once more" test "$(simctl front get Actions)" = $((motor0 + 2))
 check "one lock event" test "$(actions_of lock)" = 1
+
+# The other case: the link goes before the lock carried the command out. lockhubd
+# finds the lock still locked and sends the unlock again; again the motor runs once.
+simctl front DropLinkBeforeAction 1
+out=$(ctl unlock front 2>&1)
+rc=$?
+check "unlock through a lost command succeeds (exit $rc: $out)" test $rc = 0
+check "lockhubd sent it again because the lock did not get it" \
+	grep -q 'the lock did not get the unlock before the link was lost, sending it again' "$T/lockhubd.log"
+check "the motor ran once for it" test "$(simctl front get Actions)" = $((motor0 + 3))
+check "the lock is unlocked again" test "$(simctl front get LockState)" = unlocked
+check "two unlock events in all" test "$(actions_of unlock)" = 2
 
 finish

@@ -220,6 +220,17 @@ static int m_drop_link_on_action(sd_bus_message *m, void *userdata, sd_bus_error
         return sd_bus_reply_method_return(m, NULL);
 }
 
+static int m_drop_link_before_action(sd_bus_message *m, void *userdata, sd_bus_error *e)
+{
+        SimLock *l = userdata;
+        uint32_t v;
+        int r = sd_bus_message_read(m, "u", &v);
+        if (r < 0)
+                return r;
+        l->drop_before_action = v;
+        return sd_bus_reply_method_return(m, NULL);
+}
+
 static int m_set_calibrated(sd_bus_message *m, void *userdata, sd_bus_error *e)
 {
         SimLock *l = userdata;
@@ -729,6 +740,7 @@ static const sd_bus_vtable lock_vtable[] = {
         SD_BUS_METHOD("SetUserLimit", "u", "", m_set_user_limit, 0),
         SD_BUS_METHOD("DropLink", "", "", m_drop_link, 0),
         SD_BUS_METHOD("DropLinkOnAction", "u", "", m_drop_link_on_action, 0),
+        SD_BUS_METHOD("DropLinkBeforeAction", "u", "", m_drop_link_before_action, 0),
         SD_BUS_METHOD("SetCalibrated", "b", "", m_set_calibrated, 0),
         SD_BUS_METHOD("SetDrainRate", "d", "", m_set_drain_rate, 0),
         SD_BUS_METHOD("SetMotorFactor", "d", "", m_set_motor_factor, 0),
@@ -943,6 +955,7 @@ static const CtlMethod ctl_lock_methods[] = {
         { "InjectAttError", "yu", "" },
         { "DropLink", "", "" },
         { "DropLinkOnAction", "u", "" },
+        { "DropLinkBeforeAction", "u", "" },
         { "SetCalibrated", "b", "" },
         { "SetDrainRate", "d", "" },
         { "SetMotorFactor", "d", "" },

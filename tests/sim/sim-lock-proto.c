@@ -554,6 +554,12 @@ static uint8_t handle_command(SimLock *l, const NukiMsg *m)
         case NUKI_CMD_SIMPLE_LOCK_ACTION:
         case NUKI_CMD_KEYPAD_ACTION: {
                 uint8_t action;
+                if (l->drop_before_action > 0) {
+                        /* fault: the link goes before the command is carried out */
+                        l->drop_before_action--;
+                        (void) sim_timer(l->sim, &l->drop_timer, 1, drop_handler, l);
+                        return 0;
+                }
                 sim_trace(l->sim, l->name, "action", m->command);
                 if (m->command == NUKI_CMD_LOCK_ACTION)
                         action = m->lock_action.action;

@@ -197,9 +197,10 @@ struct SimLock {
         uint16_t last_drain; /* mWs of the last action */
         uint16_t lowest_mv;
         unsigned jams_pending;
-        unsigned drop_on_action; /* faults: drop the link after taking this many Lock Actions */
-        double motor_factor;     /* faults: the motor takes this many times as long (1) */
-        double drain_per_hour;   /* faults: idle drain in %/h; < 0: the normal 0.02 */
+        unsigned drop_on_action;     /* faults: drop the link after taking this many Lock Actions */
+        unsigned drop_before_action; /* faults: lose this many Lock Actions with the link */
+        double motor_factor;         /* faults: the motor takes this many times as long (1) */
+        double drain_per_hour;       /* faults: idle drain in %/h; < 0: the normal 0.02 */
         sd_event_source *drop_timer;
         sd_event_source *calibration_timer;
         uint8_t motor_target; /* lock state after the running action */
