@@ -3,7 +3,8 @@
  * The codes service against fake locks: a lock_driver_ops that holds an in-memory code
  * list, answers on a later loop iteration, and can be made unreachable, refuse adds, or
  * lose the reply of an add. Checked from the outside: what each fake lock holds, the rows
- * of credential_locks and the "code" events.
+ * of credential_locks and the "code" events; the settings written back (apply_settings)
+ * after a restore or a re-pairing, and the events the locks report through their sink.
  */
 
 #include <setjmp.h>
@@ -28,9 +29,14 @@ typedef struct Fake {
         int refuse_add;      /* -errno for every add, 0: accept */
         bool lose_add_reply; /* the add is applied, the reply lost (-ETIMEDOUT) */
         unsigned n_list, n_add, n_update, n_remove, in_flight;
+        unsigned n_apply;
+        char settings[4096]; /* the last settings written */
 } Fake;
 
-typedef enum { OP_LIST, OP_ADD, OP_UPDATE, OP_REMOVE } OpKind;
+typedef enum { OP_LIST, OP_ADD, OP_UPDATE, OP_REMOVE, OP_APPLY } OpKind;
+
+/* what the locks told their event sink, "kind detail" per line */
+static char lock_events[8192];
 
 typedef struct FakeOp {
         Lock *lock;
@@ -106,6 +112,8 @@ static int on_fake_op(sd_event_source *s, void *userdata)
                 else
                         f->codes[i] = f->codes[--f->n];
                 break;
+        case OP_APPLY:
+                break;
         }
 out:
         if (op->kind == OP_LIST)
@@ -164,6 +172,27 @@ static int fake_remove(Lock *l, int code_id, lock_command_done_t done, void *use
         return fake_queue(l, op);
 }
 
+static int fake_apply(Lock *l, const char *settings_json, lock_command_done_t done, void *userdata)
+{
+        Fake *f = l->driver_data;
+        FakeOp *op = calloc(1, sizeof *op);
+
+        assert_non_null(op);
+        f->n_apply++;
+        snprintf(f->settings, sizeof f->settings, "%s", settings_json);
+        *op = (FakeOp){ .kind = OP_APPLY, .done = done, .userdata = userdata };
+        return fake_queue(l, op);
+}
+
+static int fake_event_sink(Lock *l, const char *kind, LockSource source, const char *actor,
+                           const char *detail_json, void *userdata)
+{
+        size_t n = strlen(lock_events);
+
+        snprintf(lock_events + n, sizeof lock_events - n, "%s %s\n", kind, strempty(detail_json));
+        return 0;
+}
+
 static void fake_free(Lock *l)
 {
         free(l->driver_data);
@@ -175,6 +204,7 @@ static const struct lock_driver_ops fake_ops = {
         .add_code = fake_add,
         .update_code = fake_update,
         .remove_code = fake_remove,
+        .apply_settings = fake_apply,
         .free = fake_free,
 };
 
@@ -215,6 +245,7 @@ static Lock *new_lock(struct fixture *f, const char *name, const char *address)
         l->store_id = store_lock_add(f->store, &sl);
         assert_true(l->store_id > 0);
         l->ops = &fake_ops;
+        l->event_sink = fake_event_sink;
         l->driver_data = calloc(1, sizeof(Fake));
         ((Fake *) l->driver_data)->next_id = 1;
         assert_int_equal(codes_service_add_lock(f->svc, l), 1);
@@ -226,6 +257,7 @@ static int setup(void **state)
         struct fixture *f = calloc(1, sizeof *f);
 
         log_set_max_level(LOG_WARNING);
+        lock_events[0] = '\0';
         snprintf(f->dir, sizeof f->dir, "/tmp/test-codes-sync-XXXXXX");
         assert_non_null(mkdtemp(f->dir));
         assert_int_equal(store_open(f->dir, &f->store), 0);
@@ -797,6 +829,65 @@ static void test_repair_after_reset(void **state)
         assert_int_equal(n, 0);
 }
 
+static void test_settings_restore_and_repair(void **state)
+{
+        struct fixture *f = *state;
+        Lock *old = f->locks[0];
+        char *json;
+
+        /* a lock never read has nothing to give back */
+        assert_int_equal(fake(f, 0)->n_apply + fake(f, 1)->n_apply, 0);
+        assert_null(codes_settings_load(f->store, old->address));
+
+        /* the settings as the driver read them */
+        assert_true(store_snapshot_add(f->store, old->store_id, "config", "changed", 4, 0,
+                                       "{\"name\":\"Front door\",\"led_brightness\":1}") > 0);
+        assert_true(store_snapshot_add(f->store, old->store_id, "advanced-config", "changed", 4, 0,
+                                       "{\"auto_lock_timeout\":120}") > 0);
+        assert_true(store_snapshot_add(f->store, old->store_id, "time-controls", "changed", 4, 0,
+                                       "[{\"weekdays\":\"0x7C\",\"time\":\"07:00\",\"lock_action\":\"lock\"}"
+                                       "]") > 0);
+        json = codes_settings_load(f->store, old->address);
+        assert_non_null(json);
+        assert_non_null(strstr(json, "\"config\":{\"name\":\"Front door\""));
+        assert_non_null(strstr(json, "\"advanced_config\":{\"auto_lock_timeout\":120}"));
+        assert_non_null(strstr(json, "\"time_controls\":[{"));
+        free(json);
+        assert_null(codes_settings_load(f->store, f->locks[1]->address));
+
+        /* restore: written to the lock asked for, the other one left alone */
+        codes_service_restore_settings(f->svc, &old->store_id, 1, "restore");
+        sync_all(f, "restore");
+        assert_int_equal(fake(f, 0)->n_apply, 1);
+        assert_int_equal(fake(f, 1)->n_apply, 0);
+        assert_non_null(strstr(fake(f, 0)->settings, "Front door"));
+        assert_non_null(strstr(lock_events, "config {\"settings\":\"restored\",\"why\":\"restore\"}"));
+
+        /* factory reset, unpaired, paired again: the settings go back by themselves */
+        assert_int_equal(codes_lock_unpairing(f->store, old->store_id, old->address), 0);
+        codes_service_remove_lock(f->svc, old);
+        assert_int_equal(store_lock_remove(f->store, old->store_id), 0);
+        lock_free(old);
+        lock_events[0] = '\0';
+        f->locks[0] = new_lock(f, "front", "AA:BB:CC:DD:EE:01");
+        assert_int_equal(fake(f, 0)->n_apply, 1);
+        assert_non_null(strstr(fake(f, 0)->settings, "\"auto_lock_timeout\":120"));
+        sync_all(f, "paired");
+        assert_non_null(strstr(lock_events,
+                               "pairing {\"status\":\"reprovisioned\",\"codes\":0,\"settings\":true}"));
+        assert_non_null(strstr(lock_events, "config {\"settings\":\"restored\",\"why\":\"reprovision\"}"));
+
+        /* ReprovisionAfterReset=no: nothing written */
+        f->conf->codes.reprovision_after_reset = false;
+        old = f->locks[0];
+        codes_service_remove_lock(f->svc, old);
+        assert_int_equal(store_lock_remove(f->store, old->store_id), 0);
+        lock_free(old);
+        f->locks[0] = new_lock(f, "front", "AA:BB:CC:DD:EE:01");
+        sync_all(f, "paired");
+        assert_int_equal(fake(f, 0)->n_apply, 0);
+}
+
 static void test_changed_during_sync(void **state)
 {
         struct fixture *f = *state;
@@ -841,6 +932,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_factory_reset_reprovisions, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_repair_after_reset, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_changed_during_sync, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_settings_restore_and_repair, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
