@@ -652,7 +652,8 @@ static int req_backup(Store *s, CodesService *svc, const char *op, json_object *
                         json_object_object_add(o, "codes_skipped",
                                                json_object_new_int((int) res.codes_skipped));
                         json_object_object_add(o, "assignments", json_object_new_int((int) res.assignments));
-                        json_object_object_add(o, "settings", json_object_new_int((int) res.snapshots));
+                        json_object_object_add(o, "setting_snapshots",
+                                               json_object_new_int((int) res.snapshots));
                         *ret = reply_ok(o);
                 }
                 backup_restore_result_done(&res);

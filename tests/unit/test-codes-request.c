@@ -168,7 +168,7 @@ static void test_backup_and_restore_requests(void **state)
         assert_string_equal(json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN),
                             "{\"status\":\"ok\",\"data\":{\"users_added\":0,\"codes_added\":0,\"codes_"
                             "updated\":0,"
-                            "\"codes_skipped\":0,\"assignments\":0}}");
+                            "\"codes_skipped\":0,\"assignments\":0,\"setting_snapshots\":0}}");
         json_object_put(reply);
         json_object_put(req);
 
