@@ -821,6 +821,10 @@ int nuki_op_apply_settings(Lock *l, const char *settings_json, lock_command_done
         a->done = done;
         a->userdata = userdata;
         r = apply_prepare(a, settings_json ?: "", error, sizeof error);
+        if (r >= 0 && !a->have_config && !a->have_advanced && !a->have_tc) {
+                snprintf(error, sizeof error, "no settings to write");
+                r = -EINVAL;
+        }
         if (r < 0) {
                 if (r == -EINVAL)
                         log_warning("%s: settings not applied: %s", l->name, error);

@@ -69,4 +69,7 @@ check "remove the phone app" ctl auth remove front "$phone"
 check "gone from the lock" test "$(sim_auth "$phone")" = gone
 check "and from the list" sh -c "! \"$BUILD/lockhubctl\" auth list front | grep -q 'Anna phone'"
 check "the hub still commands the lock" ctl unlock front
+stop_lockhubd
+check "lockhubd exited cleanly (code $exit_code)" test "$exit_code" = 0
+check "no sanitizer finding in lockhubd or the simulator" sh -c "! grep -qE 'ERROR: [A-Za-z]+Sanitizer|runtime error:' \"$T/lockhubd.log\" \"$T/sim.log\""
 finish

@@ -39,4 +39,7 @@ check "Eve's code is adopted into the database" wait_for 60 sh -c "test \"\$(sql
 check "and stays on the lock" test "$(simctl front get KeypadCodes)" = 2
 check "recorded as drift" test "$(drifts)" -gt "$before"
 db "SELECT kind, detail FROM events WHERE kind = 'code' ORDER BY id"
+stop_lockhubd
+check "lockhubd exited cleanly (code $exit_code)" test "$exit_code" = 0
+check "no sanitizer finding in lockhubd or the simulator" sh -c "! grep -qE 'ERROR: [A-Za-z]+Sanitizer|runtime error:' \"$T/lockhubd.log\" \"$T/sim.log\""
 finish

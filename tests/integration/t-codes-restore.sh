@@ -87,4 +87,7 @@ front_id=$(db "SELECT id FROM locks WHERE name = 'front'")
 check "the pairing event says settings and codes were re-provisioned" test "$(db "SELECT count(*) FROM events WHERE lock_id = $front_id AND kind = 'pairing' AND detail LIKE '%reprovisioned%' AND detail LIKE '%\"settings\":true%' AND detail LIKE '%\"codes\":1%'")" = 1
 check "a config event says the settings were written" wait_for 20 sh -c "test \"\$(sqlite3 $T/state/lockhub.db \"SELECT count(*) FROM events WHERE lock_id = $front_id AND kind = 'config' AND detail LIKE '%\\\"settings\\\":\\\"restored\\\"%' AND detail LIKE '%\\\"why\\\":\\\"reprovision\\\"%'\")\" = 1"
 db "SELECT kind, detail FROM events WHERE kind IN ('pairing', 'config') ORDER BY id"
+stop_lockhubd
+check "lockhubd exited cleanly (code $exit_code)" test "$exit_code" = 0
+check "no sanitizer finding in lockhubd or the simulator" sh -c "! grep -qE 'ERROR: [A-Za-z]+Sanitizer|runtime error:' \"$T/lockhubd.log\" \"$T/sim.log\""
 finish
