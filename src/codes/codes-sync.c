@@ -62,7 +62,8 @@ struct CodesLock {
         RunPhase phase;
         bool op_in_flight;
         bool again;
-        bool reachable; /* last seen link state, to notice the lock coming back */
+        bool reachable;     /* last seen link state, to notice the lock coming back */
+        bool settings_busy; /* apply_settings in flight */
         char why[32];
 
         CodeDesired *desired;
@@ -910,6 +911,8 @@ static void codes_lock_detach(CodesService *svc, size_t i)
                 codes_lock_free(cl);
 }
 
+static void settings_retry(CodesService *svc, Lock *l);
+
 static void on_lock_changed(Lock *l, unsigned changes, void *userdata)
 {
         CodesLock *cl = userdata;
@@ -932,6 +935,8 @@ static void on_lock_changed(Lock *l, unsigned changes, void *userdata)
         reachable = l->link.reachable || l->link.connected;
         if (reachable && !cl->reachable && cl->phase == PHASE_IDLE && next_retry_usec(cl) > 0)
                 (void) codes_service_sync(svc, l, "back-in-range");
+        if (reachable && !cl->reachable)
+                settings_retry(svc, l);
         cl->reachable = reachable;
 }
 
@@ -999,8 +1004,11 @@ int codes_service_add_lock(CodesService *svc, Lock *l)
                         log_notice("%s paired again: giving it back its %zu keypad code(s).", l->name, n);
                 }
                 (void) codes_service_sync(svc, l, "paired");
-        } else if (has_unsynced(cl))
-                (void) codes_service_sync(svc, l, "start");
+        } else {
+                settings_retry(svc, l);
+                if (has_unsynced(cl))
+                        (void) codes_service_sync(svc, l, "start");
+        }
         return 1;
 }
 
@@ -1097,21 +1105,47 @@ char *codes_settings_load(Store *s, const char *address)
 }
 
 typedef struct SettingsCall {
+        CodesService *svc;
         char why[32];
 } SettingsCall;
+
+/* meta key: settings waiting to be written to this lock (value: why; "" none) */
+static void settings_pending_key(const Lock *l, char *buf, size_t size)
+{
+        snprintf(buf, size, "codes.settings-pending.lock.%" PRIi64, l->store_id);
+}
 
 static void on_settings_applied(Lock *l, int r, const char *message, void *userdata)
 {
         _cleanup_free_ SettingsCall *c = userdata;
         json_object *o = json_object_new_object();
+        bool retry = r < 0 && error_is_unreachable(r);
+        CodesLock *cl;
+        char key[64];
 
-        if (r < 0)
+        /* -ECANCELED: the lock (or the daemon) is going away; it stays pending */
+        if (r == -ECANCELED) {
+                json_object_put(o);
+                return;
+        }
+        cl = find(c->svc, l);
+        if (cl)
+                cl->settings_busy = false;
+        settings_pending_key(l, key, sizeof key);
+        (void) store_meta_set(c->svc->store, key, retry ? c->why : "");
+        if (retry)
+                log_notice("%s: settings not written (%s): %s; again when the lock is back.", l->name,
+                           c->why, message ?: strerror(-r));
+        else if (r < 0)
                 log_warning_errno(r, "%s: could not write its settings (%s): %s", l->name, c->why,
                                   message ?: strerror(-r));
         else
                 log_notice("%s: settings written to the lock (%s).", l->name, c->why);
         if (o && l->event_sink) {
-                json_object_object_add(o, "settings", json_object_new_string(r < 0 ? "failed" : "restored"));
+                json_object_object_add(o, "settings",
+                                       json_object_new_string(retry   ? "pending"
+                                                              : r < 0 ? "failed"
+                                                                      : "restored"));
                 json_object_object_add(o, "why", json_object_new_string(c->why));
                 if (r < 0)
                         json_object_object_add(o, "error", json_object_new_string(message ?: strerror(-r)));
@@ -1124,6 +1158,7 @@ static void on_settings_applied(Lock *l, int r, const char *message, void *userd
 
 int codes_service_apply_settings(CodesService *svc, Lock *l, const char *settings_json, const char *why)
 {
+        CodesLock *cl;
         SettingsCall *c;
         int r;
 
@@ -1134,13 +1169,41 @@ int codes_service_apply_settings(CodesService *svc, Lock *l, const char *setting
         c = calloc(1, sizeof *c);
         if (!c)
                 return -ENOMEM;
+        c->svc = svc;
         snprintf(c->why, sizeof c->why, "%s", why);
         r = l->ops->apply_settings(l, settings_json, on_settings_applied, c);
         if (r < 0) {
                 free(c);
                 return log_warning_errno(r, "%s: cannot write its settings (%s): %m", l->name, why);
         }
+        cl = find(svc, l);
+        if (cl)
+                cl->settings_busy = true;
+        /* pending until the lock confirms (survives a restart of the daemon) */
+        if (l->store_id > 0) {
+                char key[64];
+                settings_pending_key(l, key, sizeof key);
+                (void) store_meta_set(svc->store, key, why);
+        }
         return 1;
+}
+
+/* Settings that could not be written (lock away, daemon stopped): again, from the newest
+ * snapshots. */
+static void settings_retry(CodesService *svc, Lock *l)
+{
+        _cleanup_free_ char *why = NULL, *json = NULL;
+        CodesLock *cl = find(svc, l);
+        char key[64];
+
+        if (l->store_id <= 0 || (cl && cl->settings_busy))
+                return;
+        settings_pending_key(l, key, sizeof key);
+        if (store_meta_get(svc->store, key, &why) < 0 || !why || !*why)
+                return;
+        json = codes_settings_load(svc->store, l->address);
+        if (!json || codes_service_apply_settings(svc, l, json, why) < 0)
+                (void) store_meta_set(svc->store, key, "");
 }
 
 void codes_service_restore_settings(CodesService *svc, const int64_t *lock_ids, size_t n, const char *why)

@@ -3,7 +3,8 @@
 #   settings changed on the simulated lock (config, advanced config, a scheduled action)
 #   are read by the hub (the config update count moved) and are in the backup; restoring
 #   it onto another lock writes them there (Set Config, Set Advanced Config, time
-#   controls) and a "config" event says so; a factory reset, unpair and pair again gives
+#   controls; pending while that lock is out of range, written when it is back) and a
+#   "config" event says so; a factory reset, unpair and pair again gives
 #   the lock back its settings and its codes without user action, and the events say so.
 . "$LOCKHUB_TOP/tests/integration/lib.sh"
 . "$LOCKHUB_TOP/tests/integration/sim-lib.sh"
@@ -55,9 +56,14 @@ assert sorted(t["time"] for t in l["time_controls"]) == ["07:00", "09:30"], l["t
 
 # restore onto back: the simulated lock ends up with the same settings
 check "back starts with the defaults" test "$(settings back | sed 's/"name": "[^"]*"//')" = "$(echo "$defaults" | sed 's/"name": "[^"]*"//')"
+# back is out of range at first: the settings wait for it
+simctl back SetInRange no >/dev/null
 out=$(ctl restore "$T/front.json" --to back 2>&1)
 check "restore onto back: $out" sh -c "echo \"\$1\" | grep -q '3 setting snapshot'" - "$out"
-check "back now has front's settings" wait_for 60 sh -c "test \"\$(\"$SIM\" ctl back Dump | python3 -c '
+check "back is away: the settings are pending" wait_for 60 sh -c "sqlite3 $T/state/lockhub.db \"SELECT detail FROM events WHERE kind = 'config'\" | grep -q '\"settings\":\"pending\"'"
+check "nothing reached back yet" test "$(settings back | sed 's/"name": "[^"]*"//')" = "$(echo "$defaults" | sed 's/"name": "[^"]*"//')"
+simctl back SetInRange yes >/dev/null
+check "back, in range again, now has front's settings" wait_for 90 sh -c "test \"\$(\"$SIM\" ctl back Dump | python3 -c '
 import json, sys
 s = json.load(sys.stdin)[\"settings\"]
 for t in s[\"time_controls\"]:

@@ -863,6 +863,36 @@ static void test_settings_restore_and_repair(void **state)
         assert_non_null(strstr(fake(f, 0)->settings, "Front door"));
         assert_non_null(strstr(lock_events, "config {\"settings\":\"restored\",\"why\":\"restore\"}"));
 
+        /* the lock is away: pending (kept across restarts), written when it is back */
+        {
+                LockLink link = old->link;
+                char *pending = NULL;
+
+                link.reachable = false;
+                (void) lock_set_link(old, &link);
+                fake(f, 0)->unreachable = true;
+                lock_events[0] = '\0';
+                codes_service_restore_settings(f->svc, &old->store_id, 1, "restore");
+                for (int n = 0; n < 100 && fake(f, 0)->in_flight > 0; n++)
+                        assert_true(sd_event_run(event, 1000000) >= 0);
+                assert_int_equal(fake(f, 0)->n_apply, 2);
+                assert_non_null(strstr(lock_events, "config {\"settings\":\"pending\",\"why\":\"restore\""));
+                assert_int_equal(store_meta_get(f->store, "codes.settings-pending.lock.1", &pending), 0);
+                assert_string_equal(pending, "restore");
+                free(pending);
+
+                fake(f, 0)->unreachable = false;
+                link.reachable = true;
+                (void) lock_set_link(old, &link);
+                assert_int_equal(fake(f, 0)->n_apply, 3);
+                sync_all(f, "back-in-range");
+                assert_non_null(strstr(lock_events,
+                                       "config {\"settings\":\"restored\",\"why\":\"restore\"}"));
+                assert_int_equal(store_meta_get(f->store, "codes.settings-pending.lock.1", &pending), 0);
+                assert_string_equal(pending, "");
+                free(pending);
+        }
+
         /* factory reset, unpaired, paired again: the settings go back by themselves */
         assert_int_equal(codes_lock_unpairing(f->store, old->store_id, old->address), 0);
         codes_service_remove_lock(f->svc, old);
