@@ -126,7 +126,16 @@ struct NukiJob {
         bool have_announced;
         const NukiAdminClass *admin; /* NUKI_JOB_ADMIN */
         void *admin_data;
+        uint64_t run; /* this run of the job (d->runs when it started); 0 while queued */
         NukiJob *next;
+};
+
+/* A GATT write in flight, so its outcome reaches the run of the job that wrote it. */
+typedef struct NukiWrite NukiWrite;
+struct NukiWrite {
+        struct NukiDriver *driver;
+        uint64_t run;
+        NukiWrite *prev, *next;
 };
 
 typedef struct NukiDriver {
@@ -136,8 +145,10 @@ typedef struct NukiDriver {
         BluezLink *link;
         NukiSession session;
         NukiReasm reasm_usdio, reasm_gdio;
-        NukiJob *queue;   /* waiting, by priority then FIFO */
-        NukiJob *current; /* running */
+        NukiJob *queue;    /* waiting, by priority then FIFO */
+        NukiJob *current;  /* running */
+        uint64_t runs;     /* jobs started so far */
+        NukiWrite *writes; /* in flight; the link calls back for each, unless freed */
         sd_event_source *timer;
         sd_event_source *poll; /* verifying an action: the next read of a moving lock */
         bool connecting;
@@ -610,23 +621,63 @@ static void queue_fail(NukiDriver *d, int r, const char *message)
         }
 }
 
+static void write_unlink(NukiWrite *w)
+{
+        if (w->prev)
+                w->prev->next = w->next;
+        else
+                w->driver->writes = w->next;
+        if (w->next)
+                w->next->prev = w->prev;
+        free(w);
+}
+
+/* A failed write fails the run of the job that wrote it, and only that: the job may have
+ * ended meanwhile (timeout, a reply), and the next one must not pay for it. A link that
+ * went down (-ENOTCONN, or the ATT "unlikely error" of a link loss) is left to
+ * disconnected(), which may send an action again; the step timer is the backstop. */
 static void on_write_done(BluezLink *l, const BluezError *err, void *userdata)
 {
-        NukiDriver *d = userdata;
+        NukiWrite *w = userdata;
+        NukiDriver *d = w->driver;
+        uint64_t run = w->run;
+        char msg[160];
+        int r;
 
-        if (!err || !d->current)
+        write_unlink(w);
+        if (!err)
                 return;
-        job_fail(d, err->error == -ENOTCONN ? -EHOSTUNREACH : err->error,
-                 err->message ?: "the lock did not take the command");
+        if (!d->current || d->current->run != run) {
+                driver_log(d, LOG_DEBUG, err->error, "%s: a write of an earlier job failed: %s",
+                           d->lock->name, err->message ?: strerror(-err->error));
+                return;
+        }
+        if (err->error == -ENOTCONN || err->error == -ECONNRESET)
+                return;
+        r = err->error == -ETIMEDOUT ? -ETIMEDOUT : -EIO;
+        snprintf(msg, sizeof msg, "the command could not be written to the lock (%s)",
+                 err->message ?: strerror(-err->error));
+        (void) bluez_link_disconnect(d->link); /* the session is out of step now */
+        job_fail(d, r, msg);
 }
 
 static int driver_send(NukiDriver *d, const uint8_t *buf, size_t n)
 {
+        NukiWrite *w;
         int r;
 
-        r = bluez_link_write(d->link, NUKI_UUID_KEYTURNER_USDIO, buf, n, on_write_done, d);
-        if (r < 0)
+        w = calloc(1, sizeof *w);
+        if (!w)
+                return -ENOMEM;
+        *w = (NukiWrite){ .driver = d, .run = d->current ? d->current->run : 0, .next = d->writes };
+        r = bluez_link_write(d->link, NUKI_UUID_KEYTURNER_USDIO, buf, n, on_write_done, w);
+        if (r < 0) {
+                free(w);
                 return r;
+        }
+        if (d->writes)
+                d->writes->prev = w;
+        d->writes = w;
         driver_timer_start(d, command_timeout_usec(d));
         return 0;
 }
@@ -819,6 +870,7 @@ static void driver_kick(NukiDriver *d)
         d->current = d->queue;
         d->queue = d->current->next;
         d->current->next = NULL;
+        d->current->run = ++d->runs;
         driver_log(d, LOG_DEBUG, 0, "%s: running %s", d->lock->name, job_kind_to_string(d->current->kind));
         r = job_step(d);
         if (r < 0)
@@ -1805,23 +1857,32 @@ static int nuki_op_reconnect(Lock *l, lock_command_done_t done, void *userdata)
 static void nuki_op_free(Lock *l)
 {
         NukiDriver *d = l->driver_data;
+        NukiJob *current, *queue;
 
         if (!d)
                 return;
-        if (d->current) {
-                NukiJob *j = d->current;
-                d->current = NULL;
-                job_done(d, j, -ECANCELED, "the lock was removed");
-        }
-        queue_fail(d, -ECANCELED, "the lock was removed");
+        /* Take the driver apart before any callback runs: a callback that calls into the
+         * lock again gets -ENODEV, and finds no link, timer or queue half torn down. */
+        l->driver_data = NULL;
+        current = TAKE_PTR(d->current);
+        queue = TAKE_PTR(d->queue);
         d->timer = sd_event_source_disable_unref(d->timer);
         d->poll = sd_event_source_disable_unref(d->poll);
-        d->link = bluez_link_free(d->link);
+        d->link = bluez_link_free(d->link); /* no callbacks from here on */
+        while (d->writes)
+                write_unlink(d->writes);
+
+        if (current)
+                job_done(d, current, -ECANCELED, "the lock was removed");
+        while (queue) {
+                NukiJob *j = queue;
+                queue = j->next;
+                job_done(d, j, -ECANCELED, "the lock was removed");
+        }
         nuki_session_wipe(&d->session);
         nuki_credentials_wipe(&d->cred);
         nuki_wipe(&d->reasm_usdio, sizeof d->reasm_usdio);
         free(d);
-        l->driver_data = NULL;
 }
 
 static const struct lock_driver_ops nuki_ops = {

@@ -39,6 +39,18 @@ check "the D-Bus error is org.lockhub.Error.Jammed" sh -c "dbus-send --bus=\"$DB
 	grep -q 'org.lockhub.Error.Jammed'"
 check "after the jam, lock works again" ctl lock back
 
+# A GATT write the lock refuses fails the command that wrote it, with the reason, once;
+# the next command works. (Idle first, so no background job takes the error.)
+check "back goes idle" wait_for 30 sh -c "test \"\$(\"$SIM\" ctl back get Connected)\" = no"
+simctl back InjectAttError 3 1
+out=$(ctl unlock back 2>&1)
+rc=$?
+check "a refused write fails the unlock (exit $rc: $out)" test $rc != 0
+check "... saying the command could not be written" sh -c "echo \"\$1\" | grep -q 'could not be written'" - "$out"
+check "... the lock did not move" test "$(simctl back get LockState)" = locked
+check "the next command works" ctl unlock back
+check "... and the lock moved once" test "$(simctl back get LockState)" = unlocked
+
 # Out of range: bounded failure, Unreachable.
 simctl front SetInRange no
 t0=$(date +%s)
