@@ -14,11 +14,13 @@
  *
  * Settings:
  *
- *   apply-settings  Set Config, Set Advanced Config, then the time controls: Request Time
- *                   Control Entries, Remove each, Add each of the settings (and Update the
- *                   disabled ones). Every message is built from the JSON before the job is
- *                   queued, by the field names of the command table, so a snapshot of
- *                   Config fills Set Config field by field.
+ *   apply-settings  Request Config then Set Config, Request Advanced Config then Set
+ *                   Advanced Config (what the lock reports, with every field of the settings
+ *                   that it has: a backup of another model sets what this one knows), then
+ *                   the time controls: Request Time Control Entries, Remove each, Add each of
+ *                   the settings (and Update the disabled ones). Fields are matched by the
+ *                   names of the command table, so a snapshot of Config fills Set Config;
+ *                   the settings are checked before the job is queued (-EINVAL).
  *   read-settings   after each config read: Request Advanced Config and (with the PIN)
  *                   Request Time Control Entries, stored as the snapshots "advanced-config"
  *                   and "time-controls" that backups carry.
