@@ -97,7 +97,8 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
         return 0;
 }
 
-static void op_arm(NukiPairOp *op, uint64_t usec)
+/* Every step of the op runs under this timer; callers fail the step when it cannot be armed. */
+static int op_arm(NukiPairOp *op, uint64_t usec)
 {
         int r;
 
@@ -105,7 +106,8 @@ static void op_arm(NukiPairOp *op, uint64_t usec)
         r = sd_event_add_time_relative(op->ctx.event, &op->timer, CLOCK_MONOTONIC, usec, 10000, on_timer,
                                        op);
         if (r < 0)
-                log_warning_errno(r, "Pairing %s: cannot arm a timer: %m", op->address);
+                return log_warning_errno(r, "Pairing %s: cannot arm a timer: %m", op->address);
+        return 0;
 }
 
 /* Take the link down, then report. */
@@ -119,10 +121,12 @@ static void op_finish(NukiPairOp *op, int r, const char *message)
                 snprintf(op->message, sizeof op->message, "%s", message);
         if (bluez_link_disconnect(op->link) > 0) {
                 /* nothing was connected: report from the loop, not from here */
-                op_arm(op, 1);
+                if (op_arm(op, 1) < 0)
+                        log_error("Pairing %s: cannot report the outcome: %s", op->address, op->message);
                 return;
         }
-        op_arm(op, 5 * USEC_PER_SEC);
+        /* disconnected() or failed() follows; the timer only bounds the wait for it */
+        (void) op_arm(op, 5 * USEC_PER_SEC);
 }
 
 static void pair_error_message(NukiPairOp *op, int r, char *buf, size_t n)
@@ -288,7 +292,11 @@ static void on_connected(BluezLink *l, void *userdata)
         }
         log_debug("Pairing %s (%s flow)", op->address, ultra ? "Ultra" : "gen 1-4");
         op_write(op, out, (size_t) r);
-        op_arm(op, (uint64_t) (*op->ctx.conf)->bluetooth.command_timeout_sec * USEC_PER_SEC);
+        if (op->finishing)
+                return; /* the write failed: op_finish() armed its own timer */
+        r = op_arm(op, (uint64_t) (*op->ctx.conf)->bluetooth.command_timeout_sec * USEC_PER_SEC);
+        if (r < 0)
+                op_finish(op, r, "cannot arm the pairing timer");
 }
 
 static void on_failed(BluezLink *l, const BluezError *err, void *userdata)
@@ -358,8 +366,12 @@ int nuki_pair_op_start(const NukiDriverContext *ctx, const char *address, const 
                 return r;
         }
         /* bounded: connection attempts, then the exchange */
-        op_arm(op, ((uint64_t) c->bluetooth.connect_timeout_sec * 4 + c->bluetooth.command_timeout_sec) *
-                                   USEC_PER_SEC);
+        r = op_arm(op, ((uint64_t) c->bluetooth.connect_timeout_sec * 4 + c->bluetooth.command_timeout_sec) *
+                                       USEC_PER_SEC);
+        if (r < 0) {
+                nuki_pair_op_free(op);
+                return r;
+        }
         *ret = op;
         return 0;
 }
