@@ -15,8 +15,8 @@
  *     store_free() after the final checkpoint, names the file's inode, size and mtime; it is
  *     removed at open, before anything is written, so it never outlives a run); then
  *     WAL, synchronous=FULL (a committed event survives a power cut), foreign_keys=ON,
- *     secure_delete=FAST, journal_size_limit 4 MiB, busy timeout 1 s (the loop waits at most
- *     that long when another process holds the database);
+ *     secure_delete=FAST, journal_size_limit 4 MiB, a 1 MiB page cache, busy timeout 1 s (the
+ *     loop waits at most that long when another process holds the database);
  *   - pending migrations run in order, each in its own transaction that also sets
  *     PRAGMA user_version; running them again changes nothing.
  *   store_open() logs its failure once, naming the path; the caller only maps the error:
