@@ -32,6 +32,7 @@ typedef enum LockState {
         LOCK_STATE_UNLATCHING,
         LOCK_STATE_JAMMED,       /* motor blocked */
         LOCK_STATE_UNCALIBRATED, /* needs calibration before it can move */
+        LOCK_STATE_CALIBRATING,  /* calibration running: the motor turns to both ends, ends locked */
         _LOCK_STATE_MAX,
 } LockState;
 

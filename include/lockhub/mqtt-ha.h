@@ -118,7 +118,8 @@ const char *mqtt_ha_code_format(const char *code);
 /* {"state":"online"} or {"state":"offline"} */
 const char *mqtt_ha_bridge_state(bool online);
 /* Home Assistant's name of a lock state: LOCKED, UNLOCKED, LOCKING, UNLOCKING, JAMMED,
- * OPEN, OPENING; NULL for unknown and uncalibrated (shown as unknown). */
+ * OPEN, OPENING; NULL for unknown and uncalibrated (shown as unknown). Home Assistant has
+ * no calibrating: it shows as LOCKING (the motor runs; calibration ends locked). */
 const char *mqtt_ha_lock_state_name(LockState s);
 /* Device discovery config of one lock. */
 char *mqtt_ha_lock_discovery(const MqttHaHub *h, const Lock *l, const MqttHaLockInfo *info);

@@ -19,7 +19,7 @@ static const char *const state_names[_LOCK_STATE_MAX] = {
         [LOCK_STATE_UNLOCKING] = "unlocking",       [LOCK_STATE_UNLOCKED] = "unlocked",
         [LOCK_STATE_LOCKING] = "locking",           [LOCK_STATE_UNLATCHED] = "unlatched",
         [LOCK_STATE_UNLATCHING] = "unlatching",     [LOCK_STATE_JAMMED] = "jammed",
-        [LOCK_STATE_UNCALIBRATED] = "uncalibrated",
+        [LOCK_STATE_UNCALIBRATED] = "uncalibrated", [LOCK_STATE_CALIBRATING] = "calibrating",
 };
 
 static const char *const action_names[_LOCK_ACTION_MAX] = {

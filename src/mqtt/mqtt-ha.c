@@ -218,6 +218,7 @@ const char *mqtt_ha_lock_state_name(LockState s)
         case LOCK_STATE_UNLOCKED:
                 return "UNLOCKED";
         case LOCK_STATE_LOCKING:
+        case LOCK_STATE_CALIBRATING: /* the motor runs, and calibration ends locked */
                 return "LOCKING";
         case LOCK_STATE_UNLATCHED:
                 return "OPEN";

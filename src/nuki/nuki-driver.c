@@ -296,6 +296,8 @@ static LockState lock_state_from_nuki(uint8_t s)
                 return LOCK_STATE_UNLATCHING;
         case NUKI_LOCK_STATE_MOTOR_BLOCKED:
                 return LOCK_STATE_JAMMED;
+        case NUKI_LOCK_STATE_CALIBRATION:
+                return LOCK_STATE_CALIBRATING;
         default:
                 return LOCK_STATE_UNKNOWN;
         }

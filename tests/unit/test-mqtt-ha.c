@@ -534,6 +534,9 @@ static void test_state_names(void **state)
         assert_string_equal(mqtt_ha_lock_state_name(LOCK_STATE_JAMMED), "JAMMED");
         assert_null(mqtt_ha_lock_state_name(LOCK_STATE_UNKNOWN));
         assert_null(mqtt_ha_lock_state_name(LOCK_STATE_UNCALIBRATED));
+        /* Home Assistant has no calibrating: the motor runs, and it ends locked */
+        assert_string_equal(mqtt_ha_lock_state_name(LOCK_STATE_CALIBRATING), "LOCKING");
+        assert_string_equal(lock_state_to_string(LOCK_STATE_CALIBRATING), "calibrating");
 }
 
 static void test_events(void **state)
