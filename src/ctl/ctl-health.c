@@ -107,7 +107,7 @@ int verb_calibrate(int argc, char *argv[])
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
-        _cleanup_free_ char *path = NULL, *question = NULL;
+        _cleanup_free_ char *path = NULL, *question = NULL, *state = NULL;
         const char *usage = "calibrate LOCK [--yes]", *name;
         bool yes = false;
         int c, r;
@@ -136,6 +136,25 @@ int verb_calibrate(int argc, char *argv[])
                 return CTL_EXIT_USAGE;
         }
         name = argv[optind];
+
+        /* The lock must exist before anything is asked or announced. */
+        r = ctl_bus_connect(&bus);
+        if (r < 0)
+                return CTL_EXIT_UNREACHABLE;
+        r = api_lock_path(name, &path);
+        if (r < 0)
+                return CTL_EXIT_FAILURE;
+        r = sd_bus_get_property_string(bus, API_BUS_NAME, path, "org.lockhub.Lock1", "State", &e, &state);
+        if (r < 0) {
+                if (sd_bus_error_has_names(&e, SD_BUS_ERROR_UNKNOWN_OBJECT, SD_BUS_ERROR_UNKNOWN_INTERFACE,
+                                           SD_BUS_ERROR_UNKNOWN_PROPERTY)) {
+                        fprintf(stderr, "lockhubctl: no lock named '%s'. See 'lockhubctl list'.\n", name);
+                        return CTL_EXIT_USAGE;
+                }
+                fprintf(stderr, "lockhubctl calibrate: %s\n", e.message ?: strerror(-r));
+                return ctl_exit_from_bus_error(&e, r);
+        }
+
         if (!yes) {
                 if (asprintf(&question,
                              "Calibrate %s? The lock turns to both end positions; keep the door open "
@@ -155,12 +174,6 @@ int verb_calibrate(int argc, char *argv[])
                         return CTL_EXIT_FAILURE;
                 }
         }
-        r = ctl_bus_connect(&bus);
-        if (r < 0)
-                return CTL_EXIT_UNREACHABLE;
-        r = api_lock_path(name, &path);
-        if (r < 0)
-                return CTL_EXIT_FAILURE;
         r = sd_bus_message_new_method_call(bus, &m, API_BUS_NAME, path, "org.lockhub.Lock1", "Calibrate");
         if (r < 0)
                 return CTL_EXIT_FAILURE;
