@@ -143,3 +143,14 @@ void mqtt_client_options_from_conf(const Conf *c, MqttClientOptions *ret);
 
 /* Translates a libmosquitto MOSQ_ERR_* code into -errno (MOSQ_ERR_ERRNO: from errno). */
 int mqtt_error_from_mosquitto(int mosq_err);
+
+/* Reads a secret (the broker password, an unlock code) from a regular file: at most max
+ * bytes after one trailing "\n" (or "\r\n") is removed, else -EFBIG; no NUL bytes, else
+ * -EBADMSG. May be empty. Buffers are wiped; free the result with mqtt_secret_free(). */
+int mqtt_read_secret_file(const char *path, size_t max, char **ret);
+/* Wipes and frees; accepts NULL. */
+void mqtt_secret_free(char *s);
+static inline void mqtt_secret_freep(char **s)
+{
+        mqtt_secret_free(*s);
+}

@@ -30,7 +30,6 @@
  * pointer is cleared and the driver's callback only frees it.
  */
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <sys/random.h>
 #include <time.h>
@@ -228,47 +227,16 @@ static void publish_event(MqttBridge *b, const Lock *l, char *payload /* taken *
         free(payload);
 }
 
-static int read_secret_file(const char *path, char **ret)
+/* An unlock code: not empty. */
+static int read_code_file(const char *path, char **ret)
 {
-        _cleanup_close_ int fd = -EBADF;
-        char buf[UNLOCK_CODE_FILE_MAX + 2];
-        ssize_t n;
+        int r = mqtt_read_secret_file(path, UNLOCK_CODE_FILE_MAX, ret);
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return negative_errno();
-        n = read(fd, buf, sizeof buf - 1);
-        if (n < 0)
-                return negative_errno();
-        if ((size_t) n > UNLOCK_CODE_FILE_MAX) {
-                explicit_bzero(buf, sizeof buf);
-                return -EFBIG;
-        }
-        buf[n] = '\0';
-        if (n > 0 && buf[n - 1] == '\n')
-                buf[--n] = '\0';
-        if (n > 0 && buf[n - 1] == '\r')
-                buf[--n] = '\0';
-        if (n == 0 || strlen(buf) != (size_t) n) {
-                explicit_bzero(buf, sizeof buf);
+        if (r >= 0 && !**ret) {
+                *ret = (mqtt_secret_free(*ret), NULL);
                 return -ENOKEY;
         }
-        *ret = strdup(buf);
-        explicit_bzero(buf, sizeof buf);
-        return *ret ? 0 : -ENOMEM;
-}
-
-static void secret_free(char *s)
-{
-        if (s) {
-                explicit_bzero(s, strlen(s));
-                free(s);
-        }
-}
-
-static void secret_freep(char **s)
-{
-        secret_free(*s);
+        return r;
 }
 
 /* The lock's own UnlockCodeFile=, else the credential, else the hub-wide file. Sets
@@ -282,13 +250,13 @@ static int read_unlock_code(MqttBridge *b, const char *lock_name, char **ret, co
 
         if (cl && cl->unlock_code_file) {
                 *ret_source = cl->unlock_code_file;
-                return read_secret_file(cl->unlock_code_file, ret);
+                return read_code_file(cl->unlock_code_file, ret);
         }
         if (dir) {
                 _cleanup_free_ char *p = NULL;
                 if (asprintf(&p, "%s/%s", dir, UNLOCK_CODE_CREDENTIAL) < 0)
                         return -ENOMEM;
-                r = read_secret_file(p, ret);
+                r = read_code_file(p, ret);
                 if (r != -ENOENT) {
                         *ret_source = "the credential " UNLOCK_CODE_CREDENTIAL;
                         return r;
@@ -296,7 +264,7 @@ static int read_unlock_code(MqttBridge *b, const char *lock_name, char **ret, co
         }
         if (c->mqtt.unlock_code_file) {
                 *ret_source = c->mqtt.unlock_code_file;
-                return read_secret_file(c->mqtt.unlock_code_file, ret);
+                return read_code_file(c->mqtt.unlock_code_file, ret);
         }
         *ret_source = "UnlockCodeFile= or the credential " UNLOCK_CODE_CREDENTIAL;
         return -ENOENT;
@@ -335,7 +303,7 @@ static void lock_info(MqttBridge *b, const BridgeLock *bl, MqttHaLockInfo *info,
 
 static void publish_lock_discovery(MqttBridge *b, BridgeLock *bl)
 {
-        _cleanup_(secret_freep) char *code = NULL;
+        _cleanup_(mqtt_secret_freep) char *code = NULL;
         _cleanup_free_ char *topic = NULL, *payload = NULL;
         MqttHaLockInfo info;
 
@@ -749,7 +717,7 @@ static void record_access(MqttBridge *b, const Lock *l, LockAction a, MqttHaReas
 static int check_code(MqttBridge *b, const Lock *l, LockAction a, const char *code, MqttHaReason *ret_reason,
                       char *msg, size_t msg_size)
 {
-        _cleanup_(secret_freep) char *expected = NULL;
+        _cleanup_(mqtt_secret_freep) char *expected = NULL;
         uint64_t now = now_monotonic(b), delay;
         const char *src = NULL;
         int r;
@@ -1104,7 +1072,7 @@ static void handle_diagnose(MqttBridge *b, MqttHaRequest *req)
 
 static void handle_request(MqttBridge *b, const char *op, const void *payload, size_t len, bool retained)
 {
-        _cleanup_(secret_freep) char *code_copy = NULL;
+        _cleanup_(mqtt_secret_freep) char *code_copy = NULL;
         _cleanup_free_ char *err = NULL;
         MqttHaRequest req = { 0 };
         BridgeLock *bl;

@@ -945,14 +945,12 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 
 /* ---- construction --------------------------------------------------------------- */
 
-/* Reads a secret: at most PASSWORD_MAX bytes plus a newline, no NUL bytes, one
- * trailing "\n" (or "\r\n") removed. */
-static int read_secret_file(const char *path, char **ret)
+int mqtt_read_secret_file(const char *path, size_t max, char **ret)
 {
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *buf = NULL;
+        size_t size = max + 3, n = 0; /* room for "\r\n" and one byte too many */
         struct stat st;
-        size_t n = 0;
 
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
@@ -963,39 +961,37 @@ static int read_secret_file(const char *path, char **ret)
                 return -EISDIR;
         if (!S_ISREG(st.st_mode))
                 return -EBADFD;
-        buf = malloc(PASSWORD_MAX + 3);
+        buf = malloc(size);
         if (!buf)
                 return -ENOMEM;
-        for (;;) {
-                ssize_t k = read(fd, buf + n, PASSWORD_MAX + 3 - n);
+        while (n < size) {
+                ssize_t k = read(fd, buf + n, size - n);
                 if (k < 0) {
                         if (errno == EINTR)
                                 continue;
                         int r = -errno;
-                        explicit_bzero(buf, PASSWORD_MAX + 3);
+                        explicit_bzero(buf, size);
                         return r;
                 }
                 if (k == 0)
                         break;
                 n += (size_t) k;
-                if (n >= PASSWORD_MAX + 3)
-                        break;
         }
         if (n > 0 && buf[n - 1] == '\n') {
                 n--;
                 if (n > 0 && buf[n - 1] == '\r')
                         n--;
         }
-        if (n > PASSWORD_MAX || memchr(buf, '\0', n)) {
-                explicit_bzero(buf, PASSWORD_MAX + 3);
-                return n > PASSWORD_MAX ? -EFBIG : -EBADMSG;
+        if (n > max || memchr(buf, '\0', n)) {
+                explicit_bzero(buf, size);
+                return n > max ? -EFBIG : -EBADMSG;
         }
         buf[n] = '\0';
         *ret = TAKE_PTR(buf);
         return 0;
 }
 
-static void secret_free(char *s)
+void mqtt_secret_free(char *s)
 {
         if (s) {
                 explicit_bzero(s, strlen(s));
@@ -1014,7 +1010,7 @@ static int mqtt_read_password(const char *password_file, char **ret)
                 _cleanup_free_ char *p = NULL;
                 if (asprintf(&p, "%s/%s", d, MQTT_PASSWORD_CREDENTIAL) < 0)
                         return log_error_errno(-ENOMEM, "MQTT: out of memory");
-                r = read_secret_file(p, ret);
+                r = mqtt_read_secret_file(p, PASSWORD_MAX, ret);
                 if (r >= 0) {
                         log_debug("MQTT: password from the credential \"%s\"", MQTT_PASSWORD_CREDENTIAL);
                         return 0;
@@ -1024,7 +1020,7 @@ static int mqtt_read_password(const char *password_file, char **ret)
         }
         if (!password_file)
                 return 0;
-        r = read_secret_file(password_file, ret);
+        r = mqtt_read_secret_file(password_file, PASSWORD_MAX, ret);
         if (r < 0)
                 return log_error_errno(r, "MQTT: cannot read PasswordFile=%s: %m", password_file);
         log_debug("MQTT: password from %s", password_file);
@@ -1191,12 +1187,12 @@ int mqtt_client_new(sd_event *e, const MqttClientOptions *o, MqttClient **ret)
                 return r;
         if (password && !o->username) {
                 log_warning("MQTT: a password is configured but no Username=; connecting anonymously");
-                password = (secret_free(password), NULL);
+                password = (mqtt_secret_free(password), NULL);
         }
         if (o->username) {
                 rc = mosquitto_username_pw_set(c->mosq, o->username, password);
                 c->have_password = !!password;
-                secret_free(password);
+                mqtt_secret_free(password);
                 if (rc != MOSQ_ERR_SUCCESS)
                         return mosq_setup_error(rc, "the user name and password");
         }

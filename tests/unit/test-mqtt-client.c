@@ -143,6 +143,33 @@ static void test_password_sources(void **state)
         assert_int_equal(unsetenv("CREDENTIALS_DIRECTORY"), 0);
 }
 
+/* The reader the password and the bridge's unlock codes share. */
+static void test_read_secret_file(void **state)
+{
+        char *s = NULL;
+
+        write_file("s1", "1234\r\n", 6);
+        assert_int_equal(mqtt_read_secret_file(path("s1"), 4, &s), 0);
+        assert_string_equal(s, "1234");
+        mqtt_secret_free(s);
+        write_file("s2", "12345\n", 6);
+        assert_int_equal(mqtt_read_secret_file(path("s2"), 4, &s), -EFBIG);
+        write_file("s3", "12\n\n", 4); /* only one newline goes */
+        assert_int_equal(mqtt_read_secret_file(path("s3"), 4, &s), 0);
+        assert_string_equal(s, "12\n");
+        mqtt_secret_free(s);
+        write_file("s4", "", 0);
+        assert_int_equal(mqtt_read_secret_file(path("s4"), 4, &s), 0);
+        assert_string_equal(s, "");
+        mqtt_secret_free(s);
+        write_file("s5", "1\0002", 3);
+        assert_int_equal(mqtt_read_secret_file(path("s5"), 4, &s), -EBADMSG);
+        assert_int_equal(mqtt_read_secret_file(path("none"), 4, &s), -ENOENT);
+        assert_int_equal(mqtt_read_secret_file(dir, 4, &s), -EISDIR);
+        assert_int_equal(mqtt_read_secret_file("/dev/null", 4, &s), -EBADFD);
+        mqtt_secret_free(NULL);
+}
+
 static void test_disconnected_publish(void **state)
 {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
@@ -238,6 +265,7 @@ int main(void)
                 cmocka_unit_test(test_options_refused),   cmocka_unit_test(test_tls_files),
                 cmocka_unit_test(test_password_sources),  cmocka_unit_test(test_disconnected_publish),
                 cmocka_unit_test(test_error_translation), cmocka_unit_test(test_options_from_conf),
+                cmocka_unit_test(test_read_secret_file),
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);
