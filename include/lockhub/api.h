@@ -63,5 +63,9 @@ const char *api_error_name(int r);
 int api_check_caller(sd_bus_message *m, sd_bus_error *error);
 /* Registers the user, code, backup and restore methods of Manager1 (api-codes.c). */
 int api_codes_start(Manager *m);
+/* The object finder of every fallback vtable under API_LOCK_PATH_PREFIX (userdata: the
+ * Manager): the Lock of that path, or 0 when there is none. */
+int api_find_lock(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
+                  sd_bus_error *error);
 /* The D-Bus object path of a lock; caller frees. */
 int api_lock_path(const char *name, char **ret);

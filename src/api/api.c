@@ -88,8 +88,8 @@ static int check_caller(sd_bus_message *m, sd_bus_error *error)
                                 "Only root and members of the group 'lockhub' may do this.");
 }
 
-static int find_lock(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
-                     sd_bus_error *error)
+int api_find_lock(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
+                  sd_bus_error *error)
 {
         Manager *m = userdata;
         _cleanup_free_ char *name = NULL;
@@ -604,7 +604,7 @@ int api_start(Manager *m)
         if (r < 0)
                 return r;
         r = sd_bus_add_fallback_vtable(m->bus, NULL, API_LOCK_PATH_PREFIX, "org.lockhub.Lock1", lock_vtable,
-                                       find_lock, m);
+                                       api_find_lock, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to register org.lockhub.Lock1: %m");
         r = sd_bus_add_node_enumerator(m->bus, NULL, API_LOCK_PATH_PREFIX, enumerate_locks, m);
