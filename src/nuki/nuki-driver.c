@@ -1746,92 +1746,82 @@ static int nuki_op_refresh(Lock *l, lock_command_done_t done, void *userdata)
         return driver_queue_user_job(l, j, done, userdata);
 }
 
-static int nuki_op_list_codes(Lock *l, lock_codes_listed_t done, void *userdata)
+/* A new job that needs the security PIN: -ENODEV without a driver, -ENOKEY without a PIN. */
+static int pin_job_new(Lock *l, NukiJobKind kind, NukiJob **ret)
 {
-        NukiDriver *d = l->driver_data;
-        NukiJob *j;
+        const NukiDriver *d = l->driver_data;
 
         if (!d)
                 return -ENODEV;
         if (!d->cred.has_pin)
                 return -ENOKEY;
-        j = job_new(NUKI_JOB_CODES_LIST);
-        if (!j)
-                return -ENOMEM;
+        *ret = job_new(kind);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int nuki_op_list_codes(Lock *l, lock_codes_listed_t done, void *userdata)
+{
+        NukiJob *j;
+        int r = pin_job_new(l, NUKI_JOB_CODES_LIST, &j);
+
+        if (r < 0)
+                return r;
         j->listed = done;
         j->userdata = userdata;
-        job_enqueue(d, j);
+        job_enqueue(l->driver_data, j);
         return 0;
 }
 
 static int nuki_op_add_code(Lock *l, const LockCode *c, lock_code_added_t done, void *userdata)
 {
-        NukiDriver *d = l->driver_data;
         NukiJob *j;
+        int r = pin_job_new(l, NUKI_JOB_CODE_ADD, &j);
 
-        if (!d)
-                return -ENODEV;
-        if (!d->cred.has_pin)
-                return -ENOKEY;
-        j = job_new(NUKI_JOB_CODE_ADD);
-        if (!j)
-                return -ENOMEM;
+        if (r < 0)
+                return r;
         j->code = *c;
         j->code_id = -1;
         j->added = done;
         j->userdata = userdata;
-        job_enqueue(d, j);
+        job_enqueue(l->driver_data, j);
         return 0;
 }
 
 static int nuki_op_update_code(Lock *l, const LockCode *c, lock_command_done_t done, void *userdata)
 {
-        NukiDriver *d = l->driver_data;
         NukiJob *j;
+        int r;
 
-        if (!d)
-                return -ENODEV;
-        if (!d->cred.has_pin)
-                return -ENOKEY;
         if (c->id < 0 || c->id > UINT16_MAX)
                 return -EINVAL;
-        j = job_new(NUKI_JOB_CODE_UPDATE);
-        if (!j)
-                return -ENOMEM;
+        r = pin_job_new(l, NUKI_JOB_CODE_UPDATE, &j);
+        if (r < 0)
+                return r;
         j->code = *c;
         return driver_queue_user_job(l, j, done, userdata);
 }
 
 static int nuki_op_remove_code(Lock *l, int code_id, lock_command_done_t done, void *userdata)
 {
-        NukiDriver *d = l->driver_data;
         NukiJob *j;
+        int r;
 
-        if (!d)
-                return -ENODEV;
-        if (!d->cred.has_pin)
-                return -ENOKEY;
         if (code_id < 0 || code_id > UINT16_MAX)
                 return -EINVAL;
-        j = job_new(NUKI_JOB_CODE_REMOVE);
-        if (!j)
-                return -ENOMEM;
+        r = pin_job_new(l, NUKI_JOB_CODE_REMOVE, &j);
+        if (r < 0)
+                return r;
         j->code_id = code_id;
         return driver_queue_user_job(l, j, done, userdata);
 }
 
 static int nuki_op_calibrate(Lock *l, LockSource source, lock_command_done_t done, void *userdata)
 {
-        NukiDriver *d = l->driver_data;
         NukiJob *j;
+        int r = pin_job_new(l, NUKI_JOB_CALIBRATE, &j);
 
-        if (!d)
-                return -ENODEV;
-        if (!d->cred.has_pin)
-                return -ENOKEY;
-        j = job_new(NUKI_JOB_CALIBRATE);
-        if (!j)
-                return -ENOMEM;
+        if (r < 0)
+                return r;
         j->source = source;
         return driver_queue_user_job(l, j, done, userdata);
 }
@@ -1924,16 +1914,11 @@ int nuki_driver_setup(Lock *l, lock_command_done_t done, void *userdata)
 
 int nuki_driver_remove_authorization(Lock *l, lock_command_done_t done, void *userdata)
 {
-        NukiDriver *d = l->driver_data;
         NukiJob *j;
+        int r = pin_job_new(l, NUKI_JOB_REMOVE_AUTH, &j);
 
-        if (!d)
-                return -ENODEV;
-        if (!d->cred.has_pin)
-                return -ENOKEY;
-        j = job_new(NUKI_JOB_REMOVE_AUTH);
-        if (!j)
-                return -ENOMEM;
+        if (r < 0)
+                return r;
         return driver_queue_user_job(l, j, done, userdata);
 }
 
