@@ -38,4 +38,7 @@ check "calibrate exits 0 (got $rc: $(cat "$T/cal.out"))" test $rc = 0
 check "locked when done" wait_for 20 state_is locked
 check "a state event to calibrating" test "$(db "SELECT count(*) FROM events WHERE kind='state' AND detail LIKE '%\"to\":\"calibrating\"%'")" -ge 1
 
+stop_lockhubd
+check "lockhubd exited cleanly (code $exit_code)" test "$exit_code" = 0
+check "no sanitizer finding in lockhubd" sh -c "! grep -qE 'ERROR: [A-Za-z]+Sanitizer|runtime error:' \"$T/lockhubd.log\""
 finish

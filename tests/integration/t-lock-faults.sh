@@ -126,4 +126,7 @@ check "list shows needs-repair" sh -c "\"$BUILD/lockhubctl\" list | grep -q 'gar
 out=$(ctl unpair garage 2>&1)
 check "unpair without a PIN tells to use the app ($out)" sh -c "echo \"\$1\" | grep -q 'remove it in the Nuki app'" - "$out"
 
+stop_lockhubd
+check "lockhubd exited cleanly (code $exit_code)" test "$exit_code" = 0
+check "no sanitizer finding in lockhubd" sh -c "! grep -qE 'ERROR: [A-Za-z]+Sanitizer|runtime error:' \"$T/lockhubd.log\""
 finish
