@@ -737,7 +737,7 @@ static bool op_adapter_busy(const char *adapter, HealthLadder *except, void *use
                 if (adapter && st.adapter && !streq(adapter, st.adapter))
                         continue;
                 if (l->state == LOCK_STATE_LOCKING || l->state == LOCK_STATE_UNLOCKING ||
-                    l->state == LOCK_STATE_UNLATCHING)
+                    l->state == LOCK_STATE_UNLATCHING || l->state == LOCK_STATE_CALIBRATING)
                         return true;
         }
         return false;
