@@ -571,23 +571,6 @@ static int method_restore(sd_bus_message *msg, void *userdata, sd_bus_error *err
 
 /* ---- the lock's authorizations (Lock1) ---- */
 
-static int find_lock(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
-                     sd_bus_error *error)
-{
-        _cleanup_free_ char *name = NULL;
-        Lock *l;
-        int r;
-
-        r = sd_bus_path_decode(path, API_LOCK_PATH_PREFIX, &name);
-        if (r <= 0)
-                return r;
-        l = manager_find_lock(userdata, name);
-        if (!l)
-                return 0;
-        *found = l;
-        return 1;
-}
-
 static void on_auths_listed(Lock *l, int r, const char *message, const LockAuthorization *a, size_t n,
                             void *userdata)
 {
@@ -760,7 +743,7 @@ int api_codes_start(Manager *m)
         if (r < 0)
                 return log_error_errno(r, "Failed to register the code methods of org.lockhub.Manager1: %m");
         r = sd_bus_add_fallback_vtable(m->bus, NULL, API_LOCK_PATH_PREFIX, "org.lockhub.Lock1", auths_vtable,
-                                       find_lock, m);
+                                       api_find_lock, m);
         if (r < 0)
                 return log_error_errno(
                                 r, "Failed to register the authorization methods of org.lockhub.Lock1: %m");
