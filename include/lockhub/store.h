@@ -113,13 +113,22 @@ const char *store_path(const Store *s);
  * stored change calls store_flush() first, or runs after the commit by priority; see
  * src/store/store.c. A commit that fails (full disk, I/O error) is reported once; its changes
  * stay in memory (as SQL, at most 20000) and are written by the next batch or a retry every
- * 5 s, in their order; store_write_error() tells whether that is the case. store_begin()
- * commits an open batch first. Readers on this connection see the batch before its commit. */
+ * 5 s, in their order; store_write_error() tells whether that is the case. A write that hits
+ * a full disk undoes its whole batch, which is kept too. While changes are kept, the writes of
+ * the event loop are kept without being run (readers do not see them yet; functions that
+ * return a new row's id refuse with -ENOSPC, store_event_append() and the other appends
+ * return 0 as id) and store_begin() refuses with the error, so that nothing is written
+ * ahead of them; only the retry writes them. store_begin() commits an open batch first.
+ * Readers on this connection see the batch before its commit. */
 typedef struct sd_event sd_event;
 int store_set_event(Store *s, sd_event *e, int64_t priority);
 int store_flush(Store *s);
 /* 0, or the error of the failing commits (-ENOSPC ...) and how many changes wait in memory. */
 int store_write_error(const Store *s, size_t *ret_pending);
+/* Changes that could not be kept during the current (or last) outage: the list was full
+ * (samples stop being kept first, at 15000), or memory ran out. Logged when it starts and
+ * when the outage ends. */
+uint64_t store_write_lost(const Store *s);
 /* Called when commits start failing (error < 0) and when they work again (0). */
 typedef void (*store_write_state_fn)(Store *s, int error, void *userdata);
 void store_set_write_state_callback(Store *s, store_write_state_fn fn, void *userdata);

@@ -65,6 +65,12 @@ int store_event_append(Store *s, const struct store_event *e, int64_t *ret_id)
         r = store_step_done(s, st);
         if (r < 0)
                 return r;
+        if (r == STORE_KEPT) {
+                /* Not run: neither its id nor whether it is a duplicate is known yet. */
+                if (ret_id)
+                        *ret_id = 0;
+                return 1;
+        }
         if (sqlite3_changes(s->db) > 0) {
                 if (ret_id)
                         *ret_id = sqlite3_last_insert_rowid(s->db);
@@ -172,7 +178,7 @@ int64_t store_sample_append(Store *s, int64_t lock_id, const char *kind, uint64_
         r = store_step_done(s, st);
         if (r < 0)
                 return r;
-        return sqlite3_last_insert_rowid(s->db);
+        return r == STORE_KEPT ? 0 : sqlite3_last_insert_rowid(s->db); /* 0: kept, no id yet */
 }
 
 void store_sample_array_free(struct store_sample *a, size_t n)
@@ -246,7 +252,7 @@ int64_t store_recovery_append(Store *s, const struct store_recovery_attempt *a)
         r = store_step_done(s, st);
         if (r < 0)
                 return r;
-        return sqlite3_last_insert_rowid(s->db);
+        return r == STORE_KEPT ? 0 : sqlite3_last_insert_rowid(s->db); /* 0: kept, no id yet */
 }
 
 void store_recovery_array_free(struct store_recovery_attempt *a, size_t n)
@@ -370,6 +376,8 @@ int64_t store_snapshot_add(Store *s, int64_t lock_id, const char *kind, const ch
         store_bind_int64_opt(st, 5, config_update_count, config_update_count >= 0);
         store_bind_text(st, 6, json);
         r = store_step_done(s, st);
+        if (r == STORE_KEPT)
+                return 0; /* kept, no id yet */
         if (r == -EINVAL) {
                 /* lock_address NOT NULL fails first when the lock does not exist */
                 struct store_lock l;

@@ -80,12 +80,17 @@ struct Store {
         sd_event *event;
         sd_event_source *commit_defer;
         sd_event_source *retry_timer;
-        bool batch_open;   /* a transaction opened by the first write of this loop iteration */
-        int commit_error;  /* the last failed commit (-ENOSPC ...), 0 once one succeeded */
+        bool batch_open;  /* a transaction opened by the first write of this loop iteration */
+        bool explicit_tx; /* store_begin() .. store_commit()/store_rollback() */
+        int commit_error; /* the last failed commit (-ENOSPC ...), 0 once one succeeded */
         uint64_t n_commit_failures;
-        char **replay; /* SQL of the batch's changes, kept until a commit succeeds */
+        char **replay; /* SQL of the batch's changes, and while failing of every kept one */
         size_t n_replay, n_replay_allocated;
-        bool replay_overflow;
+        size_t n_batch_unkept; /* changes of the open batch that did not fit in replay */
+        uint64_t n_lost;       /* changes not kept during this outage (full list, no memory) */
+        bool lost_logged, lost_samples_logged;
+        size_t savepoint_mark[8]; /* n_replay at each open store_savepoint() */
+        unsigned n_savepoints;
         bool failing;     /* commits fail (full disk ...): said once, and once when it ends */
         bool seen_damage; /* SQLite reported corruption while running */
         store_write_state_fn write_state_fn;
@@ -104,8 +109,18 @@ static inline void store_stmt_resetp(sqlite3_stmt **st)
         }
 }
 
-/* Steps a statement that returns no rows. */
+/* Steps a statement that returns no rows: 0 when it ran, STORE_KEPT when it did not run but was
+ * kept for the retry (the batch hit a full disk, or commits are failing; see store.c), so
+ * sqlite3_changes() and sqlite3_last_insert_rowid() say nothing about it; -errno. */
+#define STORE_KEPT 1
 int store_step_done(Store *s, sqlite3_stmt *st);
+/* For an INSERT whose caller needs the new row's id: never kept. While commits fail, or when
+ * this very statement hits the full disk (the batch before it is kept), -ENOSPC. */
+int store_step_insert(Store *s, sqlite3_stmt *st, int64_t *ret_id);
+/* True while writes of the event loop are kept rather than run (commits are failing). */
+bool store_keeping(const Store *s);
+/* Forgets the kept changes from index n on (a savepoint rolled back). */
+void store_replay_truncate(Store *s, size_t n);
 
 uint64_t store_now_usec(void);
 

@@ -188,6 +188,7 @@ static int64_t lock_insert(Store *s, const struct store_lock *l, int64_t id)
 {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
         uint64_t now = store_now_usec();
+        int64_t new_id;
         int r;
 
         r = store_stmt(s, STMT_LOCK_ADD,
@@ -205,10 +206,10 @@ static int64_t lock_insert(Store *s, const struct store_lock *l, int64_t id)
         bind_lock(st, l, now);
         sqlite3_bind_int64(st, 24, (int64_t) (l->created_usec > 0 ? l->created_usec : now));
         store_bind_int64_opt(st, 25, id, id > 0);
-        r = store_step_done(s, st);
+        r = store_step_insert(s, st, &new_id);
         if (r < 0)
                 return r;
-        return sqlite3_last_insert_rowid(s->db);
+        return new_id;
 }
 
 int64_t store_lock_add(Store *s, const struct store_lock *l)
@@ -341,6 +342,8 @@ int store_lock_update(Store *s, const struct store_lock *l)
         lock_seal_done(s, &w);
         if (r < 0)
                 return r;
+        if (r == STORE_KEPT)
+                return 0; /* runs with the kept changes */
         return sqlite3_changes(s->db) > 0 ? 0 : -ENOENT;
 }
 
@@ -356,5 +359,7 @@ int store_lock_remove(Store *s, int64_t id)
         r = store_step_done(s, st);
         if (r < 0)
                 return r;
+        if (r == STORE_KEPT)
+                return 0; /* runs with the kept changes */
         return sqlite3_changes(s->db) > 0 ? 0 : -ENOENT;
 }

@@ -521,8 +521,16 @@ int store_savepoint(Store *s, const char *name)
 {
         char sql[64];
 
+        int r;
+
         snprintf(sql, sizeof sql, "SAVEPOINT %s", name);
-        return exec(s, sql);
+        r = exec(s, sql);
+        /* Where its kept changes start: they go too when it is rolled back. */
+        if (r >= 0 && s->n_savepoints < ELEMENTSOF(s->savepoint_mark))
+                s->savepoint_mark[s->n_savepoints] = s->n_replay;
+        if (r >= 0)
+                s->n_savepoints++;
+        return r;
 }
 
 int store_savepoint_end(Store *s, const char *name, int r)
@@ -530,6 +538,11 @@ int store_savepoint_end(Store *s, const char *name, int r)
         char sql[96];
         int k;
 
+        if (s->n_savepoints > 0 && --s->n_savepoints < ELEMENTSOF(s->savepoint_mark) && r < 0)
+                store_replay_truncate(s, s->savepoint_mark[s->n_savepoints]);
+        /* A full disk undid the batch this savepoint was part of: its changes are kept. */
+        if (store_keeping(s) && sqlite3_get_autocommit(s->db))
+                return r;
         if (r < 0) {
                 snprintf(sql, sizeof sql, "ROLLBACK TO %s; RELEASE %s", name, name);
                 (void) sqlite3_exec(s->db, sql, NULL, NULL, NULL);

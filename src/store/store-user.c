@@ -32,6 +32,7 @@ void store_user_array_free(struct store_user *a, size_t n)
 int64_t store_user_add(Store *s, const char *name, uint64_t now_usec)
 {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
+        int64_t new_id;
         int r;
 
         if (now_usec == 0)
@@ -42,10 +43,10 @@ int64_t store_user_add(Store *s, const char *name, uint64_t now_usec)
                 return r;
         store_bind_text(st, 1, name);
         sqlite3_bind_int64(st, 2, (int64_t) now_usec);
-        r = store_step_done(s, st);
+        r = store_step_insert(s, st, &new_id);
         if (r < 0)
                 return r;
-        return sqlite3_last_insert_rowid(s->db);
+        return new_id;
 }
 
 static int user_from_row(sqlite3_stmt *st, struct store_user *u)
@@ -89,6 +90,8 @@ int store_user_rename(Store *s, int64_t id, const char *name, uint64_t now_usec)
         r = store_step_done(s, st);
         if (r < 0)
                 return r;
+        if (r == STORE_KEPT)
+                return 0; /* runs with the kept changes */
         return sqlite3_changes(s->db) > 0 ? 0 : -ENOENT;
 }
 
@@ -104,6 +107,8 @@ int store_user_remove(Store *s, int64_t id)
         r = store_step_done(s, st);
         if (r < 0)
                 return r;
+        if (r == STORE_KEPT)
+                return 0; /* runs with the kept changes */
         return sqlite3_changes(s->db) > 0 ? 0 : -ENOENT;
 }
 
@@ -250,6 +255,7 @@ static int64_t credential_insert(Store *s, const struct store_credential *c, int
 {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
         uint64_t now = c->created_usec > 0 ? c->created_usec : store_now_usec();
+        int64_t new_id;
         int r;
 
         r = store_stmt(s, STMT_CRED_ADD,
@@ -265,10 +271,10 @@ static int64_t credential_insert(Store *s, const struct store_credential *c, int
         bind_credential(st, c);
         sqlite3_bind_int64(st, 11, (int64_t) now);
         store_bind_int64_opt(st, 12, id, id > 0);
-        r = store_step_done(s, st);
+        r = store_step_insert(s, st, &new_id);
         if (r < 0)
                 return r;
-        return sqlite3_last_insert_rowid(s->db);
+        return new_id;
 }
 
 int64_t store_credential_add(Store *s, const struct store_credential *c)
@@ -361,6 +367,9 @@ int64_t store_credential_update(Store *s, const struct store_credential *c)
         int64_t revision;
         int rc, r;
 
+        /* Its new revision is read back: not something to keep for later. */
+        if (store_keeping(s))
+                return -ENOSPC;
         r = store_stmt(s, STMT_CRED_UPDATE,
                        "UPDATE credentials SET name = ?2, code_sealed = ?3, key_version = ?4, enabled = ?5, "
                        "valid_from_usec = ?6, valid_until_usec = ?7, weekdays = ?8, time_from_min = ?9, "
@@ -428,6 +437,8 @@ int store_credential_remove(Store *s, int64_t id)
         r = store_step_done(s, st);
         if (r < 0)
                 return r;
+        if (r == STORE_KEPT)
+                return 0; /* runs with the kept changes */
         return sqlite3_changes(s->db) > 0 ? 0 : -ENOENT;
 }
 
@@ -497,7 +508,8 @@ int store_assignment_set(Store *s, int64_t lock_id, int64_t credential_id, const
         sqlite3_bind_int64(st, 2, credential_id);
         store_bind_text(st, 3, desired);
         sqlite3_bind_int64(st, 4, (int64_t) (now_usec > 0 ? now_usec : store_now_usec()));
-        return store_step_done(s, st);
+        r = store_step_done(s, st);
+        return r < 0 ? r : 0;
 }
 
 int store_assignment_update_sync(Store *s, const struct store_assignment *a)
@@ -527,6 +539,8 @@ int store_assignment_update_sync(Store *s, const struct store_assignment *a)
         r = store_step_done(s, st);
         if (r < 0)
                 return r;
+        if (r == STORE_KEPT)
+                return 0; /* runs with the kept changes */
         return sqlite3_changes(s->db) > 0 ? 0 : -ENOENT;
 }
 
@@ -594,5 +608,7 @@ int store_assignment_remove(Store *s, int64_t lock_id, int64_t credential_id)
         r = store_step_done(s, st);
         if (r < 0)
                 return r;
+        if (r == STORE_KEPT)
+                return 0; /* runs with the kept changes */
         return sqlite3_changes(s->db) > 0 ? 0 : -ENOENT;
 }

@@ -38,10 +38,22 @@
  *   One COMMIT, one fsync (synchronous=FULL), for all the writes of the dispatch.
  *
  * A failed commit (full disk, I/O error) loses no change: every write of the batch is also
- * kept as its expanded SQL (sqlite3_expanded_sql()) until a commit succeeds; SQLite rolls the
- * transaction back, and the next batch (or the retry timer, every 5 s) replays the kept SQL
- * in order before its own changes. The failure is logged once, its end once; the Manager
- * reports it in the hub's health (store_write_error()). Locks keep working meanwhile.
+ * kept as its expanded SQL (sqlite3_expanded_sql()) until a commit succeeds. A statement that
+ * hits a full disk inside the batch undoes the whole batch (SQLite may have undone that
+ * statement only, or everything) and is kept with it; its caller gets STORE_KEPT, never a
+ * stale sqlite3_changes() or rowid. From then on ("failing"):
+ *   - the writes of the event loop are kept without being run, in their order (an INSERT
+ *     whose caller needs the new id is refused with -ENOSPC instead, store_step_insert());
+ *   - store_begin() refuses with the error: an explicit transaction would be written ahead
+ *     of the kept changes (its callers report it; health records then go through the batch
+ *     path and are kept), and retention waits;
+ *   - only the retry timer (every 5 s) writes the kept changes, all in one transaction;
+ *     readers do not see them before.
+ * The list is bounded (STORE_REPLAY_MAX): samples stop being kept first, then new changes
+ * (never an older one: later changes build on it); what is not kept is counted, logged when
+ * it starts and when the outage ends, and reported by store_write_lost(). The failure is
+ * logged once, its end once; the Manager reports it in the hub's health (store_write_error()).
+ * Locks keep working meanwhile.
  *
  * Retention deletes by rowid ranges found through an index, `batch` rows per call, one
  * short transaction per call, so the event loop never waits long on it.
@@ -160,8 +172,22 @@ const char *store_path(const Store *s)
         return s->path;
 }
 
-static int batch_begin(Store *s);
+static int exec(Store *s, const char *sql)
+{
+        int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+
+        return rc == SQLITE_OK ? 0 : store_error(s, rc);
+}
+
 static int replay_add(Store *s, sqlite3_stmt *st);
+static void batch_abort(Store *s, int r);
+
+/* While commits fail, a write of the event loop (outside store_begin()) is not run: it is
+ * kept for the retry timer, in its order. */
+bool store_keeping(const Store *s)
+{
+        return s->event && s->failing && !s->explicit_tx;
+}
 
 int store_stmt(Store *s, enum store_stmt_id id, const char *sql, sqlite3_stmt **ret)
 {
@@ -173,28 +199,68 @@ int store_stmt(Store *s, enum store_stmt_id id, const char *sql, sqlite3_stmt **
                         return store_error(s, rc);
         }
         *ret = s->stmts[id];
-        if (s->event && !s->batch_open && !sqlite3_stmt_readonly(*ret) && sqlite3_get_autocommit(s->db))
-                return batch_begin(s);
+        if (s->event && !s->batch_open && !s->failing && !sqlite3_stmt_readonly(*ret) &&
+            sqlite3_get_autocommit(s->db)) {
+                int r = exec(s, "BEGIN IMMEDIATE");
+                if (r < 0)
+                        return r;
+                s->batch_open = true;
+                (void) sd_event_source_set_enabled(s->commit_defer, SD_EVENT_ONESHOT);
+        }
         return 0;
+}
+
+static int step(Store *s, sqlite3_stmt *st, bool may_keep)
+{
+        bool write = !sqlite3_stmt_readonly(st);
+        int rc, r;
+
+        /* The batch's transaction is gone (SQLite rolls back on some errors): running this in
+         * autocommit would write it ahead of the batch, or twice once the batch is replayed. */
+        if (write && s->batch_open && sqlite3_get_autocommit(s->db))
+                batch_abort(s, s->commit_error < 0 ? s->commit_error : -EIO);
+        if (write && store_keeping(s)) {
+                if (!may_keep)
+                        return s->commit_error < 0 ? s->commit_error : -ENOSPC;
+                r = replay_add(s, st);
+                return r < 0 ? r : STORE_KEPT;
+        }
+
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE || rc == SQLITE_ROW) {
+                if (s->batch_open && write && replay_add(s, st) < 0)
+                        s->n_batch_unkept++;
+                return 0;
+        }
+        r = store_error(s, rc);
+        if (!write || !s->batch_open)
+                return r;
+        if (r == -ENOSPC) {
+                /* SQLite may have undone only this statement, or the whole transaction: undo it
+                 * all, keep the batch and this statement, and run nothing more until a retry
+                 * wrote them. */
+                int k = may_keep ? replay_add(s, st) : -ENOSPC;
+                batch_abort(s, r);
+                return k < 0 ? r : STORE_KEPT;
+        }
+        if (sqlite3_get_autocommit(s->db))
+                batch_abort(s, r); /* the batch went with this statement; it is kept */
+        return r;
 }
 
 int store_step_done(Store *s, sqlite3_stmt *st)
 {
-        int rc = sqlite3_step(st), r;
+        return step(s, st, true);
+}
 
-        if (rc == SQLITE_DONE || rc == SQLITE_ROW) {
-                if (s->batch_open && !sqlite3_stmt_readonly(st))
-                        (void) replay_add(s, st);
-                return 0;
-        }
-        r = store_error(s, rc);
-        /* A full disk inside a batch: the change is kept in memory and written with the batch's
-         * retry (the transaction itself may be gone; store_flush() notices). */
-        if (r == -ENOSPC && s->batch_open && !sqlite3_stmt_readonly(st) && replay_add(s, st) >= 0) {
-                s->commit_error = r;
-                return 0;
-        }
-        return r;
+int store_step_insert(Store *s, sqlite3_stmt *st, int64_t *ret_id)
+{
+        int r = step(s, st, false);
+
+        if (r < 0)
+                return r;
+        *ret_id = sqlite3_last_insert_rowid(s->db);
+        return 0;
 }
 
 int store_bind_text(sqlite3_stmt *st, int i, const char *v)
@@ -274,85 +340,169 @@ int store_collect(Store *s, sqlite3_stmt *st, size_t size, store_row_fn from_row
         return rc == SQLITE_DONE ? 0 : store_error(s, rc);
 }
 
-static int exec(Store *s, const char *sql)
-{
-        int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
-
-        return rc == SQLITE_OK ? 0 : store_error(s, rc);
-}
-
 int store_begin(Store *s)
 {
-        /* An explicit transaction is committed by its caller: the open batch goes first. */
+        int r;
+
+        /* An explicit transaction is committed by its caller: the open batch goes first. While
+         * kept changes wait, it is refused: it would be written ahead of them. */
         (void) store_flush(s);
-        return exec(s, "BEGIN IMMEDIATE");
+        if (s->event && s->failing)
+                return s->commit_error < 0 ? s->commit_error : -ENOSPC;
+        r = exec(s, "BEGIN IMMEDIATE");
+        if (r >= 0)
+                s->explicit_tx = true;
+        return r;
 }
 
 int store_commit(Store *s)
 {
-        return exec(s, "COMMIT");
+        int r = exec(s, "COMMIT");
+
+        s->explicit_tx = !sqlite3_get_autocommit(s->db);
+        return r;
 }
 
 void store_rollback(Store *s)
 {
         if (!sqlite3_get_autocommit(s->db))
                 (void) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        s->explicit_tx = false;
 }
 
 /* ---- write batching ---- */
 
 #define STORE_RETRY_USEC (5 * UINT64_C(1000000))
-#define STORE_REPLAY_MAX 20000u
+/* Kept changes at most; samples (measurements, not events) stop being kept at 3/4 of it, so
+ * that events and the changes after them still fit. */
+#define STORE_REPLAY_MAX         20000u
+#define STORE_REPLAY_SAMPLES_MAX (STORE_REPLAY_MAX / 4 * 3)
 
 static int replay_add(Store *s, sqlite3_stmt *st)
 {
+        bool sample = st == s->stmts[STMT_SAMPLE_APPEND];
         char *sql;
 
-        if (s->n_replay >= STORE_REPLAY_MAX) {
-                /* Bounded: the oldest change goes, and that is said once per outage. */
-                if (!s->replay_overflow)
-                        log_error("Database %s: more than %u changes waiting for disk space; dropping the "
-                                  "oldest.",
-                                  s->path, STORE_REPLAY_MAX);
-                s->replay_overflow = true;
-                sqlite3_free(s->replay[0]);
-                memmove(s->replay, s->replay + 1, (s->n_replay - 1) * sizeof *s->replay);
-                s->n_replay--;
+        if (s->n_replay >= (sample ? STORE_REPLAY_SAMPLES_MAX : STORE_REPLAY_MAX)) {
+                /* The newest change goes, never an older one: later changes build on those. */
+                if (sample ? !s->lost_samples_logged : !s->lost_logged)
+                        log_error("Database %s: %zu changes are waiting for disk space; new %s are not "
+                                  "kept from now on and will be missing from the database.",
+                                  s->path, s->n_replay, sample ? "samples" : "changes");
+                if (sample)
+                        s->lost_samples_logged = true;
+                else
+                        s->lost_logged = true;
+                s->n_lost++;
+                return -ENOSPC;
         }
         if (store_array_grow((void **) &s->replay, &s->n_replay_allocated, s->n_replay, sizeof *s->replay) <
-            0)
+            0) {
+                s->n_lost++;
                 return -ENOMEM;
+        }
         sql = sqlite3_expanded_sql(st);
-        if (!sql)
+        if (!sql) {
+                s->n_lost++;
                 return -ENOMEM;
+        }
         s->replay[s->n_replay++] = sql;
         return 0;
 }
 
 static void replay_clear(Store *s)
 {
-        for (size_t i = 0; i < s->n_replay; i++)
-                sqlite3_free(s->replay[i]);
-        s->n_replay = 0;
-        s->replay_overflow = false;
+        store_replay_truncate(s, 0);
+        s->n_batch_unkept = 0;
 }
 
-/* Opens the batch: BEGIN, then the changes a failed commit left in memory, in their order. */
-static int batch_begin(Store *s)
+void store_replay_truncate(Store *s, size_t n)
 {
+        for (size_t i = n; i < s->n_replay; i++)
+                sqlite3_free(s->replay[i]);
+        if (n < s->n_replay)
+                s->n_replay = n;
+}
+
+/* Commits fail from now on (error r): said once, the retry timer armed. */
+static void write_failed(Store *s, int r)
+{
+        bool was = s->failing;
+
+        if (!was)
+                s->n_lost = 0; /* a new outage */
+        s->commit_error = r;
+        s->n_commit_failures++;
+        s->n_lost += s->n_batch_unkept;
+        s->n_batch_unkept = 0;
+        if (was)
+                return;
+        log_error_errno(r,
+                        "Failed to write to database %s: %m. Locks keep working; %zu change(s) are kept in "
+                        "memory and written when it works again (retrying every %u s).",
+                        s->path, s->n_replay, (unsigned) (STORE_RETRY_USEC / 1000000));
+        s->failing = true;
+        if (s->write_state_fn)
+                s->write_state_fn(s, r, s->write_state_userdata);
+        if (s->retry_timer) {
+                (void) sd_event_source_set_time_relative(s->retry_timer, STORE_RETRY_USEC);
+                (void) sd_event_source_set_enabled(s->retry_timer, SD_EVENT_ONESHOT);
+        }
+}
+
+/* The batch's changes are kept (replay), its transaction undone. */
+static void batch_abort(Store *s, int r)
+{
+        s->batch_open = false;
+        (void) sd_event_source_set_enabled(s->commit_defer, SD_EVENT_OFF);
+        store_rollback(s);
+        write_failed(s, r);
+}
+
+/* Writes the kept changes in one transaction, in their order. A change that no longer applies
+ * (a constraint) is dropped with a warning; any other error leaves them all kept. */
+static int replay_run(Store *s)
+{
+        size_t n_dropped = 0;
         int r;
 
         r = exec(s, "BEGIN IMMEDIATE");
         if (r < 0)
                 return r;
-        s->batch_open = true;
-        (void) sd_event_source_set_enabled(s->commit_defer, SD_EVENT_ONESHOT);
         for (size_t i = 0; i < s->n_replay; i++) {
                 int rc = sqlite3_exec(s->db, s->replay[i], NULL, NULL, NULL);
-                if (rc != SQLITE_OK && store_error(s, rc) != -ENOSPC)
+                if (rc == SQLITE_OK)
+                        continue;
+                r = store_error(s, rc);
+                if (((rc & 0xff) == SQLITE_CONSTRAINT || (rc & 0xff) == SQLITE_MISMATCH ||
+                     (rc & 0xff) == SQLITE_ERROR) &&
+                    !sqlite3_get_autocommit(s->db)) {
                         log_warning("Database %s: a kept change no longer applies, dropped: %s", s->path,
                                     sqlite3_errmsg(s->db));
+                        n_dropped++;
+                        continue;
+                }
+                store_rollback(s);
+                return r;
         }
+        r = exec(s, "COMMIT");
+        if (r < 0) {
+                store_rollback(s);
+                return r;
+        }
+        log_notice("Database %s is writable again: %zu kept change(s) written.", s->path,
+                   s->n_replay - n_dropped);
+        if (s->n_lost > 0)
+                log_error("Database %s: %" PRIu64 " change(s) could not be kept while it was full and are "
+                          "lost.",
+                          s->path, s->n_lost);
+        replay_clear(s);
+        s->commit_error = 0;
+        s->lost_logged = s->lost_samples_logged = false;
+        s->failing = false;
+        (void) sd_event_source_set_enabled(s->retry_timer, SD_EVENT_OFF);
+        if (s->write_state_fn)
+                s->write_state_fn(s, 0, s->write_state_userdata);
         return 0;
 }
 
@@ -366,42 +516,15 @@ int store_flush(Store *s)
         (void) sd_event_source_set_enabled(s->commit_defer, SD_EVENT_OFF);
 
         if (sqlite3_get_autocommit(s->db))
-                /* A statement that failed for want of space took the transaction with it. */
-                r = s->commit_error < 0 ? s->commit_error : -EIO;
+                r = s->commit_error < 0 ? s->commit_error : -EIO; /* the transaction is gone */
         else
                 r = exec(s, "COMMIT");
         if (r >= 0) {
-                if (s->failing)
-                        log_notice("Database %s is writable again: %zu kept change(s) written.", s->path,
-                                   s->n_replay);
                 replay_clear(s);
-                s->commit_error = 0;
-                if (s->failing) {
-                        s->failing = false;
-                        if (s->write_state_fn)
-                                s->write_state_fn(s, 0, s->write_state_userdata);
-                }
-                (void) sd_event_source_set_enabled(s->retry_timer, SD_EVENT_OFF);
                 return 0;
         }
-
         store_rollback(s);
-        if (!s->failing)
-                log_error_errno(r,
-                                "Failed to write to database %s: %m. Locks keep working; %zu change(s) are "
-                                "kept in memory and written when it works again (retrying every %u s).",
-                                s->path, s->n_replay, (unsigned) (STORE_RETRY_USEC / 1000000));
-        s->commit_error = r;
-        s->n_commit_failures++;
-        if (!s->failing) {
-                s->failing = true;
-                if (s->write_state_fn)
-                        s->write_state_fn(s, r, s->write_state_userdata);
-        }
-        if (s->retry_timer) {
-                (void) sd_event_source_set_time_relative(s->retry_timer, STORE_RETRY_USEC);
-                (void) sd_event_source_set_enabled(s->retry_timer, SD_EVENT_ONESHOT);
-        }
+        write_failed(s, r);
         return r;
 }
 
@@ -414,14 +537,19 @@ static int on_commit_defer(sd_event_source *es, void *userdata)
 static int on_retry(sd_event_source *es, uint64_t usec, void *userdata)
 {
         Store *s = userdata;
+        int r;
 
-        if (s->n_replay == 0 || s->batch_open)
+        if (!s->failing)
                 return 0;
-        if (batch_begin(s) < 0) {
+        r = s->batch_open || s->explicit_tx ? -EBUSY : replay_run(s);
+        if (r < 0) {
+                if (r != -EBUSY) {
+                        s->commit_error = r;
+                        s->n_commit_failures++;
+                }
                 (void) sd_event_source_set_time_relative(es, STORE_RETRY_USEC);
                 return sd_event_source_set_enabled(es, SD_EVENT_ONESHOT);
         }
-        (void) store_flush(s);
         return 0;
 }
 
@@ -454,6 +582,11 @@ void store_set_write_state_callback(Store *s, store_write_state_fn fn, void *use
 {
         s->write_state_fn = fn;
         s->write_state_userdata = userdata;
+}
+
+uint64_t store_write_lost(const Store *s)
+{
+        return s ? s->n_lost : 0;
 }
 
 int store_write_error(const Store *s, size_t *ret_pending)
@@ -583,6 +716,8 @@ Store *store_free(Store *s)
                 return NULL;
         if (s->batch_open)
                 (void) store_flush(s);
+        if (s->failing && s->db && !s->explicit_tx)
+                (void) replay_run(s); /* a last try */
         if (s->n_replay > 0)
                 log_error("Database %s: %zu change(s) could not be written before stopping and are lost.",
                           s->path, s->n_replay);
@@ -928,7 +1063,8 @@ int store_meta_set(Store *s, const char *key, const char *value)
                 return r;
         store_bind_text(st, 1, key);
         store_bind_text(st, 2, value);
-        return store_step_done(s, st);
+        r = store_step_done(s, st);
+        return r < 0 ? r : 0;
 }
 
 int store_meta_get(Store *s, const char *key, char **ret)
@@ -999,7 +1135,7 @@ static int delete_batch(Store *s, enum store_stmt_id id, const char *sql, int64_
         r = store_step_done(s, st);
         if (r < 0)
                 return r;
-        return sqlite3_changes(s->db);
+        return r == STORE_KEPT ? 0 : sqlite3_changes(s->db);
 }
 
 static int retention_do(Store *s, const struct retention_queries *q, uint64_t max_count,
@@ -1053,6 +1189,8 @@ static int retention_step(Store *s, const struct retention_queries *q, uint64_t 
 {
         int r;
 
+        if (s->event && s->failing)
+                return 0; /* nothing is deleted while changes wait for space */
         r = exec(s, "SAVEPOINT retention");
         if (r < 0)
                 return r;

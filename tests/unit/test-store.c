@@ -17,6 +17,8 @@
 #include <sys/stat.h>
 
 #include "lockhub/store.h"
+/* The database handle of a Store: to make SQLite report a full disk (max_page_count). */
+#include "../../src/store/store-internal.h"
 
 #define SEC UINT64_C(1000000)
 
@@ -665,8 +667,10 @@ static void test_clean_close_marker(void **state)
         assert_true(exists(marker));
 
         /* a refused database leaves none behind, and an open that fails takes it */
-        write_all(f->db, "not a database, but longer than a header.........................................."
-                         "..............................", 120, 0600);
+        write_all(f->db,
+                  "not a database, but longer than a header.........................................."
+                  "..............................",
+                  120, 0600);
         assert_int_equal(store_open(f->dir, &s), -EUCLEAN);
         assert_false(exists(marker));
 }
@@ -980,6 +984,186 @@ static void test_meta_and_firmware(void **state)
         sqlite3_close(db);
 }
 
+static int64_t db_int(sqlite3 *db, const char *sql)
+{
+        sqlite3_stmt *st = NULL;
+        int64_t v = -1;
+
+        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+        if (sqlite3_step(st) == SQLITE_ROW)
+                v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        return v;
+}
+
+static void db_exec(sqlite3 *db, const char *sql)
+{
+        assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+}
+
+static int append_event(Store *s, int64_t lock, const char *kind, int i)
+{
+        char detail[2100];
+        struct store_event e;
+
+        /* ~2 KiB each: a few of them need a new page */
+        snprintf(detail, sizeof detail, "{\"i\":%d,\"pad\":\"%02000d\"}", i, 0);
+        store_event_init(&e);
+        e.lock_id = lock;
+        e.kind = (char *) kind;
+        e.source = (char *) "hub";
+        e.detail = detail;
+        return store_event_append(s, &e, NULL);
+}
+
+/* Waits (at most 8 s: the retry runs every 5 s) until the kept changes are written. */
+static int run_until_writable(sd_event *e, Store *s)
+{
+        for (unsigned i = 0; i < 80 && store_write_error(s, NULL) < 0; i++)
+                assert_true(sd_event_run(e, 100 * UINT64_C(1000)) >= 0);
+        return store_write_error(s, NULL);
+}
+
+/* A statement of a batch hits a full disk: the whole batch is undone and kept, nothing more
+ * runs until the retry, nothing is written ahead of the kept changes, and when space is back
+ * every change is written once, in its order. */
+static void test_full_disk_keeps_batch(void **state)
+{
+        struct fixture *f = *state;
+        Store *s = NULL;
+        sd_event *e = NULL;
+        size_t pending = 0;
+        int64_t lock, pages;
+        char *v = NULL, *order = NULL;
+        struct store_event *ev = NULL;
+        size_t n_ev = 0;
+
+        assert_int_equal(store_open(f->dir, &s), 0);
+        lock = add_lock(s, "front", "AA:BB:CC:DD:EE:01");
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(store_set_event(s, e, SD_EVENT_PRIORITY_IMPORTANT), 0);
+        assert_int_equal(append_event(s, lock, "state", -1), 1);
+        assert_int_equal(store_flush(s), 0);
+
+        /* the "disk" holds no page more than now */
+        pages = db_int(s->db, "PRAGMA page_count");
+        assert_true(pages > 0);
+        {
+                char sql[64];
+                snprintf(sql, sizeof sql, "PRAGMA max_page_count = %" PRIi64, pages);
+                db_exec(s->db, sql);
+        }
+
+        /* one dispatch: 20 events, one of them does not fit */
+        for (int i = 0; i < 20; i++)
+                assert_int_equal(append_event(s, lock, "state", i), 1);
+        assert_int_equal(store_write_error(s, &pending), -ENOSPC);
+        assert_int_equal(pending, 20);
+        /* the batch is undone: not a single one of them is in the database */
+        assert_int_equal(db_int(s->db, "SELECT count(*) FROM events"), 1);
+        assert_true(sqlite3_get_autocommit(s->db));
+        /* later writes are kept, not run; one that needs its new id is refused */
+        assert_int_equal(store_meta_set(s, "during", "outage"), 0);
+        assert_int_equal(store_user_add(s, "ann", 0), -ENOSPC);
+        assert_int_equal(store_meta_get(s, "during", &v), -ENOENT);
+        assert_int_equal(store_flush(s), 0);
+        /* explicit transactions would be written ahead of the kept changes: refused */
+        assert_int_equal(store_begin(s), -ENOSPC);
+        /* another dispatch: kept, not replayed (only the retry does) */
+        assert_int_equal(append_event(s, lock, "action", 20), 1);
+        assert_int_equal(store_flush(s), 0);
+        assert_int_equal(store_write_error(s, &pending), -ENOSPC);
+        assert_int_equal(pending, 22);
+        assert_int_equal(db_int(s->db, "SELECT count(*) FROM events"), 1);
+        assert_int_equal(store_write_lost(s), 0);
+
+        /* space is back: the retry writes them all, once, in order */
+        db_exec(s->db, "PRAGMA max_page_count = 1073741823");
+        assert_int_equal(run_until_writable(e, s), 0);
+        assert_int_equal(store_write_error(s, &pending), 0);
+        assert_int_equal(pending, 0);
+        assert_int_equal(store_event_list(s, &(struct store_event_filter){}, &ev, &n_ev), 0);
+        assert_int_equal(n_ev, 22);
+        {
+                char want[128] = "-1";
+                int64_t prev = 0;
+                for (int i = 0; i <= 20; i++)
+                        snprintf(want + strlen(want), sizeof want - strlen(want), ",%d", i);
+                order = sqlite3_mprintf("%s", "");
+                for (size_t i = 0; i < n_ev; i++) {
+                        char *p = strstr(ev[i].detail, "\"i\":");
+                        assert_non_null(p);
+                        assert_true(ev[i].id > prev);
+                        prev = ev[i].id;
+                        char *o = sqlite3_mprintf("%s%s%d", order, i ? "," : "", atoi(p + 4));
+                        sqlite3_free(order);
+                        order = o;
+                }
+                assert_string_equal(order, want);
+                sqlite3_free(order);
+        }
+        store_event_array_free(ev, n_ev);
+        assert_int_equal(store_meta_get(s, "during", &v), 0);
+        assert_string_equal(v, "outage");
+        free(v);
+        /* writes run again */
+        assert_int_equal(store_begin(s), 0);
+        assert_true(store_user_add(s, "ann", 0) > 0);
+        assert_int_equal(store_commit(s), 0);
+
+        store_free(s);
+        sd_event_unref(e);
+}
+
+/* The kept list is bounded: samples stop being kept first, events later; the newest change
+ * is the one lost, and it is counted. */
+static void test_full_disk_kept_list_bounded(void **state)
+{
+        struct fixture *f = *state;
+        Store *s = NULL;
+        sd_event *e = NULL;
+        size_t pending = 0, kept = 0;
+        int64_t lock;
+        unsigned samples_kept = 0, events_kept = 0;
+
+        assert_int_equal(store_open(f->dir, &s), 0);
+        lock = add_lock(s, "front", "AA:BB:CC:DD:EE:01");
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(store_set_event(s, e, SD_EVENT_PRIORITY_IMPORTANT), 0);
+        db_exec(s->db, "PRAGMA max_page_count = 1"); /* never below the current size */
+        for (int i = 0; i < 100 && store_write_error(s, NULL) == 0; i++)
+                assert_int_equal(append_event(s, lock, "state", i), 1);
+        assert_int_equal(store_write_error(s, &kept), -ENOSPC);
+        assert_true(kept > 0 && kept < 100);
+        assert_int_equal(store_flush(s), 0);
+
+        for (unsigned i = 0; i < 16000; i++)
+                if (store_sample_append(s, lock, "battery-mv", 0, 5000 + i) == 0)
+                        samples_kept++;
+        assert_int_equal(samples_kept, 15000 - kept);
+        assert_int_equal(store_write_lost(s), 1000 + kept);
+        for (unsigned i = 0; i < 6000; i++) {
+                struct store_event ev;
+                store_event_init(&ev);
+                ev.lock_id = lock;
+                ev.kind = (char *) "battery";
+                ev.source = (char *) "hub";
+                if (store_event_append(s, &ev, NULL) == 1)
+                        events_kept++;
+        }
+        assert_int_equal(events_kept, 5000);
+        assert_int_equal(store_write_error(s, &pending), -ENOSPC);
+        assert_int_equal(pending, 20000);
+        assert_int_equal(store_write_lost(s), 2000 + kept);
+
+        db_exec(s->db, "PRAGMA max_page_count = 1073741823");
+        assert_int_equal(run_until_writable(e, s), 0);
+        assert_int_equal(db_int(s->db, "SELECT count(*) FROM samples"), 15000 - kept);
+        assert_int_equal(db_int(s->db, "SELECT count(*) FROM events"), 5000 + kept);
+        store_free(s);
+        sd_event_unref(e);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1003,6 +1187,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_event_list_filters, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_users_credentials_assignments, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_meta_and_firmware, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_full_disk_keeps_batch, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_full_disk_kept_list_bounded, setup, teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
