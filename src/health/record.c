@@ -46,8 +46,11 @@ int health_attempt_store(Store *s, int64_t lock_id, const HealthAttempt *a)
                 return -ENOMEM;
         detail = json_object_to_json_string_ext(d, JSON_C_TO_STRING_PLAIN);
 
-        /* Nested transactions are not supported: only open one if nobody has. */
+        /* Nested transactions are not supported: only open one if nobody has. While the
+         * database cannot be written, store_begin() refuses and the rows go through the batch,
+         * which keeps them until it can. */
         own_tx = store_begin(s) >= 0;
+write:
 
         struct store_recovery_attempt ra = {
                 .lock_id = lock_id,
@@ -82,8 +85,14 @@ int health_attempt_store(Store *s, int64_t lock_id, const HealthAttempt *a)
         json_object_put(d);
         return 0;
 fail:
-        if (own_tx)
+        if (own_tx) {
                 store_rollback(s);
+                if (r == -ENOSPC) {
+                        /* the disk is full: once more through the batch, which keeps them */
+                        own_tx = false;
+                        goto write;
+                }
+        }
         json_object_put(d);
         return r;
 }
