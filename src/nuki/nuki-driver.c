@@ -33,12 +33,20 @@
  * -EACCES, no connection → -EHOSTUNREACH, no answer → -ETIMEDOUT. Keypad-code refusals
  * map to -EEXIST, -ENOSPC, -EINVAL and -ENOENT (job_fail_lock_error).
  *
- * A lock action whose link drops before its completion is not failed at once: it goes back
- * to the head of the queue (at most ACTION_RESENDS times) and, once connected again, first
- * reads Keyturner States. A lock that already reached the action's end state (or whose last
- * action is ours) finishes the job without a second Lock Action; one still moving is polled
- * until it stops; only a lock that never started the action gets it again. So a command
- * survives a link loss and the motor runs once.
+ * A lock action whose link drops before its completion (or whose write failed: it may
+ * have reached the lock) is not failed at once: it goes back to the head of the queue (at
+ * most ACTION_RESENDS times) and, once connected again, first reads Keyturner States. A
+ * lock in the action's end state finishes the job without a second Lock Action; one still
+ * moving is polled until it stops. Otherwise the lock's log decides (with the PIN): before
+ * the first Lock Action the job notes the log index the hub has read to (j->log_mark, only
+ * when no action of ours since is unread: d->own_unsynced), and an entry after it by our
+ * authorization with this action means it ran (and was undone since, by hand or
+ * auto-lock): done, never sent again. Only a complete read with no such entry, for an
+ * action the lock never acknowledged, sends it again. Without the log (no PIN, no mark)
+ * the lock's "last action" with the trigger "system" counts as ours (so would any app's),
+ * and an action the lock answered ACCEPTED is never sent again: it fails -EINPROGRESS,
+ * "the lock may have carried it out; check it". So a command survives a link loss and
+ * the motor runs at most once.
  *
  * Calibration (Request Calibration, PIN) runs like an action: ACCEPTED, the states through
  * "calibration", then COMPLETE; it gets CALIBRATE_TIMEOUT_MULT × the command timeout
@@ -114,6 +122,12 @@ struct NukiJob {
         unsigned resends;       /* link losses survived */
         bool verify;            /* after a link loss: read the states before sending again */
         unsigned polls;
+        bool acked;             /* the lock answered ACCEPTED to this action once (kept over link losses) */
+        bool sent;              /* a Lock Action of this job went out */
+        int64_t log_mark;       /* the lock's log index before the first Lock Action; -1 unknown */
+        bool check_log;         /* verifying: reading the lock's log after log_mark for our entry */
+        bool log_found;         /* ... and it has one */
+        uint8_t log_completion; /* its completion status */
         /* keypad codes: the code to write (its digits are secret), the id to remove or
          * the one the lock gave, the list read so far */
         LockCode code;
@@ -156,9 +170,12 @@ typedef struct NukiDriver {
         int64_t config_update_count; /* -1 unknown; of the config we last read */
         int seen_config_count;       /* -1 unknown; in the last Keyturner States */
         int64_t log_synced_index;    /* -1 nothing yet */
+        unsigned own_unsynced;       /* our Lock Actions sent since the log was last read to its end */
 } NukiDriver;
 
 static void driver_kick(NukiDriver *d);
+static bool job_requeue_after_loss(NukiDriver *d);
+static void verify_log_take(NukiDriver *d, const NukiMsg *m);
 
 static void json_putp(json_object **o)
 {
@@ -660,6 +677,10 @@ static void on_write_done(BluezLink *l, const BluezError *err, void *userdata)
         snprintf(msg, sizeof msg, "the command could not be written to the lock (%s)",
                  err->message ?: strerror(-err->error));
         (void) bluez_link_disconnect(d->link); /* the session is out of step now */
+        /* A write that failed may still have reached the lock: an action is verified once
+         * connected again, like after a link loss (disconnected() starts the queue). */
+        if (d->current && d->current->run == run && job_requeue_after_loss(d))
+                return;
         job_fail(d, r, msg);
 }
 
@@ -750,9 +771,19 @@ static int job_step(NukiDriver *d)
                 uint8_t a = 0;
                 if (!nuki_action_from_lock(j->action, &a))
                         return -EINVAL;
+                if (j->verify && j->check_log)
+                        /* our entry after the mark? (job_verify) */
+                        return log_request(d, (uint32_t) j->log_mark, LOG_BATCH, false);
                 if (j->verify)
                         /* after a link loss: did the lock get it? (job_verify) */
                         return driver_request(d, NUKI_CMD_KEYTURNER_STATES);
+                if (!j->sent) {
+                        /* where the lock's log stands: an entry of ours after this index is
+                         * this action, unless an earlier one of ours is not read yet */
+                        j->log_mark = d->own_unsynced == 0 ? d->log_synced_index : -1;
+                        j->sent = true;
+                }
+                d->own_unsynced++;
                 nuki_msg_init(&m, NUKI_CMD_LOCK_ACTION, NUKI_VARIANT_DEFAULT);
                 m.lock_action.action = a;
                 m.lock_action.app_id = d->cred.app_id;
@@ -1205,10 +1236,11 @@ static void code_list_take(NukiDriver *d, const NukiMsg *m)
                 j->n_codes++;
 }
 
-/* A reply ended the step (DONE): move on. */
 /* What the states read after a link loss say about the action j:
- * 1 done, 0 still moving (read again), -EDEADLK it jammed, -EAGAIN never started. */
-static int action_outcome(const NukiJob *j, const NukiMsg *m)
+ * 1 done, 0 still moving (read again), -EDEADLK it jammed, -EAGAIN not seen (never started,
+ * or undone since). With trust_last the lock's "last action" with the trigger "system"
+ * counts as ours (any app over Bluetooth looks the same: only without the log). */
+static int action_outcome(const NukiJob *j, const NukiMsg *m, bool trust_last)
 {
         uint8_t s = m->keyturner_states.lock_state, want = 0;
         bool last_ours = false;
@@ -1216,7 +1248,7 @@ static int action_outcome(const NukiJob *j, const NukiMsg *m)
         if (!nuki_action_from_lock(j->action, &want))
                 return -EAGAIN;
         /* The lock's own record of its last action, when the message has it. */
-        if (m->n_optional >= 3)
+        if (m->n_optional >= 3 && trust_last)
                 last_ours = m->keyturner_states.last_lock_action == want &&
                             m->keyturner_states.last_lock_action_trigger == NUKI_TRIGGER_SYSTEM;
         if (s == NUKI_LOCK_STATE_MOTOR_BLOCKED)
@@ -1302,18 +1334,128 @@ static int on_poll(sd_event_source *s, uint64_t usec, void *userdata)
         return 0;
 }
 
-/* The states read after a link loss (see the top of the file). */
-static void job_verify(NukiDriver *d, const NukiMsg *m)
+/* A log entry read while verifying: ours, of this action, after the mark? */
+static void verify_log_take(NukiDriver *d, const NukiMsg *m)
+{
+        NukiJob *j = d->current;
+        uint8_t want = 0;
+
+        if (m->command != NUKI_CMD_LOG_ENTRY)
+                return;
+        j->received++;
+        if (m->log_entry.type != 0x02 || m->log_entry.data.len < 4 ||
+            m->log_entry.auth_id != d->cred.auth_id || (int64_t) m->log_entry.index <= j->log_mark ||
+            !nuki_action_from_lock(j->action, &want) || m->log_entry.data.data[0] != want)
+                return;
+        j->log_found = true;
+        j->log_completion = m->log_entry.data.data[3];
+}
+
+/* The lock has the action done: finish the job without sending it again. */
+static void verify_done(NukiDriver *d, const char *how)
+{
+        NukiJob *j = d->current;
+
+        driver_log(d, LOG_INFO, 0,
+                   "%s: the %s was carried out while the link was down (%s); not sending it again.",
+                   d->lock->name, lock_action_to_string(j->action), how);
+        (void) lock_set_last_action(d->lock, j->action, j->source, j->actor[0] ? j->actor : NULL,
+                                    now_usec(CLOCK_REALTIME));
+        d->last_refresh_usec = now_usec(CLOCK_MONOTONIC);
+        driver_save(d, save_state, NULL);
+        /* the state may have moved on since (auto-lock, by hand): read it again */
+        job_enqueue_kind(d, NUKI_JOB_REFRESH);
+        job_finish(d, 0, NULL);
+}
+
+static void verify_resend(NukiDriver *d)
 {
         NukiJob *j = d->current;
         int r;
 
+        driver_log(d, LOG_NOTICE, 0,
+                   "%s: the lock did not get the %s before the link was lost, sending it again.",
+                   d->lock->name, lock_action_to_string(j->action));
+        j->verify = false;
+        j->check_log = false;
+        nuki_session_reset(&d->session);
+        r = job_step(d);
+        if (r < 0)
+                job_fail(d, -EHOSTUNREACH, "cannot send the command");
+}
+
+/* Neither the state nor the log tells: an action the lock acknowledged is never sent
+ * again (it may have run, and been undone since by hand or auto-lock). */
+static void verify_unknown(NukiDriver *d)
+{
+        NukiJob *j = d->current;
+        char msg[160];
+
+        if (!j->acked) {
+                verify_resend(d);
+                return;
+        }
+        snprintf(msg, sizeof msg,
+                 "the lock may have carried out the %s before the link was lost; check it (not sent again)",
+                 lock_action_to_string(j->action));
+        job_fail(d, -EINPROGRESS, msg);
+}
+
+/* The lock's log after the mark was read (job_verify). */
+static void verify_from_log(NukiDriver *d)
+{
+        NukiJob *j = d->current;
+        char msg[160];
+        const char *s;
+        bool jammed;
+
+        if (j->log_found && j->log_completion == NUKI_COMPLETION_SUCCESS) {
+                verify_done(d, "the lock's log has it");
+                return;
+        }
+        if (j->log_found) {
+                s = nuki_enum_to_string(NUKI_ENUM_COMPLETION_STATUS, j->log_completion);
+                snprintf(msg, sizeof msg, "the lock tried the %s while the link was down: %s",
+                         lock_action_to_string(j->action), s ?: "not completed");
+                jammed = j->log_completion == NUKI_COMPLETION_MOTOR_BLOCKED ||
+                         j->log_completion == NUKI_COMPLETION_CLUTCH_FAILURE ||
+                         j->log_completion == NUKI_COMPLETION_MOTOR_POWER_FAILURE;
+                job_fail(d, jammed ? -EDEADLK : -EIO, msg);
+                return;
+        }
+        if (j->received >= LOG_BATCH) {
+                /* more entries than one batch since the mark: not all read */
+                verify_unknown(d);
+                return;
+        }
+        if (j->acked) {
+                /* acknowledged, stopped, and not in the log: not a case of a lock that
+                 * works; do not risk a second run */
+                verify_unknown(d);
+                return;
+        }
+        verify_resend(d);
+}
+
+/* What was read after a link loss (see the top of the file): the states, then, unless
+ * they show the action done or under way, the lock's log after the mark. */
+static void job_verify(NukiDriver *d, const NukiMsg *m)
+{
+        NukiJob *j = d->current;
+        bool use_log = j->log_mark >= 0 && d->cred.has_pin;
+        int r;
+
+        if (j->check_log) {
+                verify_log_take(d, m);
+                verify_from_log(d);
+                return;
+        }
         if (m->command != NUKI_CMD_KEYTURNER_STATES) {
                 job_fail(d, -EPROTO, "the lock did not send its state");
                 return;
         }
         apply_states(d, m);
-        r = action_outcome(j, m);
+        r = action_outcome(j, m, !use_log);
         if (r == 0) {
                 /* still moving; the polls are bounded by the command timeout */
                 if (++j->polls * VERIFY_POLL_USEC > command_timeout_usec(d)) {
@@ -1327,30 +1469,26 @@ static void job_verify(NukiDriver *d, const NukiMsg *m)
                         job_fail(d, r, "cannot arm a timer");
                 return;
         }
+        if (r > 0) {
+                verify_done(d, "in its end state");
+                return;
+        }
         if (r == -EDEADLK) {
                 job_fail(d, -EDEADLK, "motor blocked");
                 return;
         }
-        if (r < 0) {
-                driver_log(d, LOG_NOTICE, 0,
-                           "%s: the lock did not get the %s before the link was lost, sending it again.",
-                           d->lock->name, lock_action_to_string(j->action));
-                j->verify = false;
+        if (use_log) {
+                /* stopped elsewhere: the lock's log says whether it ran (and was undone) */
+                j->check_log = true;
+                j->received = 0;
+                j->log_found = false;
                 nuki_session_reset(&d->session);
                 r = job_step(d);
                 if (r < 0)
-                        job_fail(d, -EHOSTUNREACH, "cannot send the command");
+                        job_fail(d, -EHOSTUNREACH, "cannot read the lock's log");
                 return;
         }
-        driver_log(d, LOG_INFO, 0,
-                   "%s: the %s was carried out while the link was down; not sending it again.",
-                   d->lock->name, lock_action_to_string(j->action));
-        (void) lock_set_last_action(d->lock, j->action, j->source, j->actor[0] ? j->actor : NULL,
-                                    now_usec(CLOCK_REALTIME));
-        d->last_refresh_usec = now_usec(CLOCK_MONOTONIC);
-        driver_save(d, save_state, NULL);
-        job_enqueue_kind(d, NUKI_JOB_LOG_SYNC);
-        job_finish(d, 0, NULL);
+        verify_unknown(d);
 }
 
 static void job_step_done(NukiDriver *d, const NukiMsg *m)
@@ -1423,6 +1561,8 @@ static void job_step_done(NukiDriver *d, const NukiMsg *m)
                         if (job_step(d) >= 0)
                                 return;
                 }
+                if (j->received < LOG_BATCH)
+                        d->own_unsynced = 0; /* read to its end: our actions are all below it */
                 job_finish(d, 0, NULL);
                 return;
         case NUKI_JOB_CODES_LIST:
@@ -1494,6 +1634,7 @@ static void job_progress(NukiDriver *d, const NukiMsg *m)
         case NUKI_CMD_STATUS:
                 if ((j->kind == NUKI_JOB_ACTION || j->kind == NUKI_JOB_CALIBRATE) && !j->accepted) {
                         j->accepted = true;
+                        j->acked = true;
                         j->accepted_usec = now_usec(CLOCK_MONOTONIC);
                         keep_link(d);
                 }
@@ -1508,6 +1649,8 @@ static void job_progress(NukiDriver *d, const NukiMsg *m)
                         code_list_take(d, m);
                 return;
         case NUKI_CMD_LOG_ENTRY:
+                if (j->kind == NUKI_JOB_ACTION && j->check_log)
+                        verify_log_take(d, m);
                 if (j->kind == NUKI_JOB_LOG_SYNC) {
                         j->received++;
                         if (m->log_entry.index > j->max_index) {
@@ -1669,6 +1812,7 @@ static bool job_requeue_after_loss(NukiDriver *d)
                 return false;
         j->resends++;
         j->verify = true;
+        j->check_log = false;
         j->polls = 0;
         j->accepted = false;
         j->accepted_usec = 0; /* the motor time is unknown now */
@@ -1961,6 +2105,7 @@ int nuki_driver_attach(Lock *l, const NukiDriverContext *ctx, const NukiCredenti
         d->config_update_count = -1;
         d->seen_config_count = -1;
         d->log_synced_index = -1;
+        d->own_unsynced = 1; /* unknown until the log was read to its end once */
         nuki_session_init(&d->session, cred->shared_key, cred->auth_id,
                           cred->has_pin ? cred->security_pin : 0, cred->ultra);
         nuki_reasm_init(&d->reasm_usdio, NUKI_REASM_ENCRYPTED);

@@ -5,6 +5,8 @@
 # once, the lock ends in the asked state, one action event is recorded, and the caller
 # gets success. A second command afterwards works as usual. When the link goes before
 # the lock carried the command out, it is sent again, and again the motor runs once.
+# When the lock was relocked by hand before lockhubd is back, the lock's log decides: the
+# unlock is not sent again; without the PIN (no log) an acknowledged unlock is never resent.
 . "$LOCKHUB_TOP/tests/integration/lib.sh"
 . "$LOCKHUB_TOP/tests/integration/sim-lib.sh"
 command -v sqlite3 >/dev/null || skip "sqlite3 not installed"
@@ -27,7 +29,7 @@ rc=$?
 check "unlock through a link loss succeeds (exit $rc: $out)" test $rc = 0
 check "the link really dropped during the command" grep -q 'connection was lost during the unlock' "$T/lockhubd.log"
 check "lockhubd read the state instead of sending the unlock again" \
-	grep -q 'the unlock was carried out while the link was down; not sending it again' "$T/lockhubd.log"
+	grep -q 'the unlock was carried out while the link was down (in its end state); not sending it again' "$T/lockhubd.log"
 check "lockhubd connected again ($(simctl front get Connections) after $conn0)" test "$(simctl front get Connections)" -gt "$conn0"
 check "the lock's motor ran once ($(simctl front get Actions) after $motor0)" \
 	test "$(simctl front get Actions)" = $((motor0 + 1))
@@ -57,5 +59,47 @@ check "lockhubd sent it again because the lock did not get it" \
 check "the motor ran once for it" test "$(simctl front get Actions)" = $((motor0 + 3))
 check "the lock is unlocked again" test "$(simctl front get LockState)" = unlocked
 check "two unlock events in all" test "$(actions_of unlock)" = 2
+
+# The lock took the unlock, its motor ran, and someone locked the door by hand before
+# lockhubd was connected again: the state says "locked", as if the unlock never came.
+# The lock's log has the unlock under lockhubd's authorization, after the index lockhubd
+# knew before sending: it is not sent a second time (the door is not opened again).
+check "lock before the relock case" ctl lock front
+# lockhubd knows where the lock's log stands once it has read it past its own lock
+log_synced() { test "$(db "SELECT coalesce(log_synced_index, -1) FROM locks WHERE name='front'")" -ge "$(simctl front get LogEntries)"; }
+check "lockhubd read the lock's log" wait_for 30 log_synced
+motor1=$(simctl front get Actions)
+simctl front DropLinkOnActionThen 1 lock
+out=$(ctl unlock front 2>&1)
+rc=$?
+check "unlock, then a relock by hand during the link loss: success (exit $rc: $out)" test $rc = 0
+check "lockhubd found the unlock in the lock's log" \
+	grep -q "the unlock was carried out while the link was down (the lock's log has it)" "$T/lockhubd.log"
+check "the lock got one Lock Action ($(simctl front get Actions) after $motor1)" \
+	test "$(simctl front get Actions)" = $((motor1 + 1))
+check "the lock stays locked" test "$(simctl front get LockState)" = locked
+check "lockhubd shows it locked" wait_for 20 state_is locked
+check "three unlock events in all (got $(actions_of unlock))" test "$(actions_of unlock)" = 3
+simctl front Dump >"$T/dump2.json"
+check "the lock's log: one unlock by lockhubd after the last lock, then the lock by hand" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+acts = [e for e in d["log"] if e["type"] == 2]
+tail = [(e["data"][:2], e["data"][2:4]) for e in acts[-3:]]
+# action 02 lock / 01 unlock; trigger 00 system / 01 manual
+assert tail == [("02", "00"), ("01", "00"), ("02", "01")], tail' "$T/dump2.json"
+
+# Without the security PIN the log cannot be read: an unlock the lock acknowledged is
+# never sent again; the caller is told to check the lock.
+check "back paired without a PIN" pair_lock back back
+motor2=$(simctl back get Actions)
+simctl back DropLinkOnActionThen 1 lock
+out=$(ctl unlock back 2>&1)
+rc=$?
+check "without the log the outcome is unknown (exit $rc: $out)" test $rc != 0
+check "the caller is told to check the lock" sh -c 'printf "%s" "$1" | grep -q "may have carried out the unlock"' _ "$out"
+check "the lock got one Lock Action ($(simctl back get Actions) after $motor2)" \
+	test "$(simctl back get Actions)" = $((motor2 + 1))
+check "back stays locked" test "$(simctl back get LockState)" = locked
 
 finish

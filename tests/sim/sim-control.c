@@ -217,6 +217,25 @@ static int m_drop_link_on_action(sd_bus_message *m, void *userdata, sd_bus_error
         if (r < 0)
                 return r;
         l->drop_on_action = v;
+        l->drop_then = 0;
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+/* DropLinkOnAction, and when that action's motor stops, `action` is done by hand at once
+ * (auto-lock or a person, before the hub is connected again). */
+static int m_drop_link_on_action_then(sd_bus_message *m, void *userdata, sd_bus_error *e)
+{
+        SimLock *l = userdata;
+        const char *s;
+        uint32_t v;
+        uint8_t a;
+        int r = sd_bus_message_read(m, "us", &v, &s);
+        if (r < 0)
+                return r;
+        if (parse_action(s, &a) < 0)
+                return sd_bus_error_set(e, SD_BUS_ERROR_INVALID_ARGS, "action: unlock, lock or unlatch");
+        l->drop_on_action = v;
+        l->drop_then = a;
         return sd_bus_reply_method_return(m, NULL);
 }
 
@@ -740,6 +759,7 @@ static const sd_bus_vtable lock_vtable[] = {
         SD_BUS_METHOD("SetUserLimit", "u", "", m_set_user_limit, 0),
         SD_BUS_METHOD("DropLink", "", "", m_drop_link, 0),
         SD_BUS_METHOD("DropLinkOnAction", "u", "", m_drop_link_on_action, 0),
+        SD_BUS_METHOD("DropLinkOnActionThen", "us", "", m_drop_link_on_action_then, 0),
         SD_BUS_METHOD("DropLinkBeforeAction", "u", "", m_drop_link_before_action, 0),
         SD_BUS_METHOD("SetCalibrated", "b", "", m_set_calibrated, 0),
         SD_BUS_METHOD("SetDrainRate", "d", "", m_set_drain_rate, 0),
@@ -955,6 +975,7 @@ static const CtlMethod ctl_lock_methods[] = {
         { "InjectAttError", "yu", "" },
         { "DropLink", "", "" },
         { "DropLinkOnAction", "u", "" },
+        { "DropLinkOnActionThen", "us", "" },
         { "DropLinkBeforeAction", "u", "" },
         { "SetCalibrated", "b", "" },
         { "SetDrainRate", "d", "" },

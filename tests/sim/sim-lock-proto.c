@@ -595,6 +595,7 @@ static uint8_t handle_command(SimLock *l, const NukiMsg *m)
                 if (l->drop_on_action > 0) {
                         /* fault: the link goes once the motor runs and the replies are out */
                         l->drop_on_action--;
+                        l->then_pending = l->drop_then;
                         (void) sim_timer(l->sim, &l->drop_timer, 2 * l->rtt, drop_handler, l);
                 }
                 return 0;

@@ -478,6 +478,12 @@ static int motor_handler(sd_event_source *s, uint64_t usec, void *userdata)
                 (void) sim_timer(l->sim, &l->lng_timer, l->sim->t.lockngo, lng_handler, l);
         sim_lock_proto_action_done(l, completion, error);
         sim_lock_state_changed(l);
+        if (l->then_pending) {
+                /* fault: someone turns the lock by hand before the hub is back */
+                action = l->then_pending;
+                l->then_pending = 0;
+                sim_lock_manual(l, action);
+        }
         return 0;
 }
 

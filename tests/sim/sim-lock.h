@@ -199,6 +199,8 @@ struct SimLock {
         unsigned jams_pending;
         unsigned drop_on_action;     /* faults: drop the link after taking this many Lock Actions */
         unsigned drop_before_action; /* faults: lose this many Lock Actions with the link */
+        uint8_t drop_then;           /* faults: done by hand as such a dropped action's motor stops */
+        uint8_t then_pending;        /* ... for the action running now */
         double motor_factor;         /* faults: the motor takes this many times as long (1) */
         double drain_per_hour;       /* faults: idle drain in %/h; < 0: the normal 0.02 */
         sd_event_source *drop_timer;
