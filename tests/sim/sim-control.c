@@ -209,6 +209,21 @@ static int m_set_user_limit(sd_bus_message *m, void *userdata, sd_bus_error *e)
         return sd_bus_reply_method_return(m, NULL);
 }
 
+/* The PIN changes as in the vendor's app: the hub is not told. */
+static int m_set_security_pin(sd_bus_message *m, void *userdata, sd_bus_error *e)
+{
+        SimLock *l = userdata;
+        uint32_t v;
+        int r = sd_bus_message_read(m, "u", &v);
+        if (r < 0)
+                return r;
+        if (v == 0 || (l->gen != SIM_GEN_ULTRA && v > 9999) || (l->gen == SIM_GEN_ULTRA && v > 999999))
+                return sd_bus_error_set(e, SD_BUS_ERROR_INVALID_ARGS,
+                                        "PIN must be 1..9999 (Ultra: 1..999999)");
+        l->security_pin = v;
+        return sd_bus_reply_method_return(m, NULL);
+}
+
 static int m_drop_link_on_action(sd_bus_message *m, void *userdata, sd_bus_error *e)
 {
         SimLock *l = userdata;
@@ -742,6 +757,7 @@ PROP_FN(p_auths, "u", (uint32_t) l->n_auths)
 PROP_FN(p_codes, "u", (uint32_t) l->n_codes)
 PROP_FN(p_log, "u", (uint32_t) l->n_log)
 PROP_FN(p_pin, "u", l->security_pin)
+PROP_FN(p_pin_failures, "u", l->n_pin_failures)
 
 static const sd_bus_vtable lock_vtable[] = {
         SD_BUS_VTABLE_START(0),
@@ -757,6 +773,7 @@ static const sd_bus_vtable lock_vtable[] = {
         SD_BUS_METHOD("InjectJam", "u", "", m_inject_jam, 0),
         SD_BUS_METHOD("InjectAttError", "yu", "", m_inject_att_error, 0),
         SD_BUS_METHOD("SetUserLimit", "u", "", m_set_user_limit, 0),
+        SD_BUS_METHOD("SetSecurityPin", "u", "", m_set_security_pin, 0),
         SD_BUS_METHOD("DropLink", "", "", m_drop_link, 0),
         SD_BUS_METHOD("DropLinkOnAction", "u", "", m_drop_link_on_action, 0),
         SD_BUS_METHOD("DropLinkOnActionThen", "us", "", m_drop_link_on_action_then, 0),
@@ -804,6 +821,7 @@ static const sd_bus_vtable lock_vtable[] = {
         SD_BUS_PROPERTY("KeypadCodes", "u", p_codes, 0, 0),
         SD_BUS_PROPERTY("LogEntries", "u", p_log, 0, 0),
         SD_BUS_PROPERTY("SecurityPin", "u", p_pin, 0, 0),
+        SD_BUS_PROPERTY("PinFailures", "u", p_pin_failures, 0, 0),
         SD_BUS_VTABLE_END,
 };
 
@@ -971,6 +989,7 @@ static const CtlMethod ctl_lock_methods[] = {
         { "SetDiscoverable", "b", "" },
         { "SetLoss", "d", "" },
         { "SetAdvInterval", "u", "" },
+        { "SetSecurityPin", "u", "" },
         { "InjectJam", "u", "" },
         { "InjectAttError", "yu", "" },
         { "DropLink", "", "" },

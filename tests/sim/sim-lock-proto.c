@@ -30,6 +30,7 @@
 #include "sim-lock.h"
 
 #define MAX_PIN_FAILURES 3
+#define PIN_LOCKOUT_SEC  300 /* then the lock takes PINs again */
 
 struct SimLockSession {
         SimLock *lock;
@@ -898,7 +899,12 @@ static void usdio_message(SimLock *l, const uint8_t *msg, size_t n)
                 return;
         }
         if (r == NUKI_K_ERROR_BAD_PIN) {
+                if (l->pin_failures > MAX_PIN_FAILURES && sim_lock_time(l) >= l->pin_lockout_until)
+                        l->pin_failures = 0; /* the lockout is over */
                 l->pin_failures++;
+                l->n_pin_failures++;
+                if (l->pin_failures == MAX_PIN_FAILURES + 1)
+                        l->pin_lockout_until = sim_lock_time(l) + PIN_LOCKOUT_SEC;
                 send_error(l,
                            l->pin_failures > MAX_PIN_FAILURES ? NUKI_K_ERROR_TOO_MANY_PIN_ATTEMPTS
                                                               : NUKI_K_ERROR_BAD_PIN,
@@ -912,7 +918,7 @@ static void usdio_message(SimLock *l, const uint8_t *msg, size_t n)
                 return;
         }
         if (nuki_command_needs_pin(m.command)) {
-                if (l->pin_failures > MAX_PIN_FAILURES) {
+                if (l->pin_failures > MAX_PIN_FAILURES && sim_lock_time(l) < l->pin_lockout_until) {
                         send_error(l, NUKI_K_ERROR_TOO_MANY_PIN_ATTEMPTS, m.command);
                         nuki_msg_wipe(&m);
                         return;

@@ -220,8 +220,9 @@ struct SimLock {
         uint8_t config_update_count;
         bool state_changed; /* advert bit 0 of the TX-power byte */
         uint32_t security_pin;
-        unsigned pin_failures;
-        int64_t clock_offset; /* seconds added to the simulated wall clock */
+        unsigned pin_failures;     /* wrong PINs in a row */
+        int64_t pin_lockout_until; /* sim_lock_time(): locked out until then, after too many */
+        int64_t clock_offset;      /* seconds added to the simulated wall clock */
         bool logging_enabled;
         unsigned max_auths;
         int ultra_reply; /* NukiUltraReply */
@@ -252,6 +253,7 @@ struct SimLock {
         /* counters */
         uint32_t n_connections, n_gatt_writes, n_indications, n_adverts, n_actions;
         uint32_t n_calibrations;
+        uint32_t n_pin_failures; /* commands refused for a wrong security PIN */
 };
 
 /* what the lock config in a scenario says */
