@@ -47,13 +47,12 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
 #define MQTT_HA_HUB_ID_LEN 16 /* hex characters */
 
 /* Bounds of what we accept from the network. */
-#define MQTT_HA_COMMAND_MAX 1024         /* bytes of a B/<lock>/set payload */
-#define MQTT_HA_REQUEST_MAX (256 * 1024) /* bytes of a B/bridge/request/<op> payload (restore: a document) \
-                                          */
-#define MQTT_HA_JSON_DEPTH_MAX  8        /* nesting of any JSON we parse */
-#define MQTT_HA_CODE_MAX        64       /* bytes of an unlock code */
-#define MQTT_HA_TRANSACTION_MAX 128      /* bytes of a string transaction id */
-#define MQTT_HA_OP_MAX          64       /* bytes of a request op ("lock/action") */
+#define MQTT_HA_COMMAND_MAX     1024         /* bytes of a B/<lock>/set payload */
+#define MQTT_HA_REQUEST_MAX     (256 * 1024) /* bytes of a request payload (restore: a document) */
+#define MQTT_HA_JSON_DEPTH_MAX  8            /* nesting of any JSON we parse */
+#define MQTT_HA_CODE_MAX        64           /* bytes of an unlock code */
+#define MQTT_HA_TRANSACTION_MAX 128          /* bytes of a string transaction id */
+#define MQTT_HA_OP_MAX          64           /* bytes of a request op ("lock/action") */
 
 /* The hub as Home Assistant sees it. Borrowed strings. */
 typedef struct MqttHaHub {
@@ -191,6 +190,8 @@ void mqtt_ha_request_done(MqttHaRequest *r);
  * it; call mqtt_ha_request_done() in every case. */
 int mqtt_ha_request_parse(const char *op, const void *payload, size_t len, MqttHaRequest *ret,
                           char **ret_error);
+/* The op check of mqtt_ha_request_parse() alone (cheap: no payload is read). */
+bool mqtt_ha_op_is_valid(const char *op);
 
 /* Parameter helpers for request handlers: 0 and *ret (borrowed), -ENOENT when absent
  * and not required (*ret = NULL), -EINVAL with *ret_error otherwise. */
@@ -205,9 +206,15 @@ char *mqtt_ha_response_error(const MqttHaRequest *r, const char *message);
  * response: "data" added when missing ({}), the transaction echoed. */
 char *mqtt_ha_response_from(const MqttHaRequest *r, json_object *reply);
 
-/* Wipes the string values of the members named code, digits, passphrase or pin at any
- * depth (before the object is freed: json-c does not wipe). */
+/* Wipes the values of the members named code, digits, passphrase, pin, unlock_code,
+ * shared_key, security_pin or password at any depth (before the object is freed: json-c
+ * does not wipe): strings, numbers (and the text a double was parsed from) and everything
+ * inside an object or array under such a name. */
 void mqtt_ha_json_wipe_secrets(json_object *o);
+/* Wipes every string and number in o, at any depth. */
+void mqtt_ha_json_wipe(json_object *o);
+/* Whether any member at any depth has one of those names. */
+bool mqtt_ha_json_has_secrets(json_object *o);
 /* mqtt_ha_json_wipe_secrets(), then json_object_put(). Accepts NULL. */
 void mqtt_ha_json_put_wipe(json_object *o);
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, mqtt_ha_json_put_wipe);

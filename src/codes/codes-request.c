@@ -625,6 +625,7 @@ static int req_backup(Store *s, CodesService *svc, const char *op, json_object *
                 BackupRestoreResult res = {};
                 const char *to, *from, *text;
                 json_object *doc;
+                size_t len;
 
                 if ((r = check_keys(req, restore_keys, ret)) < 0 ||
                     (r = get_str(req, "to", 32, false, &to, ret)) < 0 ||
@@ -633,8 +634,12 @@ static int req_backup(Store *s, CodesService *svc, const char *op, json_object *
                 if (!json_object_object_get_ex(req, "document", &doc) ||
                     !json_object_is_type(doc, json_type_object))
                         return reply_error(ret, "\"document\" must be a backup document (a JSON object)");
-                text = json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PLAIN);
-                r = backup_parse(text, strlen(text), NULL, &b, &err);
+                text = json_object_to_json_string_length(doc, JSON_C_TO_STRING_PLAIN, &len);
+                if (!text)
+                        return -ENOMEM;
+                r = backup_parse(text, len, NULL, &b, &err);
+                /* The text stays inside doc until it is freed: wiped now, digits or not. */
+                explicit_bzero((char *) text, len);
                 if (r < 0)
                         return reply_error(ret, "%s", err ?: strerror(-r));
                 r = backup_restore(s, b, from, to, 0, &res, &err);

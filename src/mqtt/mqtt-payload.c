@@ -136,34 +136,97 @@ int mqtt_ha_json_parse(const void *payload, size_t len, size_t max_len, json_obj
         return 0;
 }
 
+/* The names under which a secret travels: unlock and keypad codes, passphrases, PINs,
+ * and the pairing secrets of a backup document (backup.c). */
+static const char *const secret_keys[] = {
+        "code", "digits", "passphrase", "pin", "unlock_code", "shared_key", "security_pin", "password", NULL,
+};
+
 static bool key_is_secret(const char *key)
 {
-        return streq(key, "code") || streq(key, "digits") || streq(key, "passphrase") || streq(key, "pin");
+        for (size_t i = 0; secret_keys[i]; i++)
+                if (streq(key, secret_keys[i]))
+                        return true;
+        return false;
 }
 
-static void wipe_secrets(json_object *o, unsigned depth)
+/* A value under a secret name, whatever its type: a code sent as a number is a secret
+ * too. A double keeps the text it was parsed from as its userdata (json-c). */
+static void wipe_value(json_object *o)
+{
+        char *text;
+
+        switch (json_object_get_type(o)) {
+        case json_type_string:
+                explicit_bzero((char *) json_object_get_string(o), (size_t) json_object_get_string_len(o));
+                return;
+        case json_type_int:
+                (void) json_object_set_int64(o, 0);
+                return;
+        case json_type_double:
+                text = json_object_get_userdata(o);
+                if (text)
+                        explicit_bzero(text, strlen(text));
+                (void) json_object_set_double(o, 0);
+                return;
+        case json_type_null:
+        case json_type_boolean:
+        case json_type_object:
+        case json_type_array:
+                return;
+        }
+}
+
+/* secret: o is (inside) the value of a secret name, so everything in it is wiped. */
+static void wipe_secrets(json_object *o, bool secret, unsigned depth)
 {
         if (!o || depth > MQTT_HA_JSON_DEPTH_MAX + 1)
                 return;
         if (json_object_is_type(o, json_type_array)) {
                 for (size_t i = 0; i < json_object_array_length(o); i++)
-                        wipe_secrets(json_object_array_get_idx(o, i), depth + 1);
+                        wipe_secrets(json_object_array_get_idx(o, i), secret, depth + 1);
                 return;
         }
-        if (!json_object_is_type(o, json_type_object))
+        if (!json_object_is_type(o, json_type_object)) {
+                if (secret)
+                        wipe_value(o);
                 return;
-        json_object_object_foreach (o, key, val) {
-                if (key_is_secret(key) && json_object_is_type(val, json_type_string))
-                        explicit_bzero((char *) json_object_get_string(val),
-                                       (size_t) json_object_get_string_len(val));
-                else
-                        wipe_secrets(val, depth + 1);
         }
+        json_object_object_foreach (o, key, val)
+                wipe_secrets(val, secret || key_is_secret(key), depth + 1);
 }
 
 void mqtt_ha_json_wipe_secrets(json_object *o)
 {
-        wipe_secrets(o, 0);
+        wipe_secrets(o, false, 0);
+}
+
+void mqtt_ha_json_wipe(json_object *o)
+{
+        wipe_secrets(o, true, 0);
+}
+
+static bool has_secrets(json_object *o, unsigned depth)
+{
+        if (!o || depth > MQTT_HA_JSON_DEPTH_MAX + 1)
+                return false;
+        if (json_object_is_type(o, json_type_array)) {
+                for (size_t i = 0; i < json_object_array_length(o); i++)
+                        if (has_secrets(json_object_array_get_idx(o, i), depth + 1))
+                                return true;
+                return false;
+        }
+        if (!json_object_is_type(o, json_type_object))
+                return false;
+        json_object_object_foreach (o, key, val)
+                if (key_is_secret(key) || has_secrets(val, depth + 1))
+                        return true;
+        return false;
+}
+
+bool mqtt_ha_json_has_secrets(json_object *o)
+{
+        return has_secrets(o, 0);
 }
 
 void mqtt_ha_json_put_wipe(json_object *o)
@@ -297,7 +360,7 @@ void mqtt_ha_request_done(MqttHaRequest *r)
         *r = (MqttHaRequest){ 0 };
 }
 
-static bool op_is_valid(const char *op)
+bool mqtt_ha_op_is_valid(const char *op)
 {
         size_t n = strlen(op);
 
@@ -320,7 +383,7 @@ int mqtt_ha_request_parse(const char *op, const void *payload, size_t len, MqttH
         int r;
 
         *ret = (MqttHaRequest){ 0 };
-        if (!op || !op_is_valid(op))
+        if (!op || !mqtt_ha_op_is_valid(op))
                 return fail(ret_error, "invalid request topic");
         ret->op = strdup(op);
         if (!ret->op)

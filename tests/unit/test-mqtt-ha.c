@@ -235,7 +235,14 @@ static void test_lock_discovery(void **state)
                 snprintf(k, sizeof k, "%d", 1 + (int) f);
                 assert_string_equal(str(v, k), health_finding_id_to_string(f));
         }
-        assert_string_equal(str(v, "18"), "jammed");
+        {
+                char k[8];
+                /* the live findings follow */
+                snprintf(k, sizeof k, "%d", 1 + _HEALTH_FINDING_MAX);
+                assert_string_equal(str(v, k), "needs_repair");
+                snprintf(k, sizeof k, "%d", 2 + _HEALTH_FINDING_MAX);
+                assert_string_equal(str(v, k), "jammed");
+        }
         assert_int_equal(json_object_array_length(at(cmps, "health.availability")), 1);
         /* the code sync sensor: one state of four, the counts as attributes, known while the
          * lock is out of reach */
@@ -803,6 +810,82 @@ static void test_response_from_and_wipe(void **state)
         mqtt_ha_json_put_wipe(NULL);
 }
 
+/* The pairing secrets of a backup document, the unlock code of a request, codes given as
+ * numbers (and the text a double keeps), and whatever sits under a secret name. */
+static void test_wipe_more_secrets(void **state)
+{
+        _cleanup_free_ char *err = NULL;
+        MqttHaRequest r;
+        json_object *doc, *pairing, *v;
+        const char *p, *key, *pin, *unlock, *name, *inner;
+        char *dtext;
+
+        p = "{\"unlock_code\": \"2468\", \"document\": {\"locks\": [{\"name\": \"front\", \"pairing\":"
+            " {\"auth_id\": 7, \"shared_key\": \"00112233\", \"security_pin\": \"04d2\"}}],"
+            " \"users\": [{\"codes\": [{\"digits\": 345678, \"name\": \"N\"}, {\"digits\": 456789.0}]}]},"
+            " \"passphrase\": [\"567891\", {\"x\": \"678912\"}], \"code\": 97531, \"pin\": 1234}";
+        assert_int_equal(mqtt_ha_request_parse("restore", p, strlen(p), &r, &err), 0);
+        doc = json_object_object_get(r.params, "document");
+        assert_true(mqtt_ha_json_has_secrets(doc));
+        pairing = json_object_object_get(json_object_array_get_idx(json_object_object_get(doc, "locks"), 0),
+                                         "pairing");
+        key = json_object_get_string(json_object_object_get(pairing, "shared_key"));
+        pin = json_object_get_string(json_object_object_get(pairing, "security_pin"));
+        unlock = json_object_get_string(json_object_object_get(r.params, "unlock_code"));
+        v = json_object_object_get(json_object_array_get_idx(json_object_object_get(doc, "users"), 0),
+                                   "codes");
+        name = json_object_get_string(json_object_object_get(json_object_array_get_idx(v, 0), "name"));
+        dtext = json_object_get_userdata(json_object_object_get(json_object_array_get_idx(v, 1), "digits"));
+        /* json-c keeps the text of a double (freed, once wiped, when the value is reset) */
+        assert_non_null(dtext);
+        assert_string_equal(dtext, "456789.0");
+        inner = json_object_get_string(json_object_object_get(
+                        json_object_array_get_idx(json_object_object_get(r.params, "passphrase"), 1), "x"));
+
+        mqtt_ha_json_wipe_secrets(r.params);
+        assert_memory_equal(key, "\0\0\0\0\0\0\0\0", 8);
+        assert_memory_equal(pin, "\0\0\0\0", 4);
+        assert_memory_equal(unlock, "\0\0\0\0", 4);
+        assert_memory_equal(inner, "\0\0\0\0\0\0", 6);
+        assert_int_equal(json_object_get_int64(json_object_object_get(pairing, "auth_id")), 7);
+        assert_string_equal(name, "N");
+        assert_int_equal(json_object_get_int64(
+                                         json_object_object_get(json_object_array_get_idx(v, 0), "digits")),
+                         0);
+        assert_true(json_object_get_double(
+                                    json_object_object_get(json_object_array_get_idx(v, 1), "digits")) == 0);
+        assert_int_equal(json_object_get_int64(json_object_object_get(r.params, "code")), 0);
+        assert_int_equal(json_object_get_int64(json_object_object_get(r.params, "pin")), 0);
+        /* nothing of them when written out again */
+        p = json_object_to_json_string_ext(r.params, JSON_C_TO_STRING_PLAIN);
+        for (const char *const *s = (const char *const[]){ "2468", "00112233", "04d2", "345678", "456789",
+                                                           "567891", "678912", "97531", "1234", NULL };
+             *s; s++)
+                assert_null(strstr(p, *s));
+
+        /* mqtt_ha_json_wipe(): everything in the object */
+        v = json_object_new_object();
+        json_object_object_add(v, "a", json_object_new_string("secret"));
+        json_object_object_add(v, "b", json_object_new_int(42));
+        key = json_object_get_string(json_object_object_get(v, "a"));
+        mqtt_ha_json_wipe(v);
+        assert_memory_equal(key, "\0\0\0\0\0\0", 6);
+        assert_int_equal(json_object_get_int(json_object_object_get(v, "b")), 0);
+        json_object_put(v);
+
+        /* a backup document without secrets has none */
+        v = json_tokener_parse("{\"format\": \"lockhub-backup\", \"users\": [{\"name\": \"A\", \"codes\":"
+                               " [{\"name\": \"A\", \"locks\": [\"front\"]}]}]}");
+        assert_false(mqtt_ha_json_has_secrets(v));
+        json_object_put(v);
+        mqtt_ha_request_done(&r);
+
+        assert_true(mqtt_ha_op_is_valid("code/add"));
+        assert_false(mqtt_ha_op_is_valid("code/+"));
+        assert_false(mqtt_ha_op_is_valid("code//add"));
+        assert_false(mqtt_ha_op_is_valid(""));
+}
+
 static void test_utf8(void **state)
 {
         assert_true(mqtt_ha_utf8_is_valid("", 0));
@@ -857,6 +940,7 @@ int main(void)
                 cmocka_unit_test(test_state_with_report),
                 cmocka_unit_test(test_code_sync_state),
                 cmocka_unit_test(test_response_from_and_wipe),
+                cmocka_unit_test(test_wipe_more_secrets),
                 cmocka_unit_test(test_ids_and_topics),
                 cmocka_unit_test(test_lock_discovery),
                 cmocka_unit_test(test_lock_discovery_code_and_no_unlatch),
