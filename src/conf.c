@@ -125,6 +125,7 @@ static const ConfKey conf_keys[] = {
         K("MQTT", "UnlockCodeFile", CONF_T_PATH, mqtt.unlock_code_file, 1, PATH_MAX - 1, NULL),
         K("MQTT", "AllowRemoteUnlock", CONF_T_BOOL, mqtt.allow_remote_unlock, 0, 0, "yes"),
         K("MQTT", "AllowRemoteUnlatch", CONF_T_BOOL, mqtt.allow_remote_unlatch, 0, 0, "yes"),
+        K("MQTT", "AllowRemoteCodeChanges", CONF_T_BOOL, mqtt.allow_remote_code_changes, 0, 0, "no"),
 
         K("Health", "BatteryLowPercent", CONF_T_UINT, health.battery_low_percent, 1, 100, "25"),
         K("Health", "BatteryCriticalPercent", CONF_T_UINT, health.battery_critical_percent, 0, 99, "10"),

@@ -100,6 +100,7 @@ typedef struct ConfMqtt {
         char *unlock_code_file; /* fallback for the credential "mqtt-unlock-code" */
         bool allow_remote_unlock;
         bool allow_remote_unlatch;
+        bool allow_remote_code_changes; /* users, codes and restore over MQTT */
 } ConfMqtt;
 
 typedef struct ConfHealth {

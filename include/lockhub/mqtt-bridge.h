@@ -26,6 +26,11 @@
  *    reachable gets its command rejected at once, or held for CommandExpirySec=.
  *    Retained commands and requests are ignored: they would replay at every
  *    reconnect.
+ *  - Requests that change users, codes or (restore) lock settings: refused unless
+ *    AllowRemoteCodeChanges=yes, and with RequireUnlockCode=yes on the hub or any
+ *    lock they need "unlock_code" (the same check and lockout as commands); every
+ *    refusal is an "access" event. Requests over the flood limit are refused unread,
+ *    answered at most once a second and otherwise counted.
  *
  * Ownership: the Manager owns the bridge; the bridge borrows the Manager (its conf,
  * store and locks) and owns its MqttClient. It adds a listener to every lock it

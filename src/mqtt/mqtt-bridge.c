@@ -62,6 +62,7 @@
 #define ACCESS_RATE_PER_SEC  1.0 /* refused-command ("access") events written to the store */
 #define ACCESS_BURST         5.0
 #define FLOOD_LOG_USEC       (10 * USEC_PER_SEC) /* at most one summary line per window */
+#define REFUSAL_ANSWER_USEC  USEC_PER_SEC        /* at most one answer to rate-limited requests */
 
 /* The diagnosis behind the health sensor: read again when something it looks at changed
  * (at most once a second), else when it is older than HEALTH_MAX_AGE_USEC. The code sync
@@ -149,8 +150,10 @@ struct MqttBridge {
         uint64_t code_blocked_until; /* CLOCK_MONOTONIC */
         RateLimit request_limit, access_limit;
         uint64_t refused_commands, refused_requests, suppressed_access; /* since start */
-        unsigned window_commands, window_requests;                      /* since the last log line */
-        unsigned access_suppressed;                                     /* since the last access event */
+        uint64_t unanswered_requests;              /* rate-limited requests not answered, since start */
+        uint64_t refusal_answered_usec;            /* CLOCK_MONOTONIC of the last answer to one */
+        unsigned window_commands, window_requests; /* since the last log line */
+        unsigned access_suppressed;                /* since the last access event */
         sd_event_source *flood_log;
         sd_event_source *health_timer;
         sd_event_source *flush;
@@ -675,8 +678,10 @@ static void command_hold(MqttBridge *b, BridgeLock *bl, Command *cmd, unsigned e
         log_lock(LOG_INFO, bl->lock, 0, "not reachable, command held until it is.");
 }
 
-static void record_access(MqttBridge *b, const Lock *l, LockAction a, MqttHaReason reason, unsigned failures,
-                          uint64_t retry_after_usec)
+/* A refused command (action a) or request (request: its op; l NULL when it concerns no
+ * single lock) as an "access" event with source mqtt. */
+static void record_access(MqttBridge *b, const Lock *l, LockAction a, const char *request,
+                          MqttHaReason reason, unsigned failures, uint64_t retry_after_usec)
 {
         _cleanup_(json_object_putp) json_object *d = json_object_new_object();
         _cleanup_free_ char *detail = NULL;
@@ -690,7 +695,10 @@ static void record_access(MqttBridge *b, const Lock *l, LockAction a, MqttHaReas
                 b->suppressed_access++;
                 return;
         }
-        json_object_object_add(d, "action", json_object_new_string(lock_action_to_string(a)));
+        if (request)
+                json_object_object_add(d, "request", json_object_new_string(request));
+        else
+                json_object_object_add(d, "action", json_object_new_string(lock_action_to_string(a)));
         json_object_object_add(d, "reason", json_object_new_string(mqtt_ha_reason_to_string(reason)));
         json_object_object_add(d, "failures", json_object_new_int((int) failures));
         json_object_object_add(d, "retry_after_sec",
@@ -703,19 +711,21 @@ static void record_access(MqttBridge *b, const Lock *l, LockAction a, MqttHaReas
         detail = mqtt_ha_json_to_string(d);
 
         store_event_init(&e);
-        e.lock_id = l->store_id > 0 ? l->store_id : 0;
+        e.lock_id = l && l->store_id > 0 ? l->store_id : 0;
         e.kind = (char *) "access";
         e.source = (char *) "mqtt";
         e.detail = detail;
         r = store_event_append(b->manager->store, &e, NULL);
-        if (r < 0)
+        if (r < 0 && l)
                 log_lock(LOG_ERR, l, r, "failed to record a refused MQTT command");
+        else if (r < 0)
+                log_error_errno(r, "Failed to record a refused MQTT request: %m");
 }
 
-/* The unlock-code policy: 0 when the command may go on, else -EPERM with the reason
- * and a message for the sender. */
-static int check_code(MqttBridge *b, const Lock *l, LockAction a, const char *code, MqttHaReason *ret_reason,
-                      char *msg, size_t msg_size)
+/* The unlock-code policy: 0 when the command (action a) or request (request: its op) may
+ * go on, else -EPERM with the reason and a message for the sender. */
+static int check_code(MqttBridge *b, const Lock *l, LockAction a, const char *request, const char *code,
+                      MqttHaReason *ret_reason, char *msg, size_t msg_size)
 {
         _cleanup_(mqtt_secret_freep) char *expected = NULL;
         uint64_t now = now_monotonic(b), delay;
@@ -727,7 +737,7 @@ static int check_code(MqttBridge *b, const Lock *l, LockAction a, const char *co
                 snprintf(msg, msg_size, "too many wrong unlock codes; try again in %llus",
                          (unsigned long long) ((delay + USEC_PER_SEC - 1) / USEC_PER_SEC));
                 *ret_reason = MQTT_HA_REASON_RATE_LIMITED;
-                record_access(b, l, a, MQTT_HA_REASON_RATE_LIMITED, b->code_failures, delay);
+                record_access(b, l, a, request, MQTT_HA_REASON_RATE_LIMITED, b->code_failures, delay);
                 return -EPERM;
         }
 
@@ -738,12 +748,13 @@ static int check_code(MqttBridge *b, const Lock *l, LockAction a, const char *co
                                 l->name, strna(src));
                 snprintf(msg, msg_size, "an unlock code is required but none is configured on the hub");
                 *ret_reason = MQTT_HA_REASON_NOT_ALLOWED;
+                record_access(b, l, a, request, MQTT_HA_REASON_NOT_ALLOWED, b->code_failures, 0);
                 return -EPERM;
         }
         if (!code) {
                 snprintf(msg, msg_size, "an unlock code is required");
                 *ret_reason = MQTT_HA_REASON_REJECTED_CODE;
-                record_access(b, l, a, MQTT_HA_REASON_REJECTED_CODE, b->code_failures, 0);
+                record_access(b, l, a, request, MQTT_HA_REASON_REJECTED_CODE, b->code_failures, 0);
                 return -EPERM;
         }
         if (!code_equal(code, expected)) {
@@ -753,7 +764,7 @@ static int check_code(MqttBridge *b, const Lock *l, LockAction a, const char *co
                 b->code_blocked_until = now + delay;
                 snprintf(msg, msg_size, "wrong unlock code");
                 *ret_reason = MQTT_HA_REASON_REJECTED_CODE;
-                record_access(b, l, a, MQTT_HA_REASON_REJECTED_CODE, b->code_failures, delay);
+                record_access(b, l, a, request, MQTT_HA_REASON_REJECTED_CODE, b->code_failures, delay);
                 {
                         char m[128];
                         snprintf(m, sizeof m,
@@ -841,7 +852,7 @@ static void command_start(MqttBridge *b, BridgeLock *bl, Command *cmd, const cha
                         return command_fail(b, cmd, MQTT_HA_REASON_NOT_ALLOWED,
                                             "opening over MQTT is disabled (AllowRemoteUnlatch=no)");
                 if (cmd->action != LOCK_ACTION_LOCK && p.require_unlock_code &&
-                    check_code(b, l, cmd->action, code, &reason, msg, sizeof msg) < 0)
+                    check_code(b, l, cmd->action, NULL, code, &reason, msg, sizeof msg) < 0)
                         return command_fail(b, cmd, reason, msg);
         }
         /* After the policy: every code tried counts towards the lockout, however full the queue. */
@@ -933,6 +944,7 @@ static json_object *limits_data(MqttBridge *b)
                 running += b->locks[i]->held ? 1 : 0;
         json_object_object_add(o, "refused_commands", json_object_new_uint64(b->refused_commands));
         json_object_object_add(o, "refused_requests", json_object_new_uint64(b->refused_requests));
+        json_object_object_add(o, "unanswered_requests", json_object_new_uint64(b->unanswered_requests));
         json_object_object_add(o, "suppressed_access_events", json_object_new_uint64(b->suppressed_access));
         json_object_object_add(o, "commands_waiting", json_object_new_int((int) running));
         json_object_object_add(o, "lock_commands_max", json_object_new_int(LOCK_COMMANDS_MAX));
@@ -1005,6 +1017,57 @@ static void codes_changed(MqttBridge *b)
         schedule_flush(b);
 }
 
+/* Who may change users and codes (and restore, which also writes lock settings) over
+ * MQTT: a keypad code opens the door like a key. AllowRemoteCodeChanges=yes, and the
+ * unlock code when the hub or any lock requires one for unlocking: it is checked against
+ * the code of every lock that requires one, with the lockout of wrong codes in commands.
+ * 0 when the request may go on, else -EPERM and a message for the sender; every refusal
+ * is an "access" event. Takes "unlock_code" out of the request in every case (wiped). */
+static int check_codes_policy(MqttBridge *b, MqttHaRequest *req, bool change, char *msg, size_t msg_size)
+{
+        _cleanup_(mqtt_secret_freep) char *code = NULL;
+        const Conf *c = b->manager->conf;
+        MqttHaReason reason;
+        json_object *v;
+        int r;
+
+        if (json_object_object_get_ex(req->params, "unlock_code", &v)) {
+                if (json_object_is_type(v, json_type_string) && json_object_get_string_len(v) > 0 &&
+                    (size_t) json_object_get_string_len(v) <= MQTT_HA_CODE_MAX) {
+                        code = strdup(json_object_get_string(v));
+                        if (!code)
+                                return log_oom();
+                }
+                mqtt_ha_json_wipe(v);
+                json_object_object_del(req->params, "unlock_code");
+        }
+        if (!change)
+                return 0;
+        if (!c->mqtt.allow_remote_code_changes) {
+                snprintf(msg, msg_size,
+                         "not_allowed: changing users, codes and settings over MQTT is disabled "
+                         "(AllowRemoteCodeChanges=no)");
+                record_access(b, NULL, _LOCK_ACTION_MAX, req->op, MQTT_HA_REASON_NOT_ALLOWED, 0, 0);
+                return -EPERM;
+        }
+        for (size_t i = 0; i < b->n_locks; i++) {
+                const Lock *l = b->locks[i]->lock;
+                ConfLockPolicy p;
+                char m[160];
+
+                conf_lock_policy(c, l->name, &p);
+                if (!p.require_unlock_code)
+                        continue;
+                r = check_code(b, l, _LOCK_ACTION_MAX, req->op, code, &reason, m, sizeof m);
+                if (r < 0) {
+                        snprintf(msg, msg_size, "%s: %s (RequireUnlockCode=yes: give it as \"unlock_code\")",
+                                 mqtt_ha_reason_to_string(reason), m);
+                        return r;
+                }
+        }
+        return 0;
+}
+
 /* Users, codes, backup and restore: checked and carried out by codes_request() (the same
  * rules as over D-Bus). Nothing here sees more than the reply, which never holds digits;
  * the request (digits and all) is wiped when it is freed. */
@@ -1012,14 +1075,30 @@ static void handle_codes_request(MqttBridge *b, MqttHaRequest *req)
 {
         json_object *reply = NULL, *v;
         bool change = !strstr(req->op, "/list") && !streq(req->op, "backup");
+        char msg[256];
         int r;
 
+        if (check_codes_policy(b, req, change, msg, sizeof msg) < 0) {
+                log_notice("MQTT request %s refused: %s", req->op, msg);
+                respond(b, req, NULL, mqtt_ha_response_error(req, msg));
+                return;
+        }
         if (streq(req->op, "backup") && (json_object_object_get_ex(req->params, "include_secrets", &v) ||
                                          json_object_object_get_ex(req->params, "passphrase", &v))) {
                 respond(b, req, NULL,
                         mqtt_ha_response_error(req, "a backup over MQTT never holds secrets (code digits, "
                                                     "keys): use 'lockhubctl backup --include-secrets' "
                                                     "with a passphrase"));
+                return;
+        }
+        /* A document with secrets is only ever valid encrypted, which JSON over MQTT cannot
+         * carry: refused before it is written out again as text for the backup parser. */
+        if (streq(req->op, "restore") && json_object_object_get_ex(req->params, "document", &v) &&
+            mqtt_ha_json_has_secrets(v)) {
+                respond(b, req, NULL,
+                        mqtt_ha_response_error(req, "a restore over MQTT never carries secrets (code "
+                                                    "digits, pairing keys, PINs): use 'lockhubctl "
+                                                    "restore' with the encrypted backup"));
                 return;
         }
         r = codes_request(b->manager->store, b->manager->codes, req->op, req->params, &reply);
@@ -1088,12 +1167,21 @@ static void handle_request(MqttBridge *b, const char *op, const void *payload, s
         if (strlen(op) > REQUEST_TOPIC_LEVEL_MAX)
                 return;
         if (!rate_limit_take(&b->request_limit, now_monotonic(b), REQUEST_RATE_PER_SEC, REQUEST_BURST)) {
+                /* Refused unread, so a flood costs no parsing. One answer a second (without
+                 * the transaction: it is in the payload), the others only counted. */
+                uint64_t now = now_monotonic(b);
+
                 flood_refused(b, true);
-                (void) mqtt_ha_request_parse(op, payload, len, &req, NULL); /* for the transaction */
-                respond(b, &req, op,
-                        mqtt_ha_response_error(&req,
+                if (!mqtt_ha_op_is_valid(op) ||
+                    (b->refusal_answered_usec > 0 && now - b->refusal_answered_usec < REFUSAL_ANSWER_USEC)) {
+                        b->unanswered_requests++;
+                        return;
+                }
+                b->refusal_answered_usec = now;
+                respond(b, NULL, op,
+                        mqtt_ha_response_error(NULL,
                                                "rate_limited: too many requests; try again in a moment"));
-                goto done;
+                return;
         }
         r = mqtt_ha_request_parse(op, payload, len, &req, &err);
         if (r < 0) {

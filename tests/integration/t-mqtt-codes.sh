@@ -5,7 +5,11 @@
 # and nothing is stored or sent; the code sync sensor follows (pending while a lock is away,
 # synced when it is back); removal takes a code off its lock; a backup comes back as a
 # document without digits and restores what was removed; no response, retained message or
-# log line ever holds a code's digits. Then the health side: the health and problem sensors
+# log line ever holds a code's digits. Before all that, the policy: by default
+# (AllowRemoteCodeChanges=no) every change is refused naming the setting, recorded as an
+# access event, and nothing reaches the database or the lock, while listings, backup and
+# diagnose are answered; with RequireUnlockCode=yes a change also needs the unlock code
+# ("unlock_code"), wrong ones count towards the lockout. Then the health side: the health and problem sensors
 # and the diagnose request follow the diagnosis (a low battery set in the sim), and the
 # update entity offers the newest firmware of the known-firmware file.
 . "$LOCKHUB_TOP/tests/integration/lib.sh"
@@ -48,9 +52,23 @@ req() {
 }
 resp() { json "$T/resp" "$1"; }
 
+# conf [MQTT LINE...]: lockhub.conf with these [MQTT] lines, then SIGHUP and wait for the reload
+conf() {
+	write_conf "Enabled=yes" "Host=127.0.0.1" "Port=$PORT" "$@" "[Health]" "KnownFirmwareFile=$T/known-firmware.json"
+}
+reloads=0
+reload() {
+	reloads=$((reloads + 1))
+	kill -HUP "$LOCKHUBD_PID"
+	wait_for 20 sh -c "test \"\$(grep -c 'Configuration .* reloaded' '$T/lockhubd.log')\" -ge $reloads"
+}
+access() { db "SELECT count(*) FROM events WHERE kind = 'access' AND source = 'mqtt' AND detail LIKE '%\"request\":\"$1\"%' AND detail LIKE '%\"reason\":\"$2\"%'"; }
+printf '82469173\n' >"$T/unlock-code"
+chmod 600 "$T/unlock-code"
+
 start_dbus
 start_sim --scale 20
-write_conf "Enabled=yes" "Host=127.0.0.1" "Port=$PORT" "[Health]" "KnownFirmwareFile=$T/known-firmware.json"
+conf
 start_lockhubd
 check "lockhubd connects to the broker" wait_for 10 grep -q 'Connected to the MQTT broker' "$T/lockhubd.log"
 # everything lockhubd publishes (requests are ours: they hold digits, responses must not)
@@ -62,6 +80,60 @@ check "back paired" pair_lock back back 1234
 check "front available" wait_for 20 sh -c "test \"\$(mosquitto_sub -p $PORT -t lockhub/front/availability -C 1 -W 2)\" = online"
 check "code sync sensor: no codes, synced" wait_for 10 state_is front \
 	"d['codes'] == {'state': 'synced', 'synced': 0, 'pending': 0, 'drifted': 0, 'failed': 0}"
+
+# ---- the policy: no changes over MQTT by default -------------------------------------------
+req code/add '{"user": "Alice", "name": "Alice", "digits": "345678", "locks": ["front"], "transaction": "p1"}'
+check "default: code/add refused, naming AllowRemoteCodeChanges" resp \
+	"d['status'] == 'error' and d['error'].startswith('not_allowed:') and 'AllowRemoteCodeChanges=no' in d['error'] and
+	 d['transaction'] == 'p1' and '345678' not in json.dumps(d)"
+check "... recorded as an access event with source mqtt" test "$(access code/add not_allowed)" = 1
+for op in user/add user/remove; do
+	req $op '{"name": "Mallory"}'
+	check "default: $op refused, naming AllowRemoteCodeChanges" resp "d['status'] == 'error' and 'AllowRemoteCodeChanges' in d['error']"
+done
+req code/update '{"id": 1, "digits": "567891"}'
+check "default: code/update refused" resp "d['status'] == 'error' and 'AllowRemoteCodeChanges' in d['error']"
+req code/remove '{"id": 1}'
+check "default: code/remove refused" resp "d['status'] == 'error' and 'AllowRemoteCodeChanges' in d['error']"
+req restore '{"document": {"format": "lockhub-backup", "version": 1, "created_usec": 1, "secrets": false, "locks": [], "users": [{"name": "Mallory", "codes": []}]}}'
+check "default: restore refused" resp "d['status'] == 'error' and 'AllowRemoteCodeChanges' in d['error']"
+check "... each refusal recorded" test "$(db "SELECT count(*) FROM events WHERE kind = 'access' AND source = 'mqtt' AND detail LIKE '%not_allowed%'")" = 6
+check "nothing reached the database" test "$(db "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM credentials)")" = 0
+check "nothing reached the lock" test "$(simctl front get KeypadCodes)" = 0
+req code/list '{"transaction": "l0"}'
+check "default: code/list answered" resp "d['status'] == 'ok' and d['data'] == [] and d['transaction'] == 'l0'"
+req user/list ''
+check "default: user/list answered" resp "d['status'] == 'ok' and d['data'] == []"
+req backup ''
+check "default: backup answered" resp "d['status'] == 'ok' and d['data']['format'] == 'lockhub-backup'"
+req diagnose '{"lock": "front"}'
+check "default: diagnose answered" resp "d['status'] == 'ok' and d['data']['lock'] == 'front'"
+
+# ---- allowed, with the unlock code required ------------------------------------------------
+conf "AllowRemoteCodeChanges=yes" "RequireUnlockCode=yes" "UnlockCodeFile=$T/unlock-code"
+check "reloaded with AllowRemoteCodeChanges=yes and RequireUnlockCode=yes" reload
+req user/add '{"name": "Dave"}'
+check "user/add without the unlock code: refused" resp \
+	"d['status'] == 'error' and d['error'].startswith('rejected_code:') and 'unlock_code' in d['error']"
+check "... recorded" test "$(access user/add rejected_code)" = 1
+req user/add '{"name": "Dave", "unlock_code": "19283746"}'
+check "user/add with a wrong unlock code: refused" resp "d['status'] == 'error' and 'wrong unlock code' in d['error']"
+check "... recorded with the failure count" test \
+	"$(db "SELECT count(*) FROM events WHERE kind = 'access' AND detail LIKE '%\"request\":\"user/add\"%' AND detail LIKE '%\"failures\":1%'")" = 1
+check "Dave not in the database" test "$(db "SELECT count(*) FROM users")" = 0
+sleep 2 # the lockout after one wrong code
+req user/add '{"name": "Dave", "unlock_code": "82469173", "transaction": "u0"}'
+check "user/add with the unlock code: ok" resp "d['status'] == 'ok' and d['transaction'] == 'u0'"
+req code/list '{"lock": "front"}'
+check "code/list needs no unlock code" resp "d['status'] == 'ok'"
+req code/list '{"lock": "front", "unlock_code": "82469173"}'
+check "... and takes one without complaint" resp "d['status'] == 'ok'"
+req user/remove '{"name": "Dave", "unlock_code": "82469173"}'
+check "user/remove with the unlock code: ok" resp "d['status'] == 'ok'"
+check "82469173 and 19283746 in no log line" sh -c "! grep -qE '82469173|19283746' '$T/lockhubd.log'"
+
+conf "AllowRemoteCodeChanges=yes"
+check "reloaded with AllowRemoteCodeChanges=yes alone" reload
 
 # ---- users and codes ---------------------------------------------------------------------
 req user/add '{"name": "Alice", "transaction": "u1"}'
@@ -150,11 +222,14 @@ check "restore: Carol back, her code skipped (no digits in the document)" resp \
 check "Carol in the database again" test "$(db "SELECT count(*) FROM users WHERE name = 'Carol'")" = 1
 req restore '{"document": {"format": "lockhub-backup", "version": 9}}'
 check "restore of a bad document: refused with the reason" resp "d['status'] == 'error' and d['error']"
+req restore '{"document": {"format": "lockhub-backup", "version": 1, "created_usec": 1, "secrets": true, "locks": [{"name": "front", "address": "00:11:22:33:44:55", "pairing": {"auth_id": 1, "shared_key": "5ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7"}}], "users": []}}'
+check "restore of a document with secrets: refused before it is read" resp \
+	"d['status'] == 'error' and 'never carries secrets' in d['error'] and '5ec7e7' not in json.dumps(d)"
 
 # ---- digits never leave ------------------------------------------------------------------
 sleep 1
 grep -v '^lockhub/bridge/request/' "$T/all" >"$T/published"
-for code in 345678 456789 678912 123999; do
+for code in 345678 456789 678912 123999 82469173 19283746 5ec7e75ec7e7; do
 	check "$code in no published message" sh -c "! grep -q $code '$T/published'"
 	check "$code in no log line of lockhubd" sh -c "! grep -q $code '$T/lockhubd.log'"
 done
