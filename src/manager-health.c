@@ -739,6 +739,10 @@ static bool op_adapter_busy(const char *adapter, HealthLadder *except, void *use
                 if (l->state == LOCK_STATE_LOCKING || l->state == LOCK_STATE_UNLOCKING ||
                     l->state == LOCK_STATE_UNLATCHING || l->state == LOCK_STATE_CALIBRATING)
                         return true;
+                /* the driver knows of a motor run the state may not show yet (a calibration
+                 * reported as "locked" between its runs, an action under a lost link) */
+                if (l->ops && l->ops->busy && l->ops->busy(l))
+                        return true;
         }
         return false;
 }

@@ -59,6 +59,13 @@ int api_lock_added(Manager *m, Lock *l);
 
 /* org.lockhub.Error.* for a -errno from a lock command (see lock_command_done_t). */
 const char *api_error_name(int r);
+/* Before every reply that follows a write: commits the open write batch (lockhub/store.h),
+ * so that what the caller is told is on disk. < 0 when the change is not stored yet (a
+ * full disk: it is kept in memory and written once writes work again, lockhubd(8)). */
+int api_flush(Manager *m);
+/* api_flush() for a method whose change is in the database only: 0 when stored, else
+ * org.lockhub.Error.NotStored set on error (the change is kept) and its negative errno. */
+int api_not_stored(Manager *m, sd_bus_error *error);
 /* The check of every method that changes something: root, our user, group "lockhub". */
 int api_check_caller(sd_bus_message *m, sd_bus_error *error);
 /* Registers the user, code, backup and restore methods of Manager1 (api-codes.c). */

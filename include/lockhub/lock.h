@@ -191,6 +191,10 @@ typedef void (*lock_auths_listed_t)(Lock *l, int r, const char *message, const L
  *            failed: -EDEADLK when the motor was blocked); the driver records an "action"
  *            event {"action":"calibrate",...} with source and the outcome.
  *
+ * busy       true while a motor may be turning for a command of ours: the lock accepted an
+ *            action or a calibration that has not finished, or one is being checked after
+ *            a link loss. Not a command (no callback); NULL: only the state tells.
+ *
  * reconnect  drop the connection when one is up and no command runs on it, then refresh
  *            the state over a new one (done as for refresh). The recovery ladder's
  *            "reconnect" rung; NULL: the ladder refreshes only.
@@ -210,6 +214,7 @@ struct lock_driver_ops {
         int (*remove_authorization)(Lock *l, uint32_t id, lock_command_done_t done, void *userdata);
         int (*apply_settings)(Lock *l, const char *settings_json, lock_command_done_t done, void *userdata);
         int (*calibrate)(Lock *l, LockSource source, lock_command_done_t done, void *userdata);
+        bool (*busy)(Lock *l);
         int (*reconnect)(Lock *l, lock_command_done_t done, void *userdata);
         void (*free)(Lock *l);
 };

@@ -236,6 +236,9 @@ static int method_add_user(sd_bus_message *msg, void *userdata, sd_bus_error *er
         if (r < 0)
                 return store_error(error, r, "user");
         log_info("User '%s' added.", name);
+        r = api_not_stored(m, error); /* the reply says what is on disk (store.h) */
+        if (r < 0)
+                return r;
         return sd_bus_reply_method_return(msg, "x", id);
 }
 
@@ -266,6 +269,9 @@ static int method_remove_user(sd_bus_message *msg, void *userdata, sd_bus_error 
         if (r < 0)
                 return store_error(error, r, "user");
         log_info("User '%s' removed (codes withdrawn from the locks).", name);
+        r = api_not_stored(m, error);
+        if (r < 0)
+                return r;
         return sd_bus_reply_method_return(msg, "");
 }
 
@@ -339,7 +345,9 @@ static int method_add_code(sd_bus_message *msg, void *userdata, sd_bus_error *er
         log_info("Code '%s' of '%s' added for %zu lock(s).", c.name, user, n);
         if (m->codes && n > 0) /* n 0 would mean every lock */
                 codes_service_sync_locks(m->codes, locks, n, "user-change");
-        r = sd_bus_reply_method_return(msg, "x", id);
+        r = api_not_stored(m, error);
+        if (r >= 0)
+                r = sd_bus_reply_method_return(msg, "x", id);
 finish:
         explicit_bzero(&c, sizeof c);
         return r;
@@ -406,7 +414,9 @@ static int method_update_code(sd_bus_message *msg, void *userdata, sd_bus_error 
                 goto finish;
         }
         sync_credential(m, id, "user-change"); /* the locks it left, too */
-        r = sd_bus_reply_method_return(msg, "");
+        r = api_not_stored(m, error);
+        if (r >= 0)
+                r = sd_bus_reply_method_return(msg, "");
 finish:
         explicit_bzero(&c, sizeof c);
         return r;
@@ -428,6 +438,9 @@ static int method_remove_code(sd_bus_message *msg, void *userdata, sd_bus_error 
         if (r < 0)
                 return store_error(error, r, "code");
         sync_credential(m, id, "user-change");
+        r = api_not_stored(m, error);
+        if (r < 0)
+                return r;
         return sd_bus_reply_method_return(msg, "");
 }
 

@@ -18,16 +18,23 @@
 #include "lockhub/manager-health.h"
 #include "lockhub/manager-secret.h"
 #include "lockhub/manager.h"
+#include "lockhub/store.h"
 
 static const struct {
         int errno_value;
         const char *name;
 } error_map[] = {
-        { EDEADLK, "org.lockhub.Error.Jammed" },       { EHOSTUNREACH, "org.lockhub.Error.Unreachable" },
-        { ETIMEDOUT, "org.lockhub.Error.Timeout" },    { EBUSY, "org.lockhub.Error.Busy" },
-        { EACCES, "org.lockhub.Error.NotAuthorized" }, { EINVAL, "org.lockhub.Error.InvalidArgs" },
-        { ECANCELED, "org.lockhub.Error.Cancelled" },  { ENOENT, "org.lockhub.Error.NoSuchLock" },
-        { EPERM, "org.lockhub.Error.AccessDenied" },   { EOPNOTSUPP, "org.lockhub.Error.NotSupported" },
+        { EDEADLK, "org.lockhub.Error.Jammed" },
+        { EHOSTUNREACH, "org.lockhub.Error.Unreachable" },
+        { ETIMEDOUT, "org.lockhub.Error.Timeout" },
+        { EBUSY, "org.lockhub.Error.Busy" },
+        { EACCES, "org.lockhub.Error.NotAuthorized" },
+        { EINVAL, "org.lockhub.Error.InvalidArgs" },
+        { ECANCELED, "org.lockhub.Error.Cancelled" },
+        { ENOENT, "org.lockhub.Error.NoSuchLock" },
+        { EPERM, "org.lockhub.Error.AccessDenied" },
+        { EOPNOTSUPP, "org.lockhub.Error.NotSupported" },
+        { EINPROGRESS, "org.lockhub.Error.OutcomeUnknown" },
 };
 
 const char *api_error_name(int r)
@@ -36,6 +43,33 @@ const char *api_error_name(int r)
                 if (error_map[i].errno_value == -r)
                         return error_map[i].name;
         return "org.lockhub.Error.Failed";
+}
+
+int api_flush(Manager *m)
+{
+        int r;
+
+        if (!m || !m->store)
+                return 0;
+        r = store_flush(m->store);
+        if (r >= 0)
+                r = store_write_error(m->store, NULL); /* kept, not run, while commits fail */
+        if (r < 0)
+                log_debug_errno(r, "Replying before the change is stored: %m");
+        return r;
+}
+
+int api_not_stored(Manager *m, sd_bus_error *error)
+{
+        int r = api_flush(m);
+
+        if (r >= 0)
+                return 0;
+        return sd_bus_error_setf(
+                        error, "org.lockhub.Error.NotStored",
+                        "Done, but not stored yet (%s): the change is kept in memory and written as "
+                        "soon as the database takes writes again.",
+                        strerror(-r));
 }
 
 int api_lock_path(const char *name, char **ret)
@@ -188,6 +222,7 @@ static void on_pair_done(Manager *m, int r, const char *message, Lock *l, void *
         sd_bus_message *call = userdata;
         _cleanup_free_ char *path = NULL;
 
+        (void) api_flush(m); /* a failed commit keeps the pairing; lockhubd(8) */
         if (r >= 0 && l && api_lock_path(l->name, &path) >= 0)
                 (void) sd_bus_reply_method_return(call, "o", path);
         else
@@ -221,6 +256,7 @@ static void on_unpair_done(Manager *m, int r, const char *message, void *userdat
 {
         sd_bus_message *call = userdata;
 
+        (void) api_flush(m);
         if (r >= 0)
                 (void) sd_bus_reply_method_return(call, "s", strempty(message));
         else
@@ -322,6 +358,10 @@ static void on_command_done(Lock *l, int r, const char *message, void *userdata)
 {
         struct pending_call *p = userdata;
 
+        /* the command's event (and the state it left) is committed before the caller hears
+         * of it; while the disk is full the lock still did it: success all the same, the
+         * event is kept (lockhubd(8), "When the disk is full") */
+        (void) api_flush(l->event_sink_userdata); /* the manager, as in method_events() */
         if (r >= 0)
                 (void) sd_bus_reply_method_return(p->call, "");
         else

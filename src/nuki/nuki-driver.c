@@ -1973,6 +1973,20 @@ static int nuki_op_calibrate(Lock *l, LockSource source, lock_command_done_t don
 /* The recovery ladder's reconnect: a fresh connection, so a link that is up but no longer
  * carries anything (a stuck session, a half-dead connection) is not reused. A running job
  * is left alone: its own outcome tells. */
+/* A motor of ours may be turning: an accepted action or calibration that has not
+ * finished, or an action waiting to be verified after a link loss (it may be running). */
+static bool nuki_op_busy(Lock *l)
+{
+        NukiDriver *d = l->driver_data;
+
+        if (!d)
+                return false;
+        if (d->current && (d->current->kind == NUKI_JOB_ACTION || d->current->kind == NUKI_JOB_CALIBRATE) &&
+            (d->current->accepted || d->current->verify))
+                return true;
+        return d->queue && d->queue->kind == NUKI_JOB_ACTION && d->queue->verify && d->queue->acked;
+}
+
 static int nuki_op_reconnect(Lock *l, lock_command_done_t done, void *userdata)
 {
         NukiDriver *d = l->driver_data;
@@ -2031,6 +2045,7 @@ static const struct lock_driver_ops nuki_ops = {
         .remove_code = nuki_op_remove_code,
         .calibrate = nuki_op_calibrate,
         .reconnect = nuki_op_reconnect,
+        .busy = nuki_op_busy,
         .list_authorizations = nuki_op_list_authorizations,
         .set_authorization_enabled = nuki_op_set_authorization_enabled,
         .remove_authorization = nuki_op_remove_authorization,
