@@ -27,6 +27,7 @@
  * CLOCK_REALTIME µs like the store. Errors are -errno. Nothing here sees a secret.
  */
 
+#include <inttypes.h>
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -404,6 +405,11 @@ typedef enum HealthSeverity {
         _HEALTH_SEVERITY_MAX,
 } HealthSeverity;
 
+/* Store meta key (printf with the lock's store id): set by the lock's driver while the lock
+ * rejects the stored security PIN, to JSON {"since_usec", "request", "error"}; "" or
+ * absent otherwise. */
+#define HEALTH_META_PIN_REJECTED "lock.pin-rejected.%" PRIi64
+
 /* Stable finding ids; the catalog has one MESSAGE_ID each. */
 typedef enum HealthFindingId {
         HEALTH_FINDING_NEEDS_REPAIR,
@@ -422,6 +428,7 @@ typedef enum HealthFindingId {
         HEALTH_FINDING_FIRMWARE_BAD,
         HEALTH_FINDING_FIRMWARE_OUTDATED,
         HEALTH_FINDING_RECOVERY_EXHAUSTED,
+        HEALTH_FINDING_PIN_REJECTED,
         _HEALTH_FINDING_MAX,
 } HealthFindingId;
 
@@ -452,6 +459,8 @@ typedef struct HealthDiagnoseInput {
         LockDoor door;
         const LockBattery *battery; /* NULL: unknown */
         bool needs_repair;
+        uint64_t pin_rejected_usec; /* the lock rejected the stored PIN then (realtime); 0: it did not */
+        const char *pin_rejected_request; /* the request it rejected, or NULL */
         const HealthLadderStatus *ladder; /* NULL: no live ladder */
         const HealthPoint *battery_pct;
         size_t n_battery_pct;

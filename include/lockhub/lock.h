@@ -198,6 +198,15 @@ typedef void (*lock_auths_listed_t)(Lock *l, int r, const char *message, const L
  * reconnect  drop the connection when one is up and no command runs on it, then refresh
  *            the state over a new one (done as for refresh). The recovery ladder's
  *            "reconnect" rung; NULL: the ladder refreshes only.
+ *
+ * set_security_pin  the lock's security PIN changed (in the vendor's app): the driver tries
+ *            pin with the lock (Nuki: Verify Security PIN) and only when the lock accepts it
+ *            stores it and uses it from then on; -EKEYREJECTED when the lock rejected it
+ *            (the stored PIN stays), -EINVAL out of range for the model.
+ *
+ * A lock that rejects the stored PIN (-EKEYREJECTED from any op) makes the driver hold back
+ * its own PIN requests and the codes ops (-EKEYREJECTED at once) until set_security_pin
+ * succeeds or a person's request with the PIN does; the other ops still try.
  */
 struct lock_driver_ops {
         const char *protocol; /* "nuki" */
@@ -216,6 +225,7 @@ struct lock_driver_ops {
         int (*calibrate)(Lock *l, LockSource source, lock_command_done_t done, void *userdata);
         bool (*busy)(Lock *l);
         int (*reconnect)(Lock *l, lock_command_done_t done, void *userdata);
+        int (*set_security_pin)(Lock *l, uint32_t pin, lock_command_done_t done, void *userdata);
         void (*free)(Lock *l);
 };
 

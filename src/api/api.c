@@ -39,6 +39,8 @@ static const struct {
 
 const char *api_error_name(int r)
 {
+        if (r == -EKEYREJECTED) /* the lock rejected the security PIN */
+                return "org.lockhub.Error.NotAuthorized";
         for (size_t i = 0; i < ELEMENTSOF(error_map); i++)
                 if (error_map[i].errno_value == -r)
                         return error_map[i].name;
@@ -440,6 +442,44 @@ static int method_calibrate(sd_bus_message *msg, void *userdata, sd_bus_error *e
         return start_command(msg, userdata, COMMAND_CALIBRATE, error);
 }
 
+/* SetSecurityPin(s pin): the lock's PIN changed in the vendor's app; answered once the lock
+ * accepted the new one (then stored), NotAuthorized when it rejected it. */
+static int method_set_security_pin(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        struct pending_call *p;
+        Lock *l = userdata;
+        const char *pin;
+        unsigned long v;
+        char *end;
+        int r;
+
+        r = check_caller(msg, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(msg, "s", &pin);
+        if (r < 0)
+                return r;
+        if (!l->ops || !l->ops->set_security_pin)
+                return sd_bus_error_setf(error, "org.lockhub.Error.NotSupported", "%s has no security PIN.",
+                                         l->name);
+        if (*pin < '0' || *pin > '9' || strlen(pin) > 6 || (v = strtoul(pin, &end, 10), *end))
+                return sd_bus_error_set(error, "org.lockhub.Error.InvalidArgs",
+                                        "Invalid security PIN: use the lock's 4-digit PIN (6 digits on a "
+                                        "Smart Lock Ultra).");
+        p = malloc(sizeof *p);
+        if (!p)
+                return -ENOMEM;
+        p->call = sd_bus_message_ref(msg);
+        r = l->ops->set_security_pin(l, (uint32_t) v, on_command_done, p);
+        if (r < 0) {
+                sd_bus_message_unref(p->call);
+                free(p);
+                return sd_bus_error_setf(error, api_error_name(r), "%s: %s", l->name,
+                                         r == -EINVAL ? "invalid security PIN for this lock" : strerror(-r));
+        }
+        return 1; /* answered later */
+}
+
 /* Events(t since_usec, u limit) → a(ttssss): id, time, kind, source, actor, detail (JSON
  * or ""), oldest first; limit 0: all, else the newest `limit`. */
 static int method_events(sd_bus_message *msg, void *userdata, sd_bus_error *error)
@@ -554,6 +594,8 @@ static const sd_bus_vtable lock_vtable[] = {
         SD_BUS_METHOD("LockNGo", "", "", method_lockngo, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("Refresh", "", "", method_refresh, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("Calibrate", "", "", method_calibrate, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("SetSecurityPin", "s", SD_BUS_PARAM(pin), "", , method_set_security_pin,
+                                 SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
         SD_BUS_METHOD_WITH_NAMES("Events", "tu", SD_BUS_PARAM(since_usec) SD_BUS_PARAM(limit), "a(ttssss)",
                                  SD_BUS_PARAM(events), method_events, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,

@@ -104,10 +104,12 @@ static unsigned retry_max_sec(CodesService *svc)
         return svc->conf && *svc->conf ? (*svc->conf)->codes.sync_retry_max_sec : 3600;
 }
 
+/* -EKEYREJECTED: the lock rejects the stored security PIN, and the driver holds back the
+ * hub's PIN requests until it is set again; the codes wait like for an absent lock. */
 static bool error_is_unreachable(int r)
 {
         return r == -EHOSTUNREACH || r == -ETIMEDOUT || r == -EBUSY || r == -ECANCELED || r == -ENOTCONN ||
-               r == -ENODEV;
+               r == -ENODEV || r == -EKEYREJECTED;
 }
 
 static void run_reset(CodesLock *cl)
@@ -281,14 +283,20 @@ static bool op_returned(CodesLock *cl)
 
 static void mark_unreachable(CodesLock *cl, int r, const char *message)
 {
-        bool away = error_is_unreachable(r);
+        /* the lock rejects the stored security PIN: pending until the PIN is set again (the
+         * driver sends no PIN request meanwhile, so retries cost nothing) */
+        bool pin = r == -EKEYREJECTED, away = error_is_unreachable(r);
         char reason[160];
 
         /* Not an absence (no PIN, not authorized...): the codes cannot be synced until a
          * person acts, so they are failed with the reason rather than pending. */
         cl->unreachable = true;
         cl->last_error = r;
-        if (away)
+        if (pin)
+                snprintf(reason, sizeof reason,
+                         "the lock rejected the stored security PIN; set it with 'lockhubctl pin %s'",
+                         cl->lock->name);
+        else if (away)
                 snprintf(reason, sizeof reason, "lock not reachable: %s", message ?: strerror(-r));
         else if (r == -ENOKEY)
                 snprintf(reason, sizeof reason, "the hub does not know the lock's security PIN");

@@ -142,7 +142,7 @@ static int read_pin(FILE *f, const char *prompt, char *buf, size_t size)
 static int get_pin(PinFrom from, const char *file, char *buf, size_t size)
 {
         FILE *f;
-        int r;
+        int r = -EINVAL;
 
         switch (from) {
         case PIN_NONE:
@@ -317,6 +317,95 @@ int verb_pair(int argc, char *argv[])
                                 printf("   Battery: ?\n");
                 }
         }
+        return CTL_EXIT_OK;
+}
+
+/* lockhubctl pin LOCK: the lock's security PIN changed (in the vendor's app); the lock
+ * checks the new one before the hub stores it. */
+int verb_pin(int argc, char *argv[])
+{
+        enum { ARG_PIN_STDIN = 0x100, ARG_PIN_FILE };
+        static const struct option options[] = {
+                { "pin", no_argument, NULL, 'p' },
+                { "pin-stdin", no_argument, NULL, ARG_PIN_STDIN },
+                { "pin-file", required_argument, NULL, ARG_PIN_FILE },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        static const char usage[] = "pin LOCK [--pin|--pin-stdin|--pin-file FILE]";
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_free_ char *path = NULL;
+        const char *name, *pin_file = NULL;
+        PinFrom pin_from = PIN_ASK;
+        char pin[16];
+        int c, r;
+
+        optind = 0;
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, "ph", options, NULL)) >= 0)
+                switch (c) {
+                case 'p':
+                        pin_from = PIN_ASK;
+                        break;
+                case ARG_PIN_STDIN:
+                        pin_from = PIN_STDIN;
+                        break;
+                case ARG_PIN_FILE:
+                        pin_from = PIN_FILE;
+                        pin_file = optarg;
+                        break;
+                case 'h':
+                        printf("Usage: lockhubctl %s\n\nSets the lock's security PIN after it was "
+                               "changed in the vendor's app. The lock checks it first; only a PIN it "
+                               "accepts is stored. --pin (the default) asks for it (without echo), "
+                               "--pin-stdin reads it from standard input, --pin-file from the first line "
+                               "of FILE.\n",
+                               usage);
+                        return CTL_EXIT_OK;
+                default:
+                        if (strneq(argv[optind - 1], "--pin=", 6))
+                                fprintf(stderr, "lockhubctl pin: the PIN is never taken on the command line "
+                                                "(where others can read it): use --pin, --pin-stdin or "
+                                                "--pin-file FILE.\n");
+                        else
+                                fprintf(stderr, "lockhubctl pin: unknown option '%s'.\n", argv[optind - 1]);
+                        return CTL_EXIT_USAGE;
+                }
+        if (argc - optind != 1) {
+                if (argc - optind > 1)
+                        fprintf(stderr, "lockhubctl pin: the PIN is never taken on the command line.\n");
+                fprintf(stderr, "Usage: lockhubctl %s\n", usage);
+                return CTL_EXIT_USAGE;
+        }
+        name = argv[optind];
+        if (get_pin(pin_from, pin_file, pin, sizeof pin) < 0)
+                return CTL_EXIT_USAGE;
+
+        r = ctl_bus_connect(&bus);
+        if (r >= 0)
+                r = api_lock_path(name, &path);
+        if (r >= 0)
+                r = sd_bus_message_new_method_call(bus, &m, API_BUS_NAME, path, "org.lockhub.Lock1",
+                                                   "SetSecurityPin");
+        if (r >= 0)
+                r = sd_bus_message_sensitive(m);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", pin);
+        explicit_bzero(pin, sizeof pin);
+        if (r < 0)
+                return bus ? CTL_EXIT_FAILURE : CTL_EXIT_UNREACHABLE;
+        r = sd_bus_call(bus, m, 120 * USEC_PER_SEC, &e, &reply);
+        if (r < 0) {
+                if (sd_bus_error_has_names(&e, SD_BUS_ERROR_UNKNOWN_OBJECT, SD_BUS_ERROR_UNKNOWN_METHOD)) {
+                        fprintf(stderr, "lockhubctl: no lock named '%s'. See 'lockhubctl list'.\n", name);
+                        return CTL_EXIT_USAGE;
+                }
+                fprintf(stderr, "lockhubctl pin: %s\n", e.message ?: strerror(-r));
+                return ctl_exit_from_bus_error(&e, r);
+        }
+        printf("%s: the lock accepted the security PIN; it is stored.\n", name);
         return CTL_EXIT_OK;
 }
 

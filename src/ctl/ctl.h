@@ -17,6 +17,7 @@ int verb_status(int argc, char *argv[]);
 int verb_action(int argc, char *argv[]); /* lock, unlock, open */
 int verb_pair(int argc, char *argv[]);
 int verb_unpair(int argc, char *argv[]);
+int verb_pin(int argc, char *argv[]);
 int verb_events(int argc, char *argv[]);
 int verb_monitor(int argc, char *argv[]);
 int verb_rekey(int argc, char *argv[]);

@@ -20,6 +20,7 @@ static const struct verb verbs[] = {
         { "open", verb_action, "unlatch LOCK (open the door) and wait until it has finished" },
         { "pair", verb_pair, "pair the lock in pairing mode: [ADDRESS] --name NAME [--pin]" },
         { "unpair", verb_unpair, "forget LOCK and remove the hub's authorization from it" },
+        { "pin", verb_pin, "set LOCK's security PIN after it was changed in the app: [--pin-stdin]" },
         { "events", verb_events, "show the history of one lock or all: [LOCK] [--since T] [--limit N]" },
         { "monitor", verb_monitor, "print every change of every lock as it happens, until Ctrl-C" },
         { "diagnose", verb_diagnose, "what is wrong with a lock and what to do: [LOCK] [--json]" },

@@ -58,6 +58,7 @@ static const struct {
         [HEALTH_FINDING_FIRMWARE_BAD] = { "firmware-known-bad", LOCKHUB_MESSAGE_FIRMWARE_BAD },
         [HEALTH_FINDING_FIRMWARE_OUTDATED] = { "firmware-outdated", LOCKHUB_MESSAGE_FIRMWARE_OUTDATED },
         [HEALTH_FINDING_RECOVERY_EXHAUSTED] = { "recovery-exhausted", LOCKHUB_MESSAGE_RECOVERY_EXHAUSTED },
+        [HEALTH_FINDING_PIN_REJECTED] = { "pin-rejected", LOCKHUB_MESSAGE_PIN_REJECTED },
 };
 
 _Static_assert(_HEALTH_FINDING_MAX <= 32, "finding masks are 32 bits");
@@ -239,6 +240,26 @@ static void rule_needs_repair(Builder *b)
                           "until "
                           "the light ring is on) and run 'lockhubctl pair %s'. The hub then restores its "
                           "codes and settings by itself.",
+                          lock_name(b)));
+}
+
+static void rule_pin_rejected(Builder *b)
+{
+        const HealthDiagnoseInput *in = b->in;
+        char when[64];
+
+        if (in->pin_rejected_usec == 0)
+                return;
+        fmt_time(when, sizeof when, in->pin_rejected_usec);
+        add(b, HEALTH_FINDING_PIN_REJECTED, HEALTH_SEVERITY_ERROR, 90,
+            strdup("The lock rejects the hub's security PIN"),
+            strdup_printf("The lock rejected the stored security PIN at %s%s%s%s. Since then the hub sends "
+                          "none of its own PIN requests (keypad code sync, log import, time sync), so that "
+                          "the lock does not lock the PIN out, also for its app; codes wait as pending.",
+                          when, in->pin_rejected_request ? " (request: " : "",
+                          strempty(in->pin_rejected_request), in->pin_rejected_request ? ")" : ""),
+            strdup_printf("The PIN was probably changed in the Nuki app. Set the lock's current PIN with "
+                          "'lockhubctl pin %s'; the hub then syncs the codes again.",
                           lock_name(b)));
 }
 
@@ -562,6 +583,7 @@ int health_diagnose(const HealthDiagnoseInput *in, HealthReport **ret)
         b.r = r;
         b.in = in;
         rule_needs_repair(&b);
+        rule_pin_rejected(&b);
         rule_battery(&b, &r->battery);
         rule_link(&b, &r->link, &r->battery, tried);
         rule_install(&b, &r->install);
@@ -963,12 +985,27 @@ int health_diagnose_lock(Store *s, const Conf *conf, const HealthKnownFirmware *
         json_object *last = NULL;
         uint64_t fw_changed = 0;
         char *fw_previous = NULL;
+        json_object *pin = NULL;
+        uint64_t pin_usec = 0;
+        char key[64];
         int r;
 
         store_lock_init(&sl);
         r = store_lock_get(s, lock_id, &sl);
         if (r < 0)
                 return r;
+
+        snprintf(key, sizeof key, HEALTH_META_PIN_REJECTED, lock_id);
+        {
+                _cleanup_free_ char *v = NULL;
+                json_object *t;
+
+                if (store_meta_get(s, key, &v) >= 0 && v && *v && (pin = json_tokener_parse(v))) {
+                        if (json_object_object_get_ex(pin, "since_usec", &t))
+                                pin_usec = (uint64_t) json_object_get_int64(t);
+                        pin_usec = MAX(pin_usec, (uint64_t) 1);
+                }
+        }
 
         if ((r = load_points(s, lock_id, "battery-percent", since_battery, &pct)) < 0 ||
             (r = load_points(s, lock_id, "rssi", since_link, &rssi)) < 0 ||
@@ -1051,6 +1088,8 @@ int health_diagnose_lock(Store *s, const Conf *conf, const HealthKnownFirmware *
                 .door = door,
                 .battery = &battery,
                 .needs_repair = sl.needs_repair || (live && live->needs_repair),
+                .pin_rejected_usec = pin_usec,
+                .pin_rejected_request = detail_string(pin, "request"),
                 .ladder = ladder,
                 .battery_pct = pct.p,
                 .n_battery_pct = pct.n,
@@ -1084,6 +1123,7 @@ int health_diagnose_lock(Store *s, const Conf *conf, const HealthKnownFirmware *
 
 finish:
         free(fw_previous);
+        json_object_put(pin);
         json_object_put(last);
         free(pct.p);
         free(rssi.p);

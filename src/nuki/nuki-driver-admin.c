@@ -23,17 +23,30 @@
  *                   the settings are checked before the job is queued (-EINVAL).
  *   read-settings   after each config read: Request Advanced Config and (with the PIN)
  *                   Request Time Control Entries, stored as the snapshots "advanced-config"
- *                   and "time-controls" that backups carry.
+ *                   and "time-controls" that backups carry. While the lock rejects
+ *                   the stored PIN (the latch below) only the advanced config is read.
+ *
+ *   set-pin         Verify Security PIN with a new PIN (the lock's, changed in the vendor's
+ *                   app); only once the lock accepts it is it stored and used. A person's
+ *                   request: tried even while the latch is set, and its rejection does not
+ *                   set the latch (the stored PIN was not tried).
+ *
+ * The PIN latch (nuki-driver-internal.h): stored as meta HEALTH_META_PIN_REJECTED, a JSON
+ * object {"since_usec", "request", "error"} while set, "" once cleared.
  */
 
 #include <errno.h>
+#include <inttypes.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "lockhub/health.h"
 #include "lockhub/log.h"
 #include "lockhub/macro.h"
+#include "lockhub/message-id.h"
 #include "lockhub/nuki-crypto.h"
 #include "lockhub/nuki-json.h"
 #include "nuki-driver-internal.h"
@@ -887,7 +900,7 @@ static int read_reply(NukiDriver *d, void *data, const NukiMsg *m, bool last, co
                 json_object_array_add(rj->tc, nuki_json_fields(m));
         if (!last)
                 return 1;
-        if (rj->phase == 0 && nuki_driver_credentials(d)->has_pin) {
+        if (rj->phase == 0 && nuki_driver_credentials(d)->has_pin && !nuki_driver_pin_rejected(d)) {
                 int r;
 
                 rj->phase = 1;
@@ -919,6 +932,7 @@ static const NukiAdminClass read_class = {
         .step = read_step,
         .reply = read_reply,
         .done = read_done,
+        .background = true,
 };
 
 void nuki_admin_read_settings(NukiDriver *d)
@@ -931,4 +945,181 @@ void nuki_admin_read_settings(NukiDriver *d)
         }
         if (nuki_driver_queue_admin(nuki_driver_lock(d), &read_class, rj) < 0)
                 free(rj);
+}
+
+/* ---- the PIN latch ------------------------------------------------------------------------- */
+
+static bool latch_key(const NukiDriverContext *ctx, const Lock *l, char *buf, size_t size)
+{
+        if (!ctx->store || l->store_id <= 0)
+                return false;
+        snprintf(buf, size, HEALTH_META_PIN_REJECTED, l->store_id);
+        return true;
+}
+
+bool nuki_pin_latch_load(const NukiDriverContext *ctx, const Lock *l)
+{
+        _cleanup_free_ char *v = NULL;
+        char key[64];
+
+        if (!latch_key(ctx, l, key, sizeof key) || store_meta_get(ctx->store, key, &v) < 0)
+                return false;
+        return v && *v;
+}
+
+void nuki_pin_latch_set(const NukiDriverContext *ctx, const Lock *l, const char *request, const char *error)
+{
+        _cleanup_(json_putp) json_object *o = json_object_new_object();
+        char key[64], f_id[64], f_lock[64];
+        struct timespec ts;
+        int r = -ENOMEM;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        if (o) {
+                json_object_object_add(
+                                o, "since_usec",
+                                json_object_new_int64((int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000));
+                json_object_object_add(o, "request", json_object_new_string(strempty(request)));
+                json_object_object_add(o, "error", json_object_new_string(strempty(error)));
+                r = 0;
+        }
+        if (r >= 0 && latch_key(ctx, l, key, sizeof key))
+                r = store_meta_set(ctx->store, key,
+                                   json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        if (r < 0)
+                log_warning_errno(r, "%s: cannot store that the lock rejected the PIN: %m", l->name);
+        snprintf(f_id, sizeof f_id, "MESSAGE_ID=%s", LOCKHUB_MESSAGE_PIN_REJECTED);
+        snprintf(f_lock, sizeof f_lock, "LOCK=%s", l->name);
+        (void) log_struct(LOG_WARNING, 0, LOG_FIELDS(f_id, f_lock),
+                          "%s: the lock rejected the stored security PIN (%s, %s); the hub stops using it "
+                          "until it is set again with 'lockhubctl pin %s'.",
+                          l->name, strempty(request), strempty(error), l->name);
+}
+
+void nuki_pin_latch_clear(const NukiDriverContext *ctx, const Lock *l)
+{
+        char key[64];
+        int r;
+
+        if (!latch_key(ctx, l, key, sizeof key))
+                return;
+        r = store_meta_set(ctx->store, key, "");
+        if (r < 0)
+                log_warning_errno(r, "%s: cannot store that the PIN works again: %m", l->name);
+        else
+                log_info("%s: the lock accepts the security PIN again.", l->name);
+}
+
+/* ---- set-pin ------------------------------------------------------------------------------- */
+
+typedef struct PinJob {
+        uint32_t pin, old_pin;
+        bool had_pin, applied;
+        lock_command_done_t done;
+        void *userdata;
+} PinJob;
+
+static int pin_step(NukiDriver *d, void *data)
+{
+        PinJob *pj = data;
+        const NukiCredentials *c = nuki_driver_credentials(d);
+        NukiMsg m;
+        int r;
+
+        if (!pj->applied) {
+                pj->had_pin = c->has_pin;
+                pj->old_pin = c->security_pin;
+                nuki_driver_use_pin(d, true, pj->pin);
+                pj->applied = true;
+        }
+        nuki_msg_init(&m, NUKI_CMD_VERIFY_SECURITY_PIN, NUKI_VARIANT_DEFAULT);
+        r = nuki_driver_begin(d, &m);
+        nuki_msg_wipe(&m);
+        return r;
+}
+
+static int pin_reply(NukiDriver *d, void *data, const NukiMsg *m, bool last, const char **message)
+{
+        return last ? 0 : 1;
+}
+
+static void pin_save(const NukiDriverContext *ctx, Lock *l, uint32_t pin)
+{
+        struct store_lock row;
+        uint8_t b[4];
+        int r;
+
+        if (!ctx->store || l->store_id <= 0)
+                return;
+        store_lock_init(&row);
+        r = store_lock_get(ctx->store, l->store_id, &row);
+        if (r >= 0) {
+                if (row.security_pin_sealed)
+                        nuki_wipe(row.security_pin_sealed, row.security_pin_sealed_size);
+                free(row.security_pin_sealed);
+                row.security_pin_sealed = NULL;
+                row.security_pin_sealed_size = 0;
+                nuki_put_u32(b, pin);
+                row.security_pin_sealed = malloc(sizeof b);
+                if (row.security_pin_sealed) {
+                        memcpy(row.security_pin_sealed, b, sizeof b);
+                        row.security_pin_sealed_size = sizeof b;
+                        row.updated_usec = 0;
+                        r = store_lock_update(ctx->store, &row);
+                } else
+                        r = -ENOMEM;
+                nuki_wipe(b, sizeof b);
+        }
+        if (r < 0)
+                log_warning_errno(r, "%s: cannot store the security PIN: %m", l->name);
+        store_lock_done(&row);
+}
+
+static void pin_done(Lock *l, void *data, int r, const char *message)
+{
+        PinJob *pj = data;
+        NukiDriver *d = nuki_driver_of(l);
+
+        if (d && r < 0 && pj->applied)
+                nuki_driver_use_pin(d, pj->had_pin, pj->old_pin);
+        if (d && r >= 0) {
+                pin_save(nuki_driver_context(d), l, pj->pin);
+                log_info("%s: the lock accepted the new security PIN; it is stored.", l->name);
+                /* codes and settings held back while the PIN was rejected: sync them now */
+                lock_config_changed(l);
+        }
+        if (pj->done)
+                pj->done(l, r, message, pj->userdata);
+        nuki_wipe(pj, sizeof *pj);
+        free(pj);
+}
+
+static const NukiAdminClass pin_class = {
+        .name = "set-pin",
+        .step = pin_step,
+        .reply = pin_reply,
+        .done = pin_done,
+        .trial_pin = true,
+};
+
+int nuki_op_set_security_pin(Lock *l, uint32_t pin, lock_command_done_t done, void *userdata)
+{
+        NukiDriver *d = nuki_driver_of(l);
+        PinJob *pj;
+        int r;
+
+        if (!d)
+                return -ENODEV;
+        if (pin == 0 || pin > (nuki_driver_credentials(d)->ultra ? 999999u : 9999u))
+                return -EINVAL;
+        pj = calloc(1, sizeof *pj);
+        if (!pj)
+                return -ENOMEM;
+        *pj = (PinJob){ .pin = pin, .done = done, .userdata = userdata };
+        r = nuki_driver_queue_admin(l, &pin_class, pj);
+        if (r < 0) {
+                nuki_wipe(pj, sizeof *pj);
+                free(pj);
+        }
+        return r;
 }

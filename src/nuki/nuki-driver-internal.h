@@ -36,6 +36,10 @@ typedef struct NukiAdminClass {
         int (*reply)(NukiDriver *d, void *data, const NukiMsg *m, bool last, const char **message);
         int (*lock_error)(int code, int r);
         void (*done)(Lock *l, void *data, int r, const char *message);
+        bool background; /* the hub's own job, not a person's request: never sent while the
+                          * lock rejects the stored PIN (see below) */
+        bool trial_pin;  /* sends a PIN being tried, not the stored one: a rejection does
+                          * not set the latch */
 } NukiAdminClass;
 
 /* Queues an admin job on the lock's driver. On error (-ENODEV no driver, -ENOMEM) nothing
@@ -62,6 +66,28 @@ int nuki_op_set_authorization_enabled(Lock *l, uint32_t id, bool enabled, lock_c
                                       void *userdata);
 int nuki_op_remove_authorization(Lock *l, uint32_t id, lock_command_done_t done, void *userdata);
 int nuki_op_apply_settings(Lock *l, const char *settings_json, lock_command_done_t done, void *userdata);
+int nuki_op_set_security_pin(Lock *l, uint32_t pin, lock_command_done_t done, void *userdata);
+
+/*
+ * The PIN latch. A lock that rejected the stored security PIN (K_ERROR_BAD_PIN or
+ * K_ERROR_TOO_MANY_PIN_ATTEMPTS) is latched: the hub's own PIN commands (log and code syncs,
+ * time sync, settings reads) are not sent until a person sets the PIN again or one of their
+ * own requests with the PIN succeeds, since every further attempt counts towards the lock's
+ * lockout, which locks out the owner's app too. The latch is kept in the store's meta
+ * (HEALTH_META_PIN_REJECTED, read by the diagnosis) and survives a restart.
+ */
+#define NUKI_PIN_LATCHED_MESSAGE \
+        "the lock rejected the stored security PIN; set it with 'lockhubctl pin LOCK'"
+
+/* Whether the lock's latch is set (in the store). */
+bool nuki_pin_latch_load(const NukiDriverContext *ctx, const Lock *l);
+/* Sets it, with what was rejected (request: the job, error: the lock's error name). */
+void nuki_pin_latch_set(const NukiDriverContext *ctx, const Lock *l, const char *request, const char *error);
+void nuki_pin_latch_clear(const NukiDriverContext *ctx, const Lock *l);
+/* Whether the driver's latch is set now. */
+bool nuki_driver_pin_rejected(const NukiDriver *d);
+/* The PIN the driver's commands carry from now on (credentials and session). */
+void nuki_driver_use_pin(NukiDriver *d, bool has_pin, uint32_t pin);
 
 /* After a config read: read the advanced config and (with the PIN) the time controls too,
  * and keep them as settings snapshots ("advanced-config", "time-controls") for backups. */

@@ -140,7 +140,9 @@ struct NukiJob {
         bool have_announced;
         const NukiAdminClass *admin; /* NUKI_JOB_ADMIN */
         void *admin_data;
-        uint64_t run; /* this run of the job (d->runs when it started); 0 while queued */
+        bool sent_pin;    /* a command with the security PIN was sent */
+        bool pin_blocked; /* not sent: the lock rejects the stored PIN (the latch) */
+        uint64_t run;     /* this run of the job (d->runs when it started); 0 while queued */
         NukiJob *next;
 };
 
@@ -171,6 +173,7 @@ typedef struct NukiDriver {
         int seen_config_count;       /* -1 unknown; in the last Keyturner States */
         int64_t log_synced_index;    /* -1 nothing yet */
         unsigned own_unsynced;       /* our Lock Actions sent since the log was last read to its end */
+        bool pin_rejected;           /* the PIN latch (nuki-driver-internal.h) */
 } NukiDriver;
 
 static void driver_kick(NukiDriver *d);
@@ -525,6 +528,8 @@ static void job_enqueue_kind(NukiDriver *d, NukiJobKind kind)
 
         if (kind == NUKI_JOB_LOG_SYNC && !d->cred.has_pin)
                 return;
+        if ((kind == NUKI_JOB_LOG_SYNC || kind == NUKI_JOB_TIME_SYNC) && d->pin_rejected)
+                return;
         if (job_queued(d, kind))
                 return;
         j = job_new(kind);
@@ -621,6 +626,13 @@ static void job_finish(NukiDriver *d, int r, const char *message)
         if (d->poll)
                 (void) sd_event_source_set_enabled(d->poll, SD_EVENT_OFF);
         nuki_session_reset(&d->session);
+        if (j && j->pin_blocked) {
+                r = -EKEYREJECTED;
+                message = NUKI_PIN_LATCHED_MESSAGE;
+        } else if (j && r >= 0 && j->sent_pin && d->pin_rejected) {
+                d->pin_rejected = false;
+                nuki_pin_latch_clear(&d->ctx, d->lock);
+        }
         if (j) {
                 if (r < 0)
                         driver_log(d, LOG_DEBUG, r, "%s: %s failed: %s", d->lock->name,
@@ -706,11 +718,42 @@ static int driver_send(NukiDriver *d, const uint8_t *buf, size_t n)
 }
 
 /* Send a command, or the Request Data(Challenge) that comes first. */
+/* A person's request, not one of the hub's own jobs: tried even while the PIN is latched. */
+static bool job_is_user(const NukiJob *j)
+{
+        switch (j->kind) {
+        case NUKI_JOB_ACTION:
+        case NUKI_JOB_REMOVE_AUTH:
+        case NUKI_JOB_REFRESH:
+        case NUKI_JOB_CALIBRATE:
+                return true;
+        case NUKI_JOB_ADMIN:
+                return !j->admin->background;
+        case NUKI_JOB_CONFIG:
+        case NUKI_JOB_LOG_SYNC:
+        case NUKI_JOB_TIME_SYNC:
+        case NUKI_JOB_CODES_LIST:
+        case NUKI_JOB_CODE_ADD:
+        case NUKI_JOB_CODE_UPDATE:
+        case NUKI_JOB_CODE_REMOVE:
+        case _NUKI_JOB_MAX:
+                break;
+        }
+        return false;
+}
+
 static int driver_begin(NukiDriver *d, const NukiMsg *m)
 {
         uint8_t out[NUKI_FRAME_MAX];
         int n;
 
+        if (d->current && nuki_command_needs_pin(m->command)) {
+                if (d->pin_rejected && !job_is_user(d->current)) {
+                        d->current->pin_blocked = true;
+                        return -EKEYREJECTED;
+                }
+                d->current->sent_pin = true;
+        }
         n = nuki_session_begin(&d->session, m, NULL, out, sizeof out);
         if (n < 0)
                 return n;
@@ -1060,8 +1103,21 @@ static void job_fail_lock_error(NukiDriver *d, int code)
                 (void) lock_set_needs_repair(d->lock, true);
                 driver_save(d, save_state, NULL);
         }
-        if (code == NUKI_K_ERROR_BAD_PIN || code == NUKI_K_ERROR_TOO_MANY_PIN_ATTEMPTS)
+        if (code == NUKI_K_ERROR_BAD_PIN || code == NUKI_K_ERROR_TOO_MANY_PIN_ATTEMPTS) {
                 snprintf(msg, sizeof msg, "the lock rejected the security PIN (%s)", name ?: "bad PIN");
+                r = -EKEYREJECTED;
+                /* latched: the hub's own jobs stop spending the lock's PIN attempts (a PIN
+                 * being tried is not the stored one) */
+                if (!d->pin_rejected && d->current &&
+                    !(d->current->kind == NUKI_JOB_ADMIN && d->current->admin->trial_pin)) {
+                        d->pin_rejected = true;
+                        nuki_pin_latch_set(&d->ctx, d->lock,
+                                           d->current->kind == NUKI_JOB_ADMIN
+                                                           ? d->current->admin->name
+                                                           : job_kind_to_string(d->current->kind),
+                                           name ?: "bad PIN");
+                }
+        }
         job_fail(d, r, msg);
 }
 
@@ -1442,7 +1498,7 @@ static void verify_from_log(NukiDriver *d)
 static void job_verify(NukiDriver *d, const NukiMsg *m)
 {
         NukiJob *j = d->current;
-        bool use_log = j->log_mark >= 0 && d->cred.has_pin;
+        bool use_log = j->log_mark >= 0 && d->cred.has_pin && !d->pin_rejected;
         int r;
 
         if (j->check_log) {
@@ -1899,6 +1955,10 @@ static int pin_job_new(Lock *l, NukiJobKind kind, NukiJob **ret)
                 return -ENODEV;
         if (!d->cred.has_pin)
                 return -ENOKEY;
+        /* the codes service's reconciliation: not while the lock rejects the PIN */
+        if (d->pin_rejected && (kind == NUKI_JOB_CODES_LIST || kind == NUKI_JOB_CODE_ADD ||
+                                kind == NUKI_JOB_CODE_UPDATE || kind == NUKI_JOB_CODE_REMOVE))
+                return -EKEYREJECTED;
         *ret = job_new(kind);
         return *ret ? 0 : -ENOMEM;
 }
@@ -2050,6 +2110,7 @@ static const struct lock_driver_ops nuki_ops = {
         .set_authorization_enabled = nuki_op_set_authorization_enabled,
         .remove_authorization = nuki_op_remove_authorization,
         .apply_settings = nuki_op_apply_settings,
+        .set_security_pin = nuki_op_set_security_pin,
         .free = nuki_op_free,
 };
 
@@ -2135,6 +2196,7 @@ int nuki_driver_attach(Lock *l, const NukiDriverContext *ctx, const NukiCredenti
                 }
                 store_lock_done(&row);
         }
+        d->pin_rejected = nuki_pin_latch_load(ctx, l);
 
         r = bluez_link_new(ctx->client, l->address, notify, &link_ops, d, &d->link);
         if (r < 0) {
@@ -2214,6 +2276,18 @@ NukiDriver *nuki_driver_of(Lock *l)
 const NukiDriverContext *nuki_driver_context(const NukiDriver *d)
 {
         return &d->ctx;
+}
+
+bool nuki_driver_pin_rejected(const NukiDriver *d)
+{
+        return d->pin_rejected;
+}
+
+void nuki_driver_use_pin(NukiDriver *d, bool has_pin, uint32_t pin)
+{
+        d->cred.has_pin = has_pin;
+        d->cred.security_pin = has_pin ? pin : 0;
+        d->session.security_pin = d->cred.security_pin;
 }
 
 int64_t nuki_driver_config_count(const NukiDriver *d)
