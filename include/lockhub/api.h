@@ -36,7 +36,10 @@
  *                                actor or "", detail JSON or "")
  *       properties: the lock model (see lockhub/lock.h), PropertiesChanged on every change
  *
- * Errors are org.lockhub.Error.* (see api_error_name()) with a human message.
+ * Errors are org.lockhub.Error.* (see api_error_name()) with a human message. Two of them
+ * do not mean "not done": OutcomeUnknown (the link was lost after the lock acknowledged an
+ * action and its log cannot tell whether it ran: not sent again, check the lock) and
+ * NotStored (a change to users or codes is made but kept in memory: a full disk).
  * Every method that changes something checks the caller's credentials: root, the
  * daemon's own user, or a member of the "lockhub" group; the bus policy says the
  * same, so a misconfigured policy alone does not open the door.
