@@ -30,6 +30,8 @@
  *   /org/lockhub/lock/<name>     org.lockhub.Lock1   (<name> escaped with sd_bus_path_encode)
  *       Lock(), Unlock(), Unlatch(), LockNGo(), Refresh()   reply when the lock has finished
  *                                (LockNGo: unlock now, lock again after the lock's timer)
+ *       SetSecurityPin(s pin)    the lock's PIN changed in its app: stored once the lock
+ *                                accepted it (NotAuthorized: it rejected it, nothing stored)
  *       Events(t since_usec, u limit) → a(ttssss)
  *                                the lock's events with ts_usec >= since_usec, oldest first,
  *                                the newest `limit` (0: all): (id, ts_usec, kind, source,
