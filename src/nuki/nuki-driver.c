@@ -444,7 +444,10 @@ static void apply_states(NukiDriver *d, const NukiMsg *m)
         const Conf *c = driver_conf(d);
         int seen;
 
-        if (j && (j->kind == NUKI_JOB_ACTION || j->kind == NUKI_JOB_CALIBRATE)) {
+        /* ours while our command runs; after a link loss only what the lock says it did
+         * for a Bluetooth command (a relock by hand meanwhile is not the caller's) */
+        if (j && (j->kind == NUKI_JOB_ACTION || j->kind == NUKI_JOB_CALIBRATE) &&
+            !(j->verify && m->keyturner_states.trigger != NUKI_TRIGGER_SYSTEM)) {
                 source = j->source;
                 actor = j->actor[0] ? j->actor : NULL;
         } else

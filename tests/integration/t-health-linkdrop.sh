@@ -80,6 +80,8 @@ check "the lock got one Lock Action ($(simctl front get Actions) after $motor1)"
 check "the lock stays locked" test "$(simctl front get LockState)" = locked
 check "lockhubd shows it locked" wait_for 20 state_is locked
 check "three unlock events in all (got $(actions_of unlock))" test "$(actions_of unlock)" = 3
+relock_source() { db "SELECT source FROM events WHERE kind = 'state' AND json_extract(detail, '\$.to') = 'locked' ORDER BY id DESC LIMIT 1"; }
+check "the relock is recorded as the lock's own (got $(relock_source)), not the caller's" test "$(relock_source)" = manual
 simctl front Dump >"$T/dump2.json"
 check "the lock's log: one unlock by lockhubd after the last lock, then the lock by hand" python3 -c '
 import json, sys
