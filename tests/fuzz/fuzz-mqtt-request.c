@@ -4,7 +4,8 @@
  * op "health"). Any bytes give a parsed request or -EINVAL with a message; either way
  * the response built from it is valid JSON with the right status and the request's
  * transaction echoed (also a reply built elsewhere, mqtt_ha_response_from()); wiping the
- * request's secrets leaves no byte of a code, digits, passphrase or PIN.
+ * request's secrets leaves no byte of a code, digits, passphrase, PIN or key at any depth,
+ * as strings or numbers, and changes nothing in a request that has none.
  */
 
 #include <assert.h>
@@ -48,16 +49,44 @@ static json_object *reply_error(const char *message)
         return o;
 }
 
-static void check_wiped(json_object *params)
+static bool is_secret(const char *key)
 {
-        static const char *const keys[] = { "code", "digits", "passphrase", "pin" };
-        json_object *v;
+        static const char *const keys[] = { "code",        "digits",     "passphrase",   "pin",
+                                            "unlock_code", "shared_key", "security_pin", "password" };
 
         for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-                if (json_object_object_get_ex(params, keys[i], &v) &&
-                    json_object_is_type(v, json_type_string))
-                        for (int k = 0; k < json_object_get_string_len(v); k++)
-                                assert(json_object_get_string(v)[k] == '\0');
+                if (strcmp(key, keys[i]) == 0)
+                        return true;
+        return false;
+}
+
+/* secret: under a secret name, so nothing but zeros. */
+static void check_wiped(json_object *o, bool secret)
+{
+        switch (json_object_get_type(o)) {
+        case json_type_object: {
+                json_object_object_foreach (o, key, val)
+                        check_wiped(val, secret || is_secret(key));
+                return;
+        }
+        case json_type_array:
+                for (size_t i = 0; i < json_object_array_length(o); i++)
+                        check_wiped(json_object_array_get_idx(o, i), secret);
+                return;
+        case json_type_string:
+                for (int k = 0; secret && k < json_object_get_string_len(o); k++)
+                        assert(json_object_get_string(o)[k] == '\0');
+                return;
+        case json_type_int:
+                assert(!secret || json_object_get_int64(o) == 0);
+                return;
+        case json_type_double:
+                assert(!secret || json_object_get_double(o) == 0);
+                return;
+        case json_type_null:
+        case json_type_boolean:
+                return;
+        }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -97,9 +126,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 /* a reply made elsewhere (codes_request()) gets data and the transaction */
                 resp = mqtt_ha_response_from(&r, reply_error("length: A code must have exactly 6 digits."));
                 check_response(resp, false, &r);
-                /* the secrets of the request are wiped before it is freed */
-                mqtt_ha_json_wipe_secrets(r.params);
-                check_wiped(r.params);
+                /* the secrets of the request are wiped before it is freed, and nothing else */
+                {
+                        bool has = mqtt_ha_json_has_secrets(r.params);
+                        char *before = has ? NULL : mqtt_ha_json_to_string(r.params), *after;
+
+                        mqtt_ha_json_wipe_secrets(r.params);
+                        check_wiped(r.params, false);
+                        after = has ? NULL : mqtt_ha_json_to_string(r.params);
+                        assert(!before || !after || strcmp(before, after) == 0);
+                        free(before);
+                        free(after);
+                }
         }
         mqtt_ha_request_done(&r);
         return 0;
