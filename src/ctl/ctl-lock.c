@@ -79,7 +79,8 @@ int ctl_exit_from_bus_error(const sd_bus_error *e, int r)
                                    SD_BUS_ERROR_NAME_HAS_NO_OWNER))
                 return CTL_EXIT_UNREACHABLE;
         if (sd_bus_error_has_names(e, "org.lockhub.Error.Jammed", "org.lockhub.Error.Busy",
-                                   "org.lockhub.Error.NotAuthorized", "org.lockhub.Error.Failed"))
+                                   "org.lockhub.Error.NotAuthorized", "org.lockhub.Error.Failed",
+                                   "org.lockhub.Error.OutcomeUnknown"))
                 return CTL_EXIT_LOCK_ERROR;
         if (sd_bus_error_has_names(e, "org.lockhub.Error.InvalidArgs", "org.lockhub.Error.NoSuchLock",
                                    SD_BUS_ERROR_INVALID_ARGS))

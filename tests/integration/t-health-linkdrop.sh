@@ -98,7 +98,7 @@ motor2=$(simctl back get Actions)
 simctl back DropLinkOnActionThen 1 lock
 out=$(ctl unlock back 2>&1)
 rc=$?
-check "without the log the outcome is unknown (exit $rc: $out)" test $rc != 0
+check "without the log the outcome is unknown: exit 4, a lock error (exit $rc: $out)" test $rc = 4
 check "the caller is told to check the lock" sh -c 'printf "%s" "$1" | grep -q "may have carried out the unlock"' _ "$out"
 check "the lock got one Lock Action ($(simctl back get Actions) after $motor2)" \
 	test "$(simctl back get Actions)" = $((motor2 + 1))
