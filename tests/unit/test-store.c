@@ -667,10 +667,12 @@ static void test_clean_close_marker(void **state)
         assert_true(exists(marker));
 
         /* a refused database leaves none behind, and an open that fails takes it */
-        write_all(f->db,
-                  "not a database, but longer than a header.........................................."
-                  "..............................",
-                  120, 0600);
+        {
+                char junk[120]; /* longer than a header */
+                memset(junk, '.', sizeof junk);
+                memcpy(junk, "not a database", strlen("not a database"));
+                write_all(f->db, junk, sizeof junk, 0600);
+        }
         assert_int_equal(store_open(f->dir, &s), -EUCLEAN);
         assert_false(exists(marker));
 }
