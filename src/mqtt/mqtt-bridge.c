@@ -445,6 +445,8 @@ static char *bridge_info(MqttBridge *b)
                                json_object_new_boolean(c->mqtt.allow_remote_unlock));
         json_object_object_add(cfg, "allow_remote_unlatch",
                                json_object_new_boolean(c->mqtt.allow_remote_unlatch));
+        json_object_object_add(cfg, "allow_remote_code_changes",
+                               json_object_new_boolean(c->mqtt.allow_remote_code_changes));
         json_object_object_add(o, "config", cfg);
         {
                 /* Writes failing (full disk ...): the locks work, their history waits. */
@@ -1618,6 +1620,8 @@ void mqtt_bridge_reload(MqttBridge *b)
         for (size_t i = 0; i < b->n_locks; i++)
                 b->locks[i]->discovery_dirty = true;
         schedule_flush(b);
+        if (mqtt_client_is_connected(b->client))
+                publish_info(b); /* its policy summary */
 }
 
 /* ---- life cycle ---- */

@@ -108,10 +108,14 @@ req backup ''
 check "default: backup answered" resp "d['status'] == 'ok' and d['data']['format'] == 'lockhub-backup'"
 req diagnose '{"lock": "front"}'
 check "default: diagnose answered" resp "d['status'] == 'ok' and d['data']['lock'] == 'front'"
+info_is() { retained lockhub/bridge/info >"$T/info" && json "$T/info" "$1"; }
+check "bridge/info: allow_remote_code_changes false" info_is "d['config']['allow_remote_code_changes'] is False"
 
 # ---- allowed, with the unlock code required ------------------------------------------------
 conf "AllowRemoteCodeChanges=yes" "RequireUnlockCode=yes" "UnlockCodeFile=$T/unlock-code"
 check "reloaded with AllowRemoteCodeChanges=yes and RequireUnlockCode=yes" reload
+check "bridge/info: allow_remote_code_changes true" wait_for 10 info_is \
+	"d['config']['allow_remote_code_changes'] is True and d['config']['require_unlock_code'] is True"
 req user/add '{"name": "Dave"}'
 check "user/add without the unlock code: refused" resp \
 	"d['status'] == 'error' and d['error'].startswith('rejected_code:') and 'unlock_code' in d['error']"

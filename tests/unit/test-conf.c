@@ -87,6 +87,7 @@ static void test_defaults(void **state)
         assert_false(c->mqtt.require_unlock_code);
         assert_true(c->mqtt.allow_remote_unlock);
         assert_true(c->mqtt.allow_remote_unlatch);
+        assert_false(c->mqtt.allow_remote_code_changes);
         assert_int_equal(c->health.battery_low_percent, 25);
         assert_int_equal(c->health.battery_critical_percent, 10);
         assert_int_equal(c->health.weak_signal_dbm, -85);
@@ -150,6 +151,7 @@ static const char valid[] = "# a hub\n"
                             "RequireUnlockCode=yes\n"
                             "UnlockCodeFile=/etc/lockhub/unlock-code\n"
                             "AllowRemoteUnlatch=no\n"
+                            "AllowRemoteCodeChanges=yes\n"
                             "[Health]\n"
                             "BatteryLowPercent=30\n"
                             "BatteryCriticalPercent=15\n"
@@ -217,6 +219,7 @@ static void test_valid_file(void **state)
         assert_string_equal(c->mqtt.unlock_code_file, "/etc/lockhub/unlock-code");
         assert_true(c->mqtt.allow_remote_unlock);
         assert_false(c->mqtt.allow_remote_unlatch);
+        assert_true(c->mqtt.allow_remote_code_changes);
 
         assert_int_equal(c->health.battery_low_percent, 30);
         assert_int_equal(c->health.battery_critical_percent, 15);
@@ -240,7 +243,7 @@ static void test_valid_file(void **state)
         /* Per-lock overrides fall back to [MQTT] for what they do not set. */
         assert_int_equal(c->n_locks, 2);
         assert_non_null(conf_find_lock(c, "garage"));
-        assert_int_equal(conf_find_lock(c, "garage")->line, 52);
+        assert_int_equal(conf_find_lock(c, "garage")->line, 53);
         assert_null(conf_find_lock(c, "back-door"));
         conf_lock_policy(c, "garage", &pol);
         assert_true(pol.require_unlock_code);
