@@ -692,10 +692,16 @@ static void on_write_done(BluezLink *l, const BluezError *err, void *userdata)
         snprintf(msg, sizeof msg, "the command could not be written to the lock (%s)",
                  err->message ?: strerror(-err->error));
         (void) bluez_link_disconnect(d->link); /* the session is out of step now */
-        /* A write that failed may still have reached the lock: an action is verified once
-         * connected again, like after a link loss (disconnected() starts the queue). */
-        if (d->current && d->current->run == run && job_requeue_after_loss(d))
+        /* A write whose outcome is unknown (no answer in time, bluetoothd gone, an error
+         * without an ATT code) may still have reached the lock: an action is verified once
+         * connected again, like after a link loss (disconnected() starts the queue). A
+         * refusal (an ATT error from the lock, BlueZ refusing) was not carried out. */
+        if ((err->error == -ETIMEDOUT || err->error == -EIO || err->error == -EHOSTDOWN) &&
+            job_requeue_after_loss(d)) {
+                driver_log(d, LOG_NOTICE, err->error,
+                           "%s: %s; the lock may have it, reading it again first.", d->lock->name, msg);
                 return;
+        }
         job_fail(d, r, msg);
 }
 

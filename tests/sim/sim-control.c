@@ -254,6 +254,17 @@ static int m_drop_link_on_action_then(sd_bus_message *m, void *userdata, sd_bus_
         return sd_bus_reply_method_return(m, NULL);
 }
 
+static int m_fail_action_reply(sd_bus_message *m, void *userdata, sd_bus_error *e)
+{
+        SimLock *l = userdata;
+        uint32_t v;
+        int r = sd_bus_message_read(m, "u", &v);
+        if (r < 0)
+                return r;
+        l->fail_action_reply = v;
+        return sd_bus_reply_method_return(m, NULL);
+}
+
 static int m_drop_link_before_action(sd_bus_message *m, void *userdata, sd_bus_error *e)
 {
         SimLock *l = userdata;
@@ -777,6 +788,7 @@ static const sd_bus_vtable lock_vtable[] = {
         SD_BUS_METHOD("DropLink", "", "", m_drop_link, 0),
         SD_BUS_METHOD("DropLinkOnAction", "u", "", m_drop_link_on_action, 0),
         SD_BUS_METHOD("DropLinkOnActionThen", "us", "", m_drop_link_on_action_then, 0),
+        SD_BUS_METHOD("FailActionReply", "u", "", m_fail_action_reply, 0),
         SD_BUS_METHOD("DropLinkBeforeAction", "u", "", m_drop_link_before_action, 0),
         SD_BUS_METHOD("SetCalibrated", "b", "", m_set_calibrated, 0),
         SD_BUS_METHOD("SetDrainRate", "d", "", m_set_drain_rate, 0),
@@ -995,6 +1007,7 @@ static const CtlMethod ctl_lock_methods[] = {
         { "DropLink", "", "" },
         { "DropLinkOnAction", "u", "" },
         { "DropLinkOnActionThen", "us", "" },
+        { "FailActionReply", "u", "" },
         { "DropLinkBeforeAction", "u", "" },
         { "SetCalibrated", "b", "" },
         { "SetDrainRate", "d", "" },

@@ -1230,6 +1230,13 @@ static int write_timer_handler(sd_event_source *s, uint64_t usec, void *userdata
                 att = d->lock->att_error;
         } else
                 att = sim_lock_write(d->lock, c->def->id, buf, c->write_len);
+        if (!att && d->lock->fail_this_reply) {
+                /* fault: the lock took it, the writer hears a failure (outcome unknown) */
+                d->lock->fail_this_reply = false;
+                if (call)
+                        (void) sim_reply_error(call, ERR_FAILED, "Operation failed");
+                return 0;
+        }
         if (!call)
                 return 0; /* write command: nobody waits */
         if (att)

@@ -590,6 +590,11 @@ static uint8_t handle_command(SimLock *l, const NukiMsg *m)
                 }
                 s->action_waiting = true;
                 s->action_command = m->command;
+                if (l->fail_action_reply > 0) {
+                        /* fault: carried out, but BlueZ tells the writer it failed */
+                        l->fail_action_reply--;
+                        l->fail_this_reply = true;
+                }
                 send_status(l, NUKI_STATUS_ACCEPTED);
                 build_keyturner_states(l, &r);
                 send_msg(l, &r);

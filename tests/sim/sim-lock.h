@@ -201,6 +201,8 @@ struct SimLock {
         unsigned drop_before_action; /* faults: lose this many Lock Actions with the link */
         uint8_t drop_then;           /* faults: done by hand as such a dropped action's motor stops */
         uint8_t then_pending;        /* ... for the action running now */
+        unsigned fail_action_reply;  /* faults: carry out this many Lock Actions, fail their write's reply */
+        bool fail_this_reply;        /* ... the write being handled now */
         double motor_factor;         /* faults: the motor takes this many times as long (1) */
         double drain_per_hour;       /* faults: idle drain in %/h; < 0: the normal 0.02 */
         sd_event_source *drop_timer;
