@@ -125,9 +125,9 @@ int store_set_event(Store *s, sd_event *e, int64_t priority);
 int store_flush(Store *s);
 /* 0, or the error of the failing commits (-ENOSPC ...) and how many changes wait in memory. */
 int store_write_error(const Store *s, size_t *ret_pending);
-/* Changes that could not be kept during the current (or last) outage: the list was full
- * (samples stop being kept first, at 15000), or memory ran out. Logged when it starts and
- * when the outage ends. */
+/* Changes that could not be kept during the current outage (0 once it ended: the count is
+ * logged then): the list was full (samples stop being kept first, at 15000), or memory ran
+ * out. */
 uint64_t store_write_lost(const Store *s);
 /* Called when commits start failing (error < 0) and when they work again (0). */
 typedef void (*store_write_state_fn)(Store *s, int error, void *userdata);

@@ -429,8 +429,6 @@ static void write_failed(Store *s, int r)
 {
         bool was = s->failing;
 
-        if (!was)
-                s->n_lost = 0; /* a new outage */
         s->commit_error = r;
         s->n_commit_failures++;
         s->n_lost += s->n_batch_unkept;
@@ -498,6 +496,7 @@ static int replay_run(Store *s)
                           s->path, s->n_lost);
         replay_clear(s);
         s->commit_error = 0;
+        s->n_lost = 0;
         s->lost_logged = s->lost_samples_logged = false;
         s->failing = false;
         (void) sd_event_source_set_enabled(s->retry_timer, SD_EVENT_OFF);
