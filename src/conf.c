@@ -69,11 +69,13 @@ typedef struct ConfKey {
 /* CONF_T_ENUM stores through an int pointer. */
 _Static_assert(sizeof(ConfDriftPolicy) == sizeof(int), "enum size");
 _Static_assert(sizeof(ConfMqttProtocol) == sizeof(int), "enum size");
+_Static_assert(sizeof(ConfScanMode) == sizeof(int), "enum size");
 
 static const char *const drift_policy_names[] = {
         [CONF_DRIFT_HUB] = "hub", [CONF_DRIFT_LOCK] = "lock", NULL
 };
 static const char *const mqtt_protocol_names[] = { [CONF_MQTT_V311] = "3.1.1", [CONF_MQTT_V5] = "5", NULL };
+static const char *const scan_mode_names[] = { [CONF_SCAN_LE] = "le", [CONF_SCAN_QUIET] = "quiet", NULL };
 
 #define K(sec, key, t, field, lo, hi, d)                                                                    \
         {                                                                                                   \
@@ -99,6 +101,7 @@ static const ConfKey conf_keys[] = {
         K("Bluetooth", "CommandTimeoutSec", CONF_T_SEC, bluetooth.command_timeout_sec, 1, 10 * SEC_MINUTE,
           "30s"),
         K("Bluetooth", "ScanWhilePaired", CONF_T_BOOL, bluetooth.scan_while_paired, 0, 0, "yes"),
+        E("Bluetooth", "ScanMode", bluetooth.scan_mode, scan_mode_names, "le"),
 
         K("MQTT", "Enabled", CONF_T_BOOL, mqtt.enabled, 0, 0, "yes"),
         K("MQTT", "Host", CONF_T_HOST, mqtt.host, 1, 253, "localhost"),
@@ -1340,4 +1343,9 @@ const char *conf_drift_policy_to_string(ConfDriftPolicy p)
 const char *conf_mqtt_protocol_to_string(ConfMqttProtocol p)
 {
         return p >= 0 && p < _CONF_MQTT_PROTOCOL_MAX ? mqtt_protocol_names[p] : NULL;
+}
+
+const char *conf_scan_mode_to_string(ConfScanMode p)
+{
+        return p >= 0 && p < _CONF_SCAN_MODE_MAX ? scan_mode_names[p] : NULL;
 }

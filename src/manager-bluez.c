@@ -5,14 +5,18 @@
  * Data: the BluezClient; a table of sightings (one per Nuki address heard lately: RSSI,
  * pairing mode, Ultra pairing service); the pairing and unpairing requests in flight.
  *
- * Scanning is quiet (bluez_client_set_attentive(): no discovery filter, a signal only when
- * an advert's bytes change) so that idle locks cost no wake-ups; a lock's "state changed"
- * flag and a lock entering pairing mode are changes of bytes and arrive at once. While an
- * unpaired lock was seen in pairing mode within PAIRING_SEEN_MAX_USEC, scanning is attentive
- * (every advert), so that pairing mode is seen to end and `lockhubctl pair` without an
- * address finds it fresh; and while a paired lock is not reachable (not heard since start,
- * or failing), so that recovery hears every advert of it and of its adapter. Heartbeats
- * (cached adverts, only while quiet: every lock reachable) keep locks "seen".
+ * Scanning (scan_update(), bluez_client_set_scan_mode()): only a real advert is a sighting
+ * (BlueZ's cached RSSI of a lock that went away is not). By default (ScanMode=le) the
+ * discovery filter is {Transport le, DuplicateData false}: every advert is signalled with
+ * its RSSI. While an unpaired lock was seen in pairing mode within PAIRING_SEEN_MAX_USEC
+ * it is {..., DuplicateData true}, so that pairing mode is seen to end (BlueZ otherwise
+ * keeps the pairing service data) and `lockhubctl pair` without an address finds it fresh.
+ * ScanMode=quiet sets no filter, so that an idle lock is not signalled at all; it scans
+ * filtered (LE) while a pairing request runs, while a paired lock is not reachable (not
+ * heard since start, or failing), and for short windows: when a paired lock's last real
+ * sighting is older than quiet_stale_usec() (at most one window per that period), until
+ * every paired lock was heard or QUIET_WINDOW_USEC passed. So "not seen" and the RSSI
+ * samples keep working, and health's adapter and lock evidence stays fresh.
  *
  * Pairing request (one per Manager1.Pair call):
  *
@@ -27,6 +31,7 @@
  */
 
 #include <ctype.h>
+#include <inttypes.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +52,9 @@
 
 #define USEC_PER_SEC          1000000ULL
 #define PAIRING_SEEN_MAX_USEC (30 * USEC_PER_SEC) /* a pairing-mode advert counts this long */
+#define QUIET_WINDOW_USEC     (10 * USEC_PER_SEC) /* a filtered window of ScanMode=quiet */
+#define QUIET_STALE_MAX_USEC  (60 * USEC_PER_SEC) /* ... opened when a lock was not heard this long */
+#define PAIR_SEARCH_USEC      (10 * USEC_PER_SEC) /* pair without address, quiet: look this long */
 #define SIGHTINGS_MAX         256
 
 typedef struct Sighting {
@@ -67,6 +75,7 @@ struct PairRequest {
         uint32_t pin;
         manager_pair_done_t done;
         void *userdata;
+        sd_event_source *search; /* no address yet: looking for a lock in pairing mode */
         PairRequest *next;
 };
 
@@ -91,7 +100,9 @@ struct ManagerBluez {
         size_t n_sightings;
         PairRequest *pairs;
         UnpairRequest *unpairs;
-        sd_event_source *attentive_timer; /* ends attentive scanning */
+        sd_event_source *scan_timer; /* the next scan_update() that time brings */
+        uint64_t window_start;       /* monotonic: ScanMode=quiet's last filtered window */
+        uint64_t window_until;       /* ... the window is open until then; 0: closed */
 };
 
 static uint64_t now_usec(clockid_t clock)
@@ -135,7 +146,8 @@ static bool sighting_in_pairing_mode(const Sighting *s, uint64_t now)
 
 /* ---- BlueZ callbacks ------------------------------------------------------------------ */
 
-static void attentive_update(ManagerBluez *mb);
+static void scan_update(ManagerBluez *mb);
+static void pair_searches_found(ManagerBluez *mb);
 
 static void on_advert(BluezClient *c, const BluezAdvert *a, void *userdata)
 {
@@ -146,8 +158,7 @@ static void on_advert(BluezClient *c, const BluezAdvert *a, void *userdata)
 
         if (!a->address)
                 return;
-        if (!a->cached)
-                manager_health_adapter_heard(mb->manager, a->adapter); /* the adapter is not deaf */
+        manager_health_adapter_heard(mb->manager, a->adapter); /* the adapter is not deaf */
         nuki_advert_init(&na);
         for (size_t i = 0; i < a->n_manufacturer_data; i++)
                 (void) nuki_advert_parse_manufacturer(&na, a->manufacturer_data[i].company,
@@ -170,68 +181,140 @@ static void on_advert(BluezClient *c, const BluezAdvert *a, void *userdata)
                 s->seen_usec = now;
                 if (a->has_rssi)
                         s->rssi = a->rssi;
-                /* Attentive scanning rebuilds ServiceData with every advert (DuplicateData),
-                 * so its absence in a fresh advert means the lock left pairing mode; quiet
-                 * scanning signals it appearing, which makes scanning attentive. A cached
-                 * advert says nothing new. */
-                if (!a->cached) {
-                        s->pairing_mode = na.pairing_mode;
-                        s->ultra = na.pairing_ultra;
-                        if (na.pairing_mode)
-                                s->pairing_seen_usec = now;
-                }
-                if (!a->cached && (na.pairing_mode || was != sighting_in_pairing_mode(s, now)))
-                        attentive_update(mb);
+                /* With DuplicateData=true (scan_update() sets it once pairing mode is seen)
+                 * ServiceData is rebuilt with every advert, so its absence means the lock
+                 * left pairing mode. Otherwise BlueZ keeps the pairing service data: it is
+                 * taken as pairing mode until DuplicateData=true says otherwise. */
+                s->pairing_mode = na.pairing_mode;
+                s->ultra = na.pairing_ultra;
+                if (na.pairing_mode)
+                        s->pairing_seen_usec = now;
+                if (na.pairing_mode || was != sighting_in_pairing_mode(s, now))
+                        scan_update(mb);
+                if (na.pairing_mode && !was && mb->pairs)
+                        pair_searches_found(mb);
         }
 
         l = find_lock_by_address(mb->manager, a->address);
         if (l)
-                manager_health_lock_seen(mb->manager, l, a->cached ? NULL : a->adapter);
+                manager_health_lock_seen(mb->manager, l, a->adapter);
         if (l && l->ops && streq(l->ops->protocol, "nuki"))
-                nuki_driver_advert(l, a, a->cached ? NULL : &na);
+                nuki_driver_advert(l, a, &na);
+        if (l && (mb->window_until > 0 || mb->manager->conf->bluetooth.scan_mode == CONF_SCAN_QUIET))
+                scan_update(mb); /* a window may close, the next one moves */
 }
 
-static int on_attentive_timer(sd_event_source *es, uint64_t usec, void *userdata);
+static int on_scan_timer(sd_event_source *es, uint64_t usec, void *userdata);
 
-/* Attentive while an unpaired lock in pairing mode was seen lately, or a paired lock is
- * not reachable. */
-static void attentive_update(ManagerBluez *mb)
+/* Locks whose sightings decide ScanMode=quiet's windows. */
+static bool lock_is_watched(const Lock *l)
 {
-        uint64_t now = now_usec(CLOCK_MONOTONIC), until = 0;
-        bool unreachable = false;
+        return l->ops && !l->needs_repair;
+}
+
+static uint64_t lock_seen_usec(ManagerBluez *mb, const Lock *l)
+{
+        for (size_t i = 0; i < mb->n_sightings; i++)
+                if (strcasecmp(mb->sightings[i].address, l->address) == 0)
+                        return mb->sightings[i].seen_usec;
+        return 0;
+}
+
+/* ScanMode=quiet: a lock not heard for this long opens a window; windows are at least
+ * this far apart. A third of NotSeenSec=, and at most a minute: health takes a lock or
+ * an adapter not heard for 2 minutes as silent. */
+static uint64_t quiet_stale_usec(const Manager *m)
+{
+        return MIN((uint64_t) m->conf->health.not_seen_sec * USEC_PER_SEC / 3, QUIET_STALE_MAX_USEC);
+}
+
+/* ScanMode=quiet's windows; returns when the next change is due (0: none). */
+static uint64_t quiet_windows(ManagerBluez *mb, uint64_t now, bool *ret_open)
+{
+        Manager *m = mb->manager;
+        uint64_t stale = quiet_stale_usec(m), due = UINT64_MAX;
+        bool all_heard = true;
+
+        for (size_t i = 0; i < m->n_locks; i++) {
+                const Lock *l = m->locks[i];
+                uint64_t seen;
+
+                if (!lock_is_watched(l))
+                        continue;
+                seen = lock_seen_usec(mb, l);
+                due = MIN(due, seen + stale);
+                if (seen < mb->window_start)
+                        all_heard = false;
+        }
+        if (mb->window_until > 0 && (now >= mb->window_until || all_heard)) {
+                log_debug("Quiet scanning: window closed after %" PRIu64 " ms, %s.",
+                          (now - mb->window_start) / 1000, all_heard ? "every lock heard" : "timed out");
+                mb->window_until = 0;
+        }
+        if (mb->window_until == 0 && due != UINT64_MAX) {
+                due = MAX(due, mb->window_start + stale);
+                if (due <= now) {
+                        mb->window_start = now;
+                        mb->window_until = now + QUIET_WINDOW_USEC;
+                        log_debug("Quiet scanning: a filtered window.");
+                }
+        }
+        *ret_open = mb->window_until > 0;
+        if (mb->window_until > 0)
+                return mb->window_until;
+        return due == UINT64_MAX ? 0 : due;
+}
+
+/* Decides the scan mode (see the top of this file) and when to decide again. */
+static void scan_update(ManagerBluez *mb)
+{
+        Manager *m = mb->manager;
+        uint64_t now = now_usec(CLOCK_MONOTONIC), pairing_until = 0, wake = 0;
+        bool quiet = m->conf->bluetooth.scan_mode == CONF_SCAN_QUIET, le = !quiet || mb->pairs != NULL,
+             window;
+        BluezScanMode mode;
         int r = 0;
 
         for (size_t i = 0; i < mb->n_sightings; i++) {
                 const Sighting *s = &mb->sightings[i];
-                if (sighting_in_pairing_mode(s, now) && !find_lock_by_address(mb->manager, s->address))
-                        until = MAX(until, s->pairing_seen_usec + PAIRING_SEEN_MAX_USEC);
+                if (sighting_in_pairing_mode(s, now) && !find_lock_by_address(m, s->address))
+                        pairing_until = MAX(pairing_until, s->pairing_seen_usec + PAIRING_SEEN_MAX_USEC);
         }
-        for (size_t i = 0; i < mb->manager->n_locks; i++) {
-                const Lock *l = mb->manager->locks[i];
-                if (l->ops && !l->needs_repair && !l->link.reachable)
-                        unreachable = true;
-        }
-        bluez_client_set_attentive(mb->client, until > 0 || unreachable);
-        if (until == 0) {
-                if (mb->attentive_timer)
-                        (void) sd_event_source_set_enabled(mb->attentive_timer, SD_EVENT_OFF);
+        for (size_t i = 0; i < m->n_locks; i++)
+                if (lock_is_watched(m->locks[i]) && !m->locks[i]->link.reachable)
+                        le = true;
+        if (quiet) {
+                wake = quiet_windows(mb, now, &window);
+                le = le || window;
+        } else
+                mb->window_until = 0;
+        if (pairing_until > 0) {
+                mode = BLUEZ_SCAN_LE_DUPLICATES;
+                wake = wake > 0 ? MIN(wake, pairing_until) : pairing_until;
+        } else
+                mode = le ? BLUEZ_SCAN_LE : BLUEZ_SCAN_QUIET;
+        bluez_client_set_scan_mode(mb->client, mode);
+
+        if (wake == 0) {
+                if (mb->scan_timer)
+                        (void) sd_event_source_set_enabled(mb->scan_timer, SD_EVENT_OFF);
                 return;
         }
-        if (!mb->attentive_timer)
-                r = sd_event_add_time(mb->manager->event, &mb->attentive_timer, CLOCK_MONOTONIC, until,
-                                      USEC_PER_SEC, on_attentive_timer, mb);
+        if (!mb->scan_timer)
+                r = sd_event_add_time(m->event, &mb->scan_timer, CLOCK_MONOTONIC, wake, USEC_PER_SEC / 4,
+                                      on_scan_timer, mb);
         else {
-                r = sd_event_source_set_time(mb->attentive_timer, until);
+                r = sd_event_source_set_time(mb->scan_timer, wake);
                 if (r >= 0)
-                        r = sd_event_source_set_enabled(mb->attentive_timer, SD_EVENT_ONESHOT);
+                        r = sd_event_source_set_enabled(mb->scan_timer, SD_EVENT_ONESHOT);
         }
         if (r < 0)
-                log_warning_errno(r, "Failed to arm the pairing-mode timer: %m");
+                log_warning_errno(r, "Failed to arm the scanning timer: %m");
 }
 
-static int on_attentive_timer(sd_event_source *es, uint64_t usec, void *userdata)
+static int on_scan_timer(sd_event_source *es, uint64_t usec, void *userdata)
 {
-        attentive_update(userdata);
+        scan_update(userdata);
         return 0;
 }
 
@@ -364,7 +447,7 @@ static void on_lock_link(Lock *l, unsigned changes, void *userdata)
         ManagerBluez *mb = userdata;
 
         if ((changes & (LOCK_CHANGE_LINK | LOCK_CHANGE_HEALTH)) && !(changes & LOCK_CHANGE_REMOVED))
-                attentive_update(mb);
+                scan_update(mb);
 }
 
 int manager_bluez_lock_added(Manager *m, Lock *l, const struct store_lock *sl)
@@ -397,8 +480,7 @@ int manager_bluez_lock_added(Manager *m, Lock *l, const struct store_lock *sl)
         r = lock_add_listener(l, on_lock_link, mb);
         if (r < 0)
                 return log_oom();
-        if (!l->link.reachable) /* not heard yet: listen to everything until it is */
-                bluez_client_set_attentive(mb->client, true);
+        scan_update(mb); /* not heard yet: ScanMode=quiet scans filtered until it is */
         return 0;
 }
 
@@ -416,6 +498,7 @@ static PairRequest *pair_request_free(PairRequest *p)
                         *i = p->next;
         }
         nuki_pair_op_free(p->op);
+        sd_event_source_disable_unref(p->search);
         free(p->address);
         free(p->name);
         nuki_wipe(&p->pin, sizeof p->pin);
@@ -431,6 +514,7 @@ static void pair_finish(PairRequest *p, int r, const char *message, Lock *l)
 
         p->done = NULL;
         pair_request_free(p);
+        scan_update(m->bluez);
         if (done)
                 done(m, r, message, l, userdata);
 }
@@ -554,6 +638,115 @@ static int parse_pin(const char *s, bool *has, uint32_t *ret)
         return 0;
 }
 
+/* The one unpaired lock seen in pairing mode lately, into addr; -ENOENT or -ENOTUNIQ
+ * with a message for people. */
+static int pair_pick(ManagerBluez *mb, char addr[18], char **ret_message)
+{
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        const Sighting *found = NULL;
+        _cleanup_free_ char *list = NULL;
+        size_t n = 0;
+
+        *ret_message = NULL;
+        for (size_t i = 0; i < mb->n_sightings; i++) {
+                const Sighting *s = &mb->sightings[i];
+                char *t = NULL;
+
+                if (!sighting_in_pairing_mode(s, now) || find_lock_by_address(mb->manager, s->address))
+                        continue;
+                n++;
+                found = s;
+                if (asprintf(&t, "%s%s%s", strempty(list), list ? ", " : "", s->address) >= 0) {
+                        free(list);
+                        list = t;
+                }
+        }
+        if (n == 0) {
+                if (asprintf(ret_message, "No lock in pairing mode was seen. Hold the lock's button for 5 "
+                                          "seconds until its ring lights up, then try again.") < 0)
+                        *ret_message = NULL;
+                return -ENOENT;
+        }
+        if (n > 1) {
+                if (asprintf(ret_message, "%zu locks are in pairing mode (%s); name the one to pair.", n,
+                             strempty(list)) < 0)
+                        *ret_message = NULL;
+                return -ENOTUNIQ;
+        }
+        memcpy(addr, found->address, 18);
+        return 0;
+}
+
+/* Checks the address and starts pairing p with it (p is not in mb->pairs yet). */
+static int pair_begin(ManagerBluez *mb, PairRequest *p, const char *addr, char **ret_message)
+{
+        Lock *l = find_lock_by_address(mb->manager, addr);
+        Sighting *s;
+        int r;
+
+#define FAIL(err, ...)                                      \
+        do {                                                \
+                if (asprintf(ret_message, __VA_ARGS__) < 0) \
+                        *ret_message = NULL;                \
+                return (err);                               \
+        } while (0)
+
+        *ret_message = NULL;
+        if (l)
+                FAIL(-EEXIST, "The lock %s is paired already, as '%s' (unpair it first to pair it again).",
+                     addr, l->name);
+        for (PairRequest *i = mb->pairs; i; i = i->next)
+                if (i != p && i->address && streq(i->address, addr))
+                        FAIL(-EBUSY, "The lock %s is being paired right now.", addr);
+        s = sighting_get(mb, addr);
+        if (s && s->ultra && s->pairing_mode && !p->has_pin)
+                FAIL(-EINVAL,
+                     "The lock %s is a Smart Lock Ultra: pairing needs its 6-digit security PIN (--pin).",
+                     addr);
+        free(p->address);
+        p->address = strdup(addr);
+        if (!p->address)
+                return -ENOMEM;
+        r = nuki_pair_op_start(&mb->ctx, addr, p->name, p->has_pin, p->pin, on_paired, p, &p->op);
+        if (r < 0)
+                FAIL(r, "Cannot start pairing with %s: %s", addr, strerror(-r));
+        log_info("Pairing with %s as '%s'...", addr, p->name);
+        return 0;
+#undef FAIL
+}
+
+/* ScanMode=quiet, pair without an address: the search is over (or a lock was found). */
+static int on_pair_search(sd_event_source *es, uint64_t usec, void *userdata)
+{
+        PairRequest *p = userdata;
+        _cleanup_free_ char *msg = NULL;
+        char addr[18];
+        int r;
+
+        p->search = sd_event_source_disable_unref(p->search);
+        r = pair_pick(p->mb, addr, &msg);
+        if (r >= 0) {
+                free(msg);
+                msg = NULL;
+                r = pair_begin(p->mb, p, addr, &msg);
+        }
+        if (r < 0)
+                pair_finish(p, r, msg, NULL);
+        return 0;
+}
+
+/* A lock was seen in pairing mode: a search that waits ends soon (not at once: a second
+ * lock in pairing mode makes the request ambiguous). */
+static void pair_searches_found(ManagerBluez *mb)
+{
+        for (PairRequest *p = mb->pairs; p; p = p->next) {
+                uint64_t t;
+                if (p->search && sd_event_source_get_time(p->search, &t) >= 0 &&
+                    t > now_usec(CLOCK_MONOTONIC) + 2 * USEC_PER_SEC)
+                        (void) sd_event_source_set_time_relative(p->search, 2 * USEC_PER_SEC);
+        }
+}
+
 int manager_pair(Manager *m, const char *address, const char *name, const char *pin,
                  manager_pair_done_t done, void *userdata, char **ret_message)
 {
@@ -595,79 +788,61 @@ int manager_pair(Manager *m, const char *address, const char *name, const char *
                 FAIL(-EINVAL,
                      "Invalid security PIN: use the lock's 4-digit PIN (6 digits on a Smart Lock Ultra).");
 
-        if (!address || !*address) {
-                uint64_t now = now_usec(CLOCK_MONOTONIC);
-                const Sighting *found = NULL;
-                size_t n = 0;
-                _cleanup_free_ char *list = NULL;
-
-                for (size_t i = 0; i < mb->n_sightings; i++) {
-                        const Sighting *s = &mb->sightings[i];
-                        if (!sighting_in_pairing_mode(s, now) || find_lock_by_address(m, s->address))
-                                continue;
-                        n++;
-                        found = s;
-                        {
-                                char *t = NULL;
-                                if (asprintf(&t, "%s%s%s", strempty(list), list ? ", " : "", s->address) >=
-                                    0) {
-                                        free(list);
-                                        list = t;
-                                }
-                        }
-                }
-                if (n == 0)
-                        FAIL(-ENOENT,
-                             "No lock in pairing mode was seen. Hold the lock's button for 5 seconds until "
-                             "its ring lights up, then try again.");
-                if (n > 1)
-                        FAIL(-ENOTUNIQ, "%zu locks are in pairing mode (%s); name the one to pair.", n,
-                             strempty(list));
-                memcpy(addr, found->address, sizeof addr);
-        } else if (lock_address_normalize(address, addr) < 0)
-                FAIL(-EINVAL, "Invalid address '%s': expected AA:BB:CC:DD:EE:FF.", address);
-
-        {
-                Lock *l = find_lock_by_address(m, addr);
-                if (l)
-                        FAIL(-EEXIST,
-                             "The lock %s is paired already, as '%s' (unpair it first to pair it again).",
-                             addr, l->name);
-        }
-        for (PairRequest *i = mb->pairs; i; i = i->next)
-                if (streq(i->address, addr))
-                        FAIL(-EBUSY, "The lock %s is being paired right now.", addr);
-        {
-                Sighting *s = sighting_get(mb, addr);
-                if (s && s->ultra && s->pairing_mode && !has_pin)
-                        FAIL(-EINVAL,
-                             "The lock %s is a Smart Lock Ultra: pairing needs its 6-digit security PIN "
-                             "(--pin).",
-                             addr);
-        }
-
         p = calloc(1, sizeof *p);
         if (!p)
                 return -ENOMEM;
-        p->address = strdup(addr);
         p->name = strdup(name);
         p->has_pin = has_pin;
         p->pin = pin_value;
-        p->done = done;
-        p->userdata = userdata;
-        if (!p->address || !p->name) {
+        if (!p->name) {
                 pair_request_free(p);
                 return -ENOMEM;
         }
-        r = nuki_pair_op_start(&mb->ctx, addr, name, has_pin, pin_value, on_paired, p, &p->op);
+        if (address && *address) {
+                if (lock_address_normalize(address, addr) < 0) {
+                        pair_request_free(p);
+                        FAIL(-EINVAL, "Invalid address '%s': expected AA:BB:CC:DD:EE:FF.", address);
+                }
+        } else {
+                r = pair_pick(mb, addr, &msg);
+                /* ScanMode=quiet may not have heard it yet: look, filtered, for a while. */
+                if (r == -ENOENT && m->conf->bluetooth.scan_mode == CONF_SCAN_QUIET) {
+                        free(msg);
+                        r = sd_event_add_time_relative(m->event, &p->search, CLOCK_MONOTONIC,
+                                                       PAIR_SEARCH_USEC, USEC_PER_SEC / 4, on_pair_search,
+                                                       p);
+                        if (r < 0) {
+                                pair_request_free(p);
+                                return r;
+                        }
+                        p->done = done;
+                        p->userdata = userdata;
+                        p->mb = mb;
+                        p->next = mb->pairs;
+                        mb->pairs = p;
+                        scan_update(mb);
+                        log_info("Looking for a lock in pairing mode to pair as '%s'...", name);
+                        return 0;
+                }
+                if (r < 0) {
+                        pair_request_free(p);
+                        *ret_message = msg;
+                        return r;
+                }
+        }
+        p->done = done;
+        p->userdata = userdata;
+        r = pair_begin(mb, p, addr, &msg);
         if (r < 0) {
+                p->done = NULL;
                 pair_request_free(p);
-                FAIL(r, "Cannot start pairing with %s: %s", addr, strerror(-r));
+                *ret_message = msg;
+                return r;
         }
         p->mb = mb;
         p->next = mb->pairs;
         mb->pairs = p;
-        log_info("Pairing with %s as '%s'...", addr, name);
+        scan_update(mb); /* pairing scans filtered */
         return 0;
 #undef FAIL
 }
@@ -846,6 +1021,7 @@ int manager_bluez_start(Manager *m)
          * lockhubd has to keep scanning. */
         if (!m->conf->bluetooth.scan_while_paired)
                 log_warning("ScanWhilePaired=no is not supported yet; lockhubd keeps scanning for adverts.");
+        scan_update(mb);
         r = bluez_client_set_discovery(mb->client, true);
         if (r < 0)
                 return log_error_errno(r, "Failed to start discovery: %m");
@@ -872,7 +1048,7 @@ void manager_bluez_free(Manager *m)
                         done(m, -ECANCELED, "lockhubd is stopping", ud);
         }
         manager_health_set_bluez(m, NULL);
-        sd_event_source_disable_unref(mb->attentive_timer);
+        sd_event_source_disable_unref(mb->scan_timer);
         bluez_client_free(mb->client);
         free(mb->sightings);
         free(mb);

@@ -23,15 +23,17 @@
  *  - Adapters: all of them ("auto") or those named in the configuration (hciN or
  *    address). Only selected adapters are scanned on and connected through; adverts
  *    of devices on other adapters are not delivered.
- *  - Discovery: SetDiscoveryFilter{Transport="le", DuplicateData=true} then
- *    StartDiscovery, while the owner wants it and the adapter is powered; restarted
- *    after a power cycle or a bluetoothd restart. No UUIDs key: BlueZ matches that
- *    key only against the advertised service-UUID list, and a Nuki lock's iBeacon
- *    frame (the one with the state-changed bit) carries manufacturer data only, and
- *    its pairing-mode advert carries service data, not a service-UUID list. Setting
- *    any filter also makes BlueZ create objects for non-discoverable adverts.
- *    DuplicateData=true makes BlueZ rebuild ManufacturerData/ServiceData and signal on
- *    every advert, so the state-changed bit is never hidden by stale accumulated data.
+ *  - Discovery: SetDiscoveryFilter (by default {Transport="le", DuplicateData=false};
+ *    see bluez_client_set_scan_mode()) then StartDiscovery, while the owner wants it
+ *    and the adapter is powered; restarted after a power cycle or a bluetoothd
+ *    restart. No UUIDs key: BlueZ matches that key only against the advertised
+ *    service-UUID list, and a Nuki lock's iBeacon frame (the one with the
+ *    state-changed bit) carries manufacturer data only, and its pairing-mode advert
+ *    carries service data, not a service-UUID list. Setting any filter also makes
+ *    BlueZ create objects for non-discoverable adverts and signal RSSI with every
+ *    advert. With DuplicateData=false the manufacturer data BlueZ holds is that of the
+ *    latest advert with that company ID (a change of bytes is signalled), so the
+ *    state-changed bit in it is current, also in an RSSI-only signal.
  *    Adverts are not filtered here: the driver's parser decides what is a lock.
  *  - Connections: one BluezLink per remote device (address) that a driver wants to
  *    talk to. Requests wait in a queue ordered by priority (user commands, then
@@ -206,11 +208,15 @@ typedef struct BluezServiceData {
 
 /* One sighting, delivered when an advert changed the device (RSSI, ManufacturerData,
  * ServiceData or TxPower signalled) or when a device object appears with an RSSI.
- * While our discovery session runs (DuplicateData=true), manufacturer and service
- * data are those of the latest advert: bluetoothd signals only what an advert has,
- * never what it lacks, so a field missing from an advert's signal is reported empty
- * here (e.g. the pairing-mode service data goes when the lock leaves pairing mode).
+ * While our discovery session runs with DuplicateData=true (BLUEZ_SCAN_LE_DUPLICATES),
+ * manufacturer and service data are those of the latest advert: bluetoothd signals
+ * only what an advert has, never what it lacks, so a field missing from an advert's
+ * signal is reported empty here (e.g. the pairing-mode service data goes when the
+ * lock leaves pairing mode).
  * Otherwise they are BlueZ's accumulated values, which never drop an entry.
+ * Only real signals are delivered: a value BlueZ still holds from an earlier advert
+ * (RSSI stays until discovery stops, also for a device that went away) is never
+ * delivered again, so a delivery always means the device was heard just now.
  * Everything is borrowed. */
 typedef struct BluezAdvert {
         const char *adapter;      /* "hci0" */
@@ -228,14 +234,7 @@ typedef struct BluezAdvert {
         const BluezServiceData *service_data;
         size_t n_service_data;
         char *const *uuids; /* NULL-terminated, may be NULL */
-        /* Not a new advert: while scanning quietly, every BLUEZ_HEARTBEAT_USEC each device
-         * BlueZ still holds from this discovery (it drops one not heard for 30 s) is
-         * delivered again, with its last values. It proves the device was heard lately,
-         * not now: nothing in it is fresh. */
-        bool cached;
 } BluezAdvert;
-
-#define BLUEZ_HEARTBEAT_USEC (15 * BLUEZ_USEC_PER_SEC)
 
 /* ---- adapters and the client ------------------------------------------------- */
 
@@ -292,12 +291,26 @@ bool bluez_client_is_up(BluezClient *c);
 
 /* Keep discovery running on every selected, powered adapter (or stop our session). */
 int bluez_client_set_discovery(BluezClient *c, bool on);
-/* How discovery listens. Quiet (the default): no discovery filter, so bluetoothd signals a
- * device only when its advert's bytes change or its RSSI moves by 8 dBm, and every
- * BLUEZ_HEARTBEAT_USEC the devices it still holds are delivered again (BluezAdvert.cached).
- * Attentive: {Transport le, DuplicateData true}, a signal for every advert (fresh RSSI, and
- * service data that disappears when the lock stops sending it: pairing mode). */
-void bluez_client_set_attentive(BluezClient *c, bool on);
+/* How discovery listens (the discovery filter of our session). Every BluezAdvert is a
+ * real PropertiesChanged of an advert property or a new device object with an RSSI: a
+ * value BlueZ merely still holds is never delivered again.
+ *   LE (the default): {Transport le, DuplicateData false}. LE scanning only (no BR/EDR
+ *     inquiry on a dual-mode controller); bluetoothd 5.66 signals RSSI with every
+ *     advert, ManufacturerData/ServiceData when their bytes change (entries are never
+ *     dropped), and creates devices for adverts without the discoverable flag.
+ *   LE_DUPLICATES: {Transport le, DuplicateData true}: as LE, and the advert data is
+ *     rebuilt with every advert, so what a lock stopped sending goes (pairing mode).
+ *   QUIET: no filter. Transport auto (interleaved BR/EDR inquiry on a dual-mode
+ *     controller); RSSI only when it moved by 8 dBm, advert data when its bytes change;
+ *     only discoverable LE adverts create devices. An idle device is not signalled at all. */
+typedef enum BluezScanMode {
+        BLUEZ_SCAN_LE,
+        BLUEZ_SCAN_LE_DUPLICATES,
+        BLUEZ_SCAN_QUIET,
+        _BLUEZ_SCAN_MODE_MAX,
+} BluezScanMode;
+void bluez_client_set_scan_mode(BluezClient *c, BluezScanMode mode);
+const char *bluez_scan_mode_to_string(BluezScanMode mode);
 
 /* Selected adapters currently known, in no particular order; i from 0. Returns
  * -ENOENT past the end. The info's strings are valid until the next event-loop

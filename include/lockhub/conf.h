@@ -52,6 +52,12 @@ typedef enum ConfMqttProtocol {
         _CONF_MQTT_PROTOCOL_MAX,
 } ConfMqttProtocol;
 
+typedef enum ConfScanMode {
+        CONF_SCAN_LE,    /* a filtered LE discovery: every advert is heard */
+        CONF_SCAN_QUIET, /* no filter, with short filtered windows (lockhub.conf(5)) */
+        _CONF_SCAN_MODE_MAX,
+} ConfScanMode;
+
 /* "[Lock NAME]": per-lock overrides. -1 / NULL means "inherit the hub-wide setting";
  * use conf_lock_policy() rather than reading these directly. */
 typedef struct ConfLock {
@@ -76,6 +82,7 @@ typedef struct ConfBluetooth {
         unsigned idle_disconnect_sec;
         unsigned command_timeout_sec;
         bool scan_while_paired;
+        ConfScanMode scan_mode;
 } ConfBluetooth;
 
 typedef struct ConfMqtt {
@@ -202,3 +209,4 @@ int conf_format(const Conf *c, char **ret);
 
 const char *conf_drift_policy_to_string(ConfDriftPolicy p);
 const char *conf_mqtt_protocol_to_string(ConfMqttProtocol p);
+const char *conf_scan_mode_to_string(ConfScanMode p);

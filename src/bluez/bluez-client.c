@@ -324,18 +324,36 @@ static void discovery_start(BluezAdapterState *s)
         s->discovery = BLUEZ_DISCOVERY_STARTING;
 }
 
-/* Attentive: {Transport: le, DuplicateData: true}, every advert is a signal (its RSSI,
- * its ManufacturerData and ServiceData rebuilt, so what the lock stopped sending goes).
- * Quiet: no filter at all. bluetoothd 5.66 then reports RSSI only when it moved by 8 dBm or
- * more, and ManufacturerData/ServiceData only when their bytes change (entries are never
- * dropped): an idle lock costs no wake-up, and the Nuki "state changed" flag, being a change
- * of bytes, still arrives at once. Any filter at all (even Transport alone) would make 5.66
- * signal RSSI with every advert (reference/bluez.md, "RSSI signalling"). */
+const char *bluez_scan_mode_to_string(BluezScanMode mode)
+{
+        switch (mode) {
+        case BLUEZ_SCAN_LE:
+                return "le";
+        case BLUEZ_SCAN_LE_DUPLICATES:
+                return "le-duplicates";
+        case BLUEZ_SCAN_QUIET:
+                return "quiet";
+        case _BLUEZ_SCAN_MODE_MAX:
+                break;
+        }
+        return NULL;
+}
+
+/* The filter of each mode (include/lockhub/bluez.h). Any key at all makes bluetoothd 5.66
+ * signal RSSI with every advert and create devices for non-discoverable adverts; Transport
+ * le keeps a dual-mode controller from interleaving BR/EDR inquiry with the LE scan. */
 static int append_filter(BluezAdapterState *s, sd_bus_message *m)
 {
-        s->filter_attentive = s->client->attentive;
-        if (s->filter_attentive)
+        s->filter_mode = s->client->scan_mode;
+        switch (s->filter_mode) {
+        case BLUEZ_SCAN_LE:
+                return sd_bus_message_append(m, "a{sv}", 2, "Transport", "s", "le", "DuplicateData", "b", 0);
+        case BLUEZ_SCAN_LE_DUPLICATES:
                 return sd_bus_message_append(m, "a{sv}", 2, "Transport", "s", "le", "DuplicateData", "b", 1);
+        case BLUEZ_SCAN_QUIET:
+        case _BLUEZ_SCAN_MODE_MAX:
+                break;
+        }
         return sd_bus_message_append(m, "a{sv}", 0);
 }
 
@@ -350,9 +368,8 @@ static int on_refilter(sd_bus_message *reply, void *userdata, sd_bus_error *ret_
         if (e)
                 log_debug("bluez: SetDiscoveryFilter on %s: %s: %s", s->name, e->name, strna(e->message));
         else {
-                s->duplicate_data = s->filter_attentive;
-                log_debug("bluez: scanning %s on %s", s->filter_attentive ? "attentively" : "quietly",
-                          s->name);
+                s->duplicate_data = s->filter_mode == BLUEZ_SCAN_LE_DUPLICATES;
+                log_debug("bluez: scan mode %s on %s", bluez_scan_mode_to_string(s->filter_mode), s->name);
         }
         discovery_sync(s);
         return 0;
@@ -380,7 +397,7 @@ static int on_set_filter(sd_bus_message *reply, void *userdata, sd_bus_error *re
         const sd_bus_error *e = sd_bus_message_get_error(reply);
 
         s->discovery_slot = sd_bus_slot_unref(s->discovery_slot);
-        s->duplicate_data = !e && s->filter_attentive;
+        s->duplicate_data = !e && s->filter_mode == BLUEZ_SCAN_LE_DUPLICATES;
         if (e) {
                 BluezError err;
 
@@ -466,7 +483,7 @@ static void discovery_sync(BluezAdapterState *s)
                                 discovery_stop(s);
                         else
                                 discovery_set_off(s);
-                } else if (s->filter_attentive != c->attentive && !s->refilter_slot)
+                } else if (s->filter_mode != c->scan_mode && !s->refilter_slot)
                         discovery_refilter(s);
                 break;
         case BLUEZ_DISCOVERY_FILTER:
@@ -478,19 +495,16 @@ static void discovery_sync(BluezAdapterState *s)
         }
 }
 
-static void heartbeat_sync(BluezClient *c);
-
-void bluez_client_set_attentive(BluezClient *c, bool on)
+void bluez_client_set_scan_mode(BluezClient *c, BluezScanMode mode)
 {
         BluezAdapterState *s;
 
-        if (c->attentive == on)
+        if (c->scan_mode == mode || mode < 0 || mode >= _BLUEZ_SCAN_MODE_MAX)
                 return;
-        c->attentive = on;
-        log_debug("bluez: %s scanning", on ? "attentive" : "quiet");
+        c->scan_mode = mode;
+        log_debug("bluez: scan mode %s", bluez_scan_mode_to_string(mode));
         LIST_FOREACH (adapters, s, c->adapter_states)
                 discovery_sync(s);
-        heartbeat_sync(c);
 }
 
 int bluez_client_set_discovery(BluezClient *c, bool on)
@@ -503,7 +517,6 @@ int bluez_client_set_discovery(BluezClient *c, bool on)
                         timer_disarm(s->discovery_retry);
                 discovery_sync(s);
         }
-        heartbeat_sync(c);
         return 0;
 }
 
@@ -532,7 +545,7 @@ static bool device_in_our_dup_session(BluezClient *c, BluezObject *d)
         return s && s->discovery == BLUEZ_DISCOVERY_ON && s->duplicate_data;
 }
 
-static void deliver_advert(BluezClient *c, BluezObject *d, bool cached)
+static void deliver_advert(BluezClient *c, BluezObject *d)
 {
         BluezObject *a;
         BluezAdvert adv;
@@ -558,45 +571,8 @@ static void deliver_advert(BluezClient *c, BluezObject *d, bool cached)
                 .service_data = d->sd,
                 .n_service_data = d->n_sd,
                 .uuids = d->uuids,
-                .cached = cached,
         };
         c->cb.advert(c, &adv, c->userdata);
-}
-
-/* Quiet scanning: a device BlueZ still holds, with an RSSI from this discovery, was heard
- * within its temporary-device timeout (30 s). */
-static int on_heartbeat(sd_event_source *es, uint64_t usec, void *userdata)
-{
-        BluezClient *c = userdata;
-        BluezObject *d, *n;
-
-        LIST_FOREACH_SAFE(objects, d, n, c->objects[BLUEZ_OBJECT_DEVICE])
-        if (d->has_rssi && !d->connected)
-                deliver_advert(c, d, true);
-        (void) sd_event_source_set_time_relative(es, BLUEZ_HEARTBEAT_USEC);
-        return sd_event_source_set_enabled(es, SD_EVENT_ONESHOT);
-}
-
-static void heartbeat_sync(BluezClient *c)
-{
-        int r = 0;
-
-        if (c->attentive || !c->discovery_wanted) {
-                if (c->heartbeat)
-                        (void) sd_event_source_set_enabled(c->heartbeat, SD_EVENT_OFF);
-                return;
-        }
-        if (!c->heartbeat)
-                r = sd_event_add_time_relative(c->event, &c->heartbeat, CLOCK_MONOTONIC,
-                                               BLUEZ_HEARTBEAT_USEC, BLUEZ_HEARTBEAT_USEC / 5, on_heartbeat,
-                                               c);
-        else if (sd_event_source_get_enabled(c->heartbeat, NULL) == 0) {
-                r = sd_event_source_set_time_relative(c->heartbeat, BLUEZ_HEARTBEAT_USEC);
-                if (r >= 0)
-                        r = sd_event_source_set_enabled(c->heartbeat, SD_EVENT_ONESHOT);
-        }
-        if (r < 0)
-                log_warning_errno(r, "bluez: cannot arm the heartbeat timer: %m");
 }
 
 /* ---- the cache ---------------------------------------------------------------- */
@@ -663,7 +639,7 @@ static void object_changed(BluezClient *c, BluezObject *o, bool is_new, unsigned
                 break;
         case BLUEZ_OBJECT_DEVICE:
                 if ((is_new && o->has_rssi) || (!is_new && (changed & BLUEZ_PROPS_ADVERT)))
-                        deliver_advert(c, o, false);
+                        deliver_advert(c, o);
                 if (is_new)
                         bluez_links_schedule(c);
                 else
@@ -1363,7 +1339,6 @@ BluezClient *bluez_client_free(BluezClient *c)
         sd_bus_slot_unref(c->gmo_slot);
         sd_event_source_disable_unref(c->gmo_retry);
         sd_event_source_disable_unref(c->schedule_defer);
-        sd_event_source_disable_unref(c->heartbeat);
         sd_event_source_disable_unref(c->exit_source);
         free(c->owner);
         for (char **i = c->adapters_conf; i && *i; i++)

@@ -180,8 +180,8 @@ struct BluezAdapterState {
         char *path;
         char *name;
         BluezDiscoveryState discovery;
-        bool duplicate_data; /* our filter (DuplicateData=true) was accepted */
-        bool filter_attentive; /* the filter last sent was the attentive one */
+        bool duplicate_data;       /* our filter with DuplicateData=true was accepted */
+        BluezScanMode filter_mode; /* the filter last sent */
         sd_bus_slot *discovery_slot;
         sd_bus_slot *refilter_slot; /* SetDiscoveryFilter while discovering */
         sd_event_source *discovery_retry;
@@ -265,8 +265,7 @@ struct BluezClient {
         BluezObject *objects[_BLUEZ_OBJECT_KIND_MAX];
         BluezAdapterState *adapter_states;
         bool discovery_wanted;
-        bool attentive;              /* bluez_client_set_attentive() */
-        sd_event_source *heartbeat;  /* quiet scanning: re-delivers known devices */
+        BluezScanMode scan_mode; /* bluez_client_set_scan_mode() */
 
         BluezLink *links;
         uint64_t link_seq;

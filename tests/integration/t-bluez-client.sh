@@ -63,7 +63,9 @@ expect adapter hci0 discovery-on
 wait advert hci0 $FRONT
 wait advert hci0 $BACK
 wait advert hci0 $GARAGE
-scan attentive
+scan quiet
+sleep 0.3
+scan le-duplicates
 sleep 0.5
 adapters
 connect $FRONT user
@@ -84,14 +86,18 @@ check "matches are installed before GetManagedObjects" \
 	awk '/Member=AddMatch/ { for (i = 1; i <= NF; i++) if ($i ~ /^Sender=/) m[$i]++ }
 		/Member=GetManagedObjects/ { for (i = 1; i <= NF; i++) if ($i ~ /^Sender=/) { n++; if (m[$i] < 4) bad = 1 } }
 		END { exit bad || n == 0 }' "$T/monitor.log"
-filter=$(grep -A14 'Member=SetDiscoveryFilter' "$T/monitor.log" | tr -s ' \n' ' ')
-# Quiet scanning (the default) sets an empty filter: any key would make bluetoothd 5.66
-# signal RSSI with every advert. "scan attentive" then sets the one below.
-first=$(grep -m1 -A4 'Member=SetDiscoveryFilter' "$T/monitor.log" | tr -s ' \n' ' ')
-check "quiet scanning: the first discovery filter is empty" sh -c "echo '$first' | grep -q 'ARRAY \"{sv}\" { }'"
-check "discovery filter: Transport=le" sh -c "echo '$filter' | grep -q 'STRING \"Transport\"; VARIANT \"s\" { STRING \"le\"; }'"
-check "discovery filter: DuplicateData=true" sh -c "echo '$filter' | grep -q 'STRING \"DuplicateData\"; VARIANT \"b\" { BOOLEAN true; }'"
-check "discovery filter: no UUIDs (Nuki beacons carry none)" sh -c "! echo '$filter' | grep -q UUIDs"
+# The three SetDiscoveryFilter calls in order: the default (le), quiet, le-duplicates.
+for i in 1 2 3; do
+	awk -v i=$i '/Member=/ { n += /Member=SetDiscoveryFilter/; on = n == i && /Member=SetDiscoveryFilter/ } on' \
+		"$T/monitor.log" | tr -s ' \n' ' ' >"$T/filter$i"
+done
+check "three discovery filters were set" test -s "$T/filter3"
+check "default filter: Transport=le" grep -q 'STRING "Transport"; VARIANT "s" { STRING "le"; }' "$T/filter1"
+check "default filter: DuplicateData=false" grep -q 'STRING "DuplicateData"; VARIANT "b" { BOOLEAN false; }' "$T/filter1"
+check "quiet: an empty filter" grep -q 'ARRAY "{sv}" { }' "$T/filter2"
+check "le-duplicates: Transport=le" grep -q 'STRING "Transport"; VARIANT "s" { STRING "le"; }' "$T/filter3"
+check "le-duplicates: DuplicateData=true" grep -q 'STRING "DuplicateData"; VARIANT "b" { BOOLEAN true; }' "$T/filter3"
+check "discovery filter: no UUIDs (Nuki beacons carry none)" sh -c "! cat '$T/filter1' '$T/filter3' | grep -q UUIDs"
 check "adverts carry the Nuki iBeacon (company 0x004c)" \
 	has basic "advert hci0 $BACK .*mfr=004c:0215a92ee200550111e4916c0800200c9a66"
 check "pairing mode shows as service data a92ee100" \
@@ -146,7 +152,7 @@ check "after Service Changed the re-added characteristics are subscribed again" 
 # --- 1b'. leaving pairing mode: the next advert has no pairing service data -------
 probe pairing <<EOF
 scan on
-scan attentive
+scan le-duplicates
 wait advert hci0 $FRONT rssi=
 run "$SIM" ctl front SetPairingMode false
 sleep 1
@@ -159,6 +165,45 @@ check "pairing mode seen on, off, on again in the adverts" \
 	awk -v a="$FRONT" '$1 == "advert" && $3 == a { has = /sd=a92ee100/ ? 1 : 0
 		if (step == 0 && has) step = 1; else if (step == 1 && !has) step = 2; else if (step == 2 && has) step = 3 }
 		END { exit step != 3 }' "$T/pairing.out"
+
+# --- 1d. what each scan mode signals; a lock that went away is not delivered again ---
+# With a filter (le) bluetoothd signals RSSI with every advert; without one (quiet) only
+# when it moved by 8 dBm. BACK advertises every 100 ms here (1 s at scale 10).
+probe scan-le --all-adverts <<EOF
+scan on
+wait advert hci0 $BACK rssi=
+sleep 2
+EOF
+check "scan-le script ran to the end" test $? = 0
+probe scan-quiet --all-adverts <<EOF
+scan quiet
+scan on
+wait advert hci0 $BACK rssi=
+sleep 2
+EOF
+check "scan-quiet script ran to the end" test $? = 0
+n_le=$(count scan-le "^advert hci0 $BACK ")
+n_quiet=$(count scan-quiet "^advert hci0 $BACK ")
+echo "adverts of BACK in about 2 s: le $n_le, quiet $n_quiet"
+check "le: an advert per advertisement ($n_le in 2 s)" test "$n_le" -ge 8
+check "quiet: far fewer ($n_quiet vs $n_le)" test $((n_quiet * 3)) -le "$n_le"
+# BACK is known to BlueZ for good (connected above): its RSSI stays while discovery runs.
+probe gone --all-adverts <<EOF
+scan on
+wait advert hci0 $BACK rssi=
+run "$SIM" ctl back SetInRange false
+sleep 0.5
+run echo gone-mark
+sleep 3
+adapters
+run "$SIM" ctl back SetInRange true
+sleep 2
+EOF
+check "gone script ran to the end" test $? = 0
+check "a lock out of range is not delivered again (nothing after the mark)" \
+	awk -v a="$BACK" '/^gone-mark/ { m = 1; next } /^adapter / { m = 0 } m && $1 == "advert" && $3 == a { bad = 1 } END { exit bad }' "$T/gone.out"
+check "... and is again once it is back" \
+	awk -v a="$BACK" '/^gone-mark/ { m = 1 } m && $1 == "advert" && $3 == a { ok = 1 } END { exit !ok }' "$T/gone.out"
 
 # --- 1c. error paths: unknown device, cancelled connect, reconnect while disconnecting
 probe errors --queue-timeout 1 --idle 0.3 <<EOF

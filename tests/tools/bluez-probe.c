@@ -24,7 +24,7 @@
  *
  * Script, one command per line (# comments), run in order:
  *   scan on|off                 discovery
- *   scan attentive|quiet        how it listens (bluez_client_set_attentive())
+ *   scan le|le-duplicates|quiet how it listens (bluez_client_set_scan_mode())
  *   connect ADDRESS [user|refresh|maintenance]   (prints "connect ADDRESS already"
  *                               when it was connected; otherwise events follow)
  *   disconnect ADDRESS          ("disconnect ADDRESS immediate" when nothing was up)
@@ -390,10 +390,17 @@ static bool run_command(Probe *p, char *line)
                 (void) sd_event_add_time_relative(p->event, &p->wait_timer, CLOCK_MONOTONIC,
                                                   (uint64_t) (sec * 1e6), 0, on_wait_timer, p);
                 return true;
-        } else if (streq(argv[0], "scan") && argc == 2 &&
-                   (streq(argv[1], "attentive") || streq(argv[1], "quiet")))
-                bluez_client_set_attentive(p->client, streq(argv[1], "attentive"));
-        else if (streq(argv[0], "scan") && argc == 2)
+        } else if (streq(argv[0], "scan") && argc == 2 && !streq(argv[1], "on") && !streq(argv[1], "off")) {
+                int m = -1;
+                for (int i = 0; i < _BLUEZ_SCAN_MODE_MAX; i++)
+                        if (streq(argv[1], bluez_scan_mode_to_string((BluezScanMode) i)))
+                                m = i;
+                if (m < 0) {
+                        fprintf(stderr, "unknown scan mode %s\n", argv[1]);
+                        return false;
+                }
+                bluez_client_set_scan_mode(p->client, (BluezScanMode) m);
+        } else if (streq(argv[0], "scan") && argc == 2)
                 bluez_client_set_discovery(p->client, streq(argv[1], "on"));
         else if (streq(argv[0], "connect") && argc >= 2) {
                 pl = find_link(p, argv[1], true);
