@@ -118,4 +118,7 @@ check "the lock got one Lock Action ($(simctl back get Actions) after $motor2)" 
 	test "$(simctl back get Actions)" = $((motor2 + 1))
 check "back stays locked" test "$(simctl back get LockState)" = locked
 
+stop_lockhubd
+check "lockhubd exited cleanly (code $exit_code)" test "$exit_code" = 0
+check "no sanitizer finding in lockhubd" sh -c "! grep -qE 'ERROR: [A-Za-z]+Sanitizer|runtime error:' \"$T/lockhubd.log\""
 finish
