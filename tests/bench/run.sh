@@ -254,22 +254,29 @@ bench_memory() {
 
 # ---- 4. idle cost -------------------------------------------------------------------------
 # 10 paired locks advertising (time scale 1, default adverts), the broker connected, the
-# default configuration. After 10 s to settle: context switches of lockhubd (voluntary +
-# involuntary, /proc/PID/status) and CPU time over IDLE_SECONDS, and connections the
-# locks saw (sim counters) in that window and since start.
-bench_idle() {
-	world idle 10 'scale = 1' '' || return 1
+# default configuration (ScanMode=le), then the same with ScanMode=quiet. After 10 s to
+# settle: context switches of lockhubd (voluntary + involuntary, /proc/PID/status) and CPU
+# time over IDLE_SECONDS, and connections the locks saw (sim counters) in that window and
+# since start.
+idle_run() {
+	world idle-$1 10 'scale = 1' "$2" || return 1
 	sleep 10
 	c0=$(conns 10) x0=$(switches) t0=$(cpu)
 	sleep "$IDLE_SECONDS"
 	c1=$(conns 10) x1=$(switches) t1=$(cpu)
-	IDLE_WAKEUPS=$(echo "$x0 $x1 $IDLE_SECONDS" | awk '{ printf "%.2f", ($2 - $1) / $3 }')
-	IDLE_CONN=$((c1 - c0))
-	IDLE_CONN_TOTAL=$c1
-	IDLE_CPU=$(echo "$t0 $t1 $IDLE_SECONDS" | awk '{ printf "%.2f", ($2 - $1) / $3 }') # ticks/s = % of a core
+	IR_WAKEUPS=$(echo "$x0 $x1 $IDLE_SECONDS" | awk '{ printf "%.2f", ($2 - $1) / $3 }')
+	IR_CONN=$((c1 - c0))
+	IR_CONN_TOTAL=$c1
+	IR_CPU=$(echo "$t0 $t1 $IDLE_SECONDS" | awk '{ printf "%.2f", ($2 - $1) / $3 }') # ticks/s = % of a core
 	adv=$(for _l in $(lock_names 10); do sim_counter "$_l" Adverts; done | awk '{ s += $1 } END { print s + 0 }')
-	log "idle: $((x1 - x0)) context switches in $IDLE_SECONDS s, $IDLE_CONN connections ($c1 since start), $adv adverts sent, CPU $IDLE_CPU%"
+	log "idle ($1): $((x1 - x0)) context switches in $IDLE_SECONDS s, $IR_CONN connections ($c1 since start), $adv adverts sent, CPU $IR_CPU%"
 	unworld
+}
+bench_idle() {
+	idle_run le '' || return 1
+	IDLE_WAKEUPS=$IR_WAKEUPS IDLE_CONN=$IR_CONN IDLE_CONN_TOTAL=$IR_CONN_TOTAL IDLE_CPU=$IR_CPU
+	idle_run quiet '[Bluetooth]\nScanMode=quiet' || return 1
+	IDLE_Q_WAKEUPS=$IR_WAKEUPS IDLE_Q_CONN=$IR_CONN IDLE_Q_CPU=$IR_CPU
 }
 
 # ---- 5. start-up ----------------------------------------------------------------------------
@@ -397,6 +404,9 @@ row "RSS 10 locks + 1M events, peak" "$(mib "$(v MEM_HWM_events)")" "MiB" ""
 row "idle 10 locks: wake-ups per second" "$(v IDLE_WAKEUPS)" "<= 1" '$1 <= 1'
 row "idle 10 locks: BLE connections opened" "$(v IDLE_CONN)" "0" '$1 == 0'
 row "idle 10 locks: CPU (% of one core)" "$(v IDLE_CPU)" "%" ""
+row "idle 10 locks, ScanMode=quiet: wake-ups/s" "$(v IDLE_Q_WAKEUPS)" "<= 1" '$1 <= 1'
+row "idle 10 locks, ScanMode=quiet: connections" "$(v IDLE_Q_CONN)" "0" '$1 == 0'
+row "idle 10 locks, ScanMode=quiet: CPU (%)" "$(v IDLE_Q_CPU)" "%" ""
 row "idle 10 locks, no scanning: wake-ups/s" "$(v IDLE_NOSCAN)" "(comparison)" ""
 row "start-up → READY=1, empty database" "$(v START_EMPTY)" "ms" ""
 row "start-up → READY=1, 1M events" "$(v START_EVENTS)" "<= 100 ms" '$1 <= 100'
@@ -420,8 +430,9 @@ JSON=$(
 		"$(v MEM_RSS_1)" "$(v MEM_RSS_10)" "$(v MEM_RSS_100)" "$(v MEM_RSS_events)"
 	printf '"peak_rss_kib": {"locks_1": %s, "locks_10": %s, "locks_100": %s, "events_1m": %s}, ' \
 		"$(v MEM_HWM_1)" "$(v MEM_HWM_10)" "$(v MEM_HWM_100)" "$(v MEM_HWM_events)"
-	printf '"idle": {"wakeups_per_s": %s, "ble_connections": %s, "ble_connections_since_start": %s, "cpu_percent": %s, "wakeups_per_s_without_scan": %s}, ' \
-		"$(v IDLE_WAKEUPS)" "$(v IDLE_CONN)" "$(v IDLE_CONN_TOTAL)" "$(v IDLE_CPU)" "$(v IDLE_NOSCAN)"
+	printf '"idle": {"wakeups_per_s": %s, "ble_connections": %s, "ble_connections_since_start": %s, "cpu_percent": %s, "wakeups_per_s_quiet": %s, "ble_connections_quiet": %s, "cpu_percent_quiet": %s, "wakeups_per_s_without_scan": %s}, ' \
+		"$(v IDLE_WAKEUPS)" "$(v IDLE_CONN)" "$(v IDLE_CONN_TOTAL)" "$(v IDLE_CPU)" "$(v IDLE_Q_WAKEUPS)" \
+		"$(v IDLE_Q_CONN)" "$(v IDLE_Q_CPU)" "$(v IDLE_NOSCAN)"
 	printf '"startup_ms": {"empty": %s, "events_1m": %s}, ' "$(v START_EMPTY)" "$(v START_EVENTS)"
 	printf '"scale": {"locks": 100, "commands": 100, "completed": %s, "seconds": %s, "failed": %s, "lost": %s, "tuned_completed": %s, "tuned_seconds": %s}, ' \
 		"$(v SCALE_COMPLETED)" "$(v SCALE_SECONDS)" "$(v SCALE_FAILS)" "$(v SCALE_LOSTN)" "$(v SCALE_T_DONE)" "$(v SCALE_T_SECONDS)"
