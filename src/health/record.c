@@ -50,7 +50,7 @@ int health_attempt_store(Store *s, int64_t lock_id, const HealthAttempt *a)
          * database cannot be written, store_begin() refuses and the rows go through the batch,
          * which keeps them until it can. */
         own_tx = store_begin(s) >= 0;
-write:
+write:;
 
         struct store_recovery_attempt ra = {
                 .lock_id = lock_id,
