@@ -459,6 +459,9 @@ static char *bridge_info(MqttBridge *b)
                         json_object_object_add(db, "pending_changes",
                                                json_object_new_int64((int64_t) pending));
                 }
+                /* changes a long outage made the store give up (samples first), since start */
+                json_object_object_add(db, "lost_changes",
+                                       json_object_new_int64((int64_t) store_write_lost(b->manager->store)));
                 json_object_object_add(o, "database", db);
         }
         return mqtt_ha_json_to_string(o);

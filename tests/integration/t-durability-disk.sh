@@ -95,7 +95,7 @@ start_lockhubd || exit 1
 check "lockhubd connects to the broker" wait_for 10 grep -q 'Connected to the MQTT broker' "$T/lockhubd.log"
 pair_lock front front 1234 >/dev/null || { echo "pairing failed"; tail -n 30 "$T/lockhubd.log"; exit 1; }
 check "lock available" wait_for 20 sh -c "mosquitto_sub -p $PORT -t lockhub/front/availability -C 1 -W 2 | grep -qx online"
-check "bridge/info: database writable" wait_for 10 info_is "d['database']['writable'] is True"
+check "bridge/info: database writable, nothing lost" wait_for 10 info_is "d['database']['writable'] is True and d['database']['lost_changes'] == 0"
 check "user Alice" ctl user add Alice
 
 check "before: UNLOCK moves the sim lock" cmd UNLOCK unlocked UNLOCKED
@@ -140,7 +140,7 @@ check "full disk: no code row written" test "$(db 'SELECT count(*) FROM credenti
 # Space comes back: the waiting changes land (retried every few seconds).
 rm -f "$T/state/filler"
 check "space back: logged as writable again" wait_for 30 grep -q 'is writable again' "$T/lockhubd.log"
-check "space back: bridge/info says writable" wait_for 10 info_is "d['database']['writable'] is True"
+check "space back: bridge/info says writable, nothing lost" wait_for 10 info_is "d['database']['writable'] is True and d['database']['lost_changes'] == 0"
 # Expected: the round's rows once per round made since the disk was full (warm-up rounds
 # of 2 commands, then N/2 + M/2 halves), in order.
 {
