@@ -133,7 +133,10 @@ static int manager_record_event(Lock *l, const char *kind, LockSource source, co
 }
 
 /* The first listener of every lock: the open write batch (the change's event among it) is
- * committed before the other listeners tell D-Bus or MQTT about the change. */
+ * committed before the other listeners tell D-Bus or MQTT about the change. Listeners are
+ * called from the lock's notify defer (lock_set_event()), once per dispatch that changed it:
+ * one commit for all the changes of the dispatch, usually already done by the store's commit
+ * defer, which runs first. */
 static void manager_commit_before_telling(Lock *l, unsigned changes, void *userdata)
 {
         Manager *m = userdata;
@@ -190,6 +193,13 @@ int manager_add_lock(Manager *m, const struct store_lock *sl)
         m->locks[m->n_locks++] = l;
         if (m->mqtt)
                 (void) mqtt_bridge_lock_added(m->mqtt, l);
+        /* After the listeners are in: what changed while loading was never told before
+         * either. Just after the store's commit defer, before every source of normal priority. */
+        if (m->event) {
+                r = lock_set_event(l, m->event, SD_EVENT_PRIORITY_IMPORTANT + 1);
+                if (r < 0)
+                        log_warning_errno(r, "Lock %s tells its changes synchronously: %m", l->name);
+        }
         r = api_lock_added(m, TAKE_PTR(l));
         if (r < 0)
                 return log_error_errno(r, "Failed to publish lock %s on D-Bus: %m", sl->name);

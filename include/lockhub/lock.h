@@ -9,8 +9,20 @@
  * Every change goes through one setter. A setter that changes something
  *   1. appends an event row through the event sink (the store) — before anything is
  *      announced, so nothing is acknowledged that is not on disk;
- *   2. then calls every listener with a LockChange mask saying what changed.
+ *   2. then has every listener called with a LockChange mask saying what changed.
  * A setter that changes nothing does neither.
+ *
+ * When the lock is not attached to an event loop, listeners are called from within the
+ * setter. Once lock_set_event() attached it (lockhubd), a setter only adds its bits to the
+ * lock's pending mask and enables the lock's notify defer source; when that is dispatched
+ * the listeners are called once with every bit gathered since, the lock's model being what
+ * it is by then. The Manager's first listener commits the store's write batch, so one
+ * dispatch (a GATT indication, an MQTT message) costs one commit, however many fields it
+ * changed, and nothing is told before it is committed. The defer runs at a priority above
+ * every normal source (and below the store's commit defer): changes that arrive in separate
+ * dispatches are told separately, in their order ("unlocking", then "unlocked"). Only
+ * changes made within one dispatch are merged. LOCK_CHANGE_REMOVED is always told from
+ * within lock_free(), and cancels a pending notification.
  *
  * Ownership: a Lock is owned by the Manager's lock table; the driver's per-lock data
  * (driver_data) is owned by the driver and released through ops->free. Listeners are
@@ -19,6 +31,8 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+
+#include <systemd/sd-event.h>
 
 #include "lockhub/macro.h"
 
@@ -284,6 +298,8 @@ struct Lock {
                 void *userdata;
         } * listeners;
         size_t n_listeners;
+        sd_event_source *notify_defer; /* NULL: listeners are called from the setter */
+        unsigned notify_pending;       /* LockChange bits not told yet */
 };
 
 /* Validates name and address (see lock_name_is_valid()); -EINVAL otherwise. */
@@ -297,6 +313,13 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Lock *, lock_free);
 bool lock_name_is_valid(const char *name);
 /* "AA:BB:CC:DD:EE:FF" (either case); normalized to upper case in ret (18 bytes). */
 int lock_address_normalize(const char *address, char ret[static 18]);
+
+/* Tell listeners from a defer source of e at priority (see the top of this file) instead
+ * of from within the setters. Once per lock; -EBUSY when already attached. */
+int lock_set_event(Lock *l, sd_event *e, int64_t priority);
+/* Tells the listeners of the pending changes now, if any (a caller about to answer from
+ * the model, or a test). */
+void lock_notify_flush(Lock *l);
 
 int lock_add_listener(Lock *l, lock_listener_t fn, void *userdata);
 void lock_remove_listener(Lock *l, lock_listener_t fn, void *userdata);

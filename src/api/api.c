@@ -53,6 +53,10 @@ int api_flush(Manager *m)
 
         if (!m || !m->store)
                 return 0;
+        /* Changes not told yet are told before the reply, as when they were told from the
+         * setters: a client sees PropertiesChanged before the reply of the command. */
+        for (size_t i = 0; i < m->n_locks; i++)
+                lock_notify_flush(m->locks[i]);
         r = store_flush(m->store);
         if (r >= 0)
                 r = store_write_error(m->store, NULL); /* kept, not run, while commits fail */

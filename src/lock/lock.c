@@ -5,6 +5,11 @@
  * Invariant: every field of a Lock that users can see changes only in a setter here,
  * and every setter that changes something records an event (through event_sink)
  * before it tells the listeners. Drivers never write the fields directly.
+ *
+ * Telling (lock_notify()) is either immediate or, once lock_set_event() attached the lock
+ * to the event loop, deferred: the bits are gathered in notify_pending and told once by the
+ * lock's notify defer, after the store's commit defer and before any source of normal
+ * priority (lockhub/lock.h explains the order).
  */
 
 #include <ctype.h>
@@ -141,18 +146,71 @@ int lock_new(const char *name, const char *address, Lock **ret)
         return 0;
 }
 
-static void lock_notify(Lock *l, unsigned changes)
+static void lock_tell(Lock *l, unsigned changes)
 {
         /* Listeners must not add or remove listeners while being called. */
         for (size_t i = 0; i < l->n_listeners; i++)
                 l->listeners[i].fn(l, changes, l->listeners[i].userdata);
 }
 
+void lock_notify_flush(Lock *l)
+{
+        unsigned changes = l->notify_pending;
+
+        if (changes == 0)
+                return;
+        /* A listener may change the lock again: that is gathered anew and told by the
+         * next dispatch of the defer. */
+        l->notify_pending = 0;
+        (void) sd_event_source_set_enabled(l->notify_defer, SD_EVENT_OFF);
+        lock_tell(l, changes);
+}
+
+static int on_notify_defer(sd_event_source *es, void *userdata)
+{
+        lock_notify_flush(userdata);
+        return 0;
+}
+
+static void lock_notify(Lock *l, unsigned changes)
+{
+        if (l->notify_defer) {
+                l->notify_pending |= changes;
+                if (sd_event_source_set_enabled(l->notify_defer, SD_EVENT_ONESHOT) >= 0)
+                        return;
+                /* Cannot defer (cannot happen with a valid source): tell now, in order. */
+                changes = l->notify_pending;
+                l->notify_pending = 0;
+        }
+        lock_tell(l, changes);
+}
+
+int lock_set_event(Lock *l, sd_event *e, int64_t priority)
+{
+        int r;
+
+        if (l->notify_defer)
+                return -EBUSY;
+        r = sd_event_add_defer(e, &l->notify_defer, on_notify_defer, l);
+        if (r >= 0)
+                r = sd_event_source_set_priority(l->notify_defer, priority);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(l->notify_defer, SD_EVENT_OFF);
+        if (r >= 0)
+                (void) sd_event_source_set_description(l->notify_defer, "lock-notify");
+        if (r < 0)
+                l->notify_defer = sd_event_source_disable_unref(l->notify_defer);
+        return r;
+}
+
 Lock *lock_free(Lock *l)
 {
         if (!l)
                 return NULL;
-        lock_notify(l, LOCK_CHANGE_REMOVED);
+        /* What was not told yet is not told: the lock goes. */
+        l->notify_defer = sd_event_source_disable_unref(l->notify_defer);
+        l->notify_pending = 0;
+        lock_tell(l, LOCK_CHANGE_REMOVED);
         if (l->ops && l->ops->free)
                 l->ops->free(l);
         free(l->listeners);

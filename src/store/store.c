@@ -28,7 +28,9 @@
  *       step, a D-Bus call to bluetoothd) leaves at once, before any fsync
  *     → anything that tells the outside world about a stored change commits first:
  *         - the Manager's first listener of every Lock calls store_flush() before the
- *           other listeners emit D-Bus PropertiesChanged or MQTT events;
+ *           other listeners emit D-Bus PropertiesChanged or MQTT events (listeners are
+ *           called from the lock's notify defer, just after the commit defer below, once
+ *           for all the changes of the dispatch: lockhub/lock.h);
  *         - the MQTT bridge's publish() calls store_flush();
  *         - store_begin() (explicit transactions, whose callers reply after their commit)
  *           commits the batch first;

@@ -187,6 +187,69 @@ static void test_removed_notification(void **state)
         assert_string_equal(r.log, "N:128;");
 }
 
+/* Attached to an event loop: the changes of one dispatch are told once, merged, after
+ * their events were recorded; the changes of the next dispatch are told again; a listener
+ * that changes the lock is told of that by the next dispatch; lock_free() drops what is
+ * pending and tells REMOVED at once. */
+static void relisten(Lock *l, unsigned changes, void *userdata)
+{
+        if (changes & LOCK_CHANGE_STATE)
+                (void) lock_set_door(l, LOCK_DOOR_CLOSED, LOCK_SOURCE_LOCK);
+}
+
+static void test_deferred_notify(void **state)
+{
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        struct record r = {};
+        LockBattery b = { .percent = 80, .keypad_critical = -1, .door_sensor_critical = -1 };
+        Lock *l = new_lock(&r);
+
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(lock_set_event(l, e, SD_EVENT_PRIORITY_IMPORTANT + 1), 0);
+        assert_int_equal(lock_set_event(l, e, SD_EVENT_PRIORITY_IMPORTANT + 1), -EBUSY);
+
+        /* one dispatch: two changes, two events, nothing told yet */
+        assert_int_equal(lock_set_state(l, LOCK_STATE_UNLOCKING, LOCK_SOURCE_MQTT, NULL), 1);
+        assert_int_equal(lock_set_battery(l, &b), 1);
+        assert_int_equal(r.events, 2);
+        assert_int_equal(r.notifies, 0);
+        assert_int_equal(sd_event_run(e, 0), 1);
+        assert_int_equal(r.notifies, 1);
+        assert_non_null(strstr(r.log, ";N:3;"));
+        assert_int_equal(sd_event_run(e, 0), 0); /* nothing left */
+
+        /* the next dispatch is told on its own */
+        assert_int_equal(lock_set_state(l, LOCK_STATE_UNLOCKED, LOCK_SOURCE_LOCK, NULL), 1);
+        assert_int_equal(sd_event_run(e, 0), 1);
+        assert_int_equal(r.notifies, 2);
+
+        /* lock_notify_flush() tells now; a no-op without pending changes */
+        assert_int_equal(lock_set_door(l, LOCK_DOOR_OPEN, LOCK_SOURCE_LOCK), 1);
+        lock_notify_flush(l);
+        assert_int_equal(r.notifies, 3);
+        lock_notify_flush(l);
+        assert_int_equal(r.notifies, 3);
+        assert_int_equal(sd_event_run(e, 0), 0);
+
+        /* a listener's own change comes with the next dispatch */
+        assert_int_equal(lock_add_listener(l, relisten, NULL), 0);
+        assert_int_equal(lock_set_state(l, LOCK_STATE_LOCKED, LOCK_SOURCE_LOCK, NULL), 1);
+        assert_int_equal(sd_event_run(e, 0), 1);
+        assert_int_equal(r.notifies, 4);
+        assert_int_equal(l->door, LOCK_DOOR_CLOSED);
+        assert_int_equal(sd_event_run(e, 0), 1);
+        assert_int_equal(r.notifies, 5);
+        assert_non_null(strstr(r.log, ";N:1;door/lock//{\"from\":\"open\",\"to\":\"closed\"};N:4;"));
+        lock_remove_listener(l, relisten, NULL);
+
+        /* pending when freed: not told, REMOVED is */
+        assert_int_equal(lock_set_state(l, LOCK_STATE_UNLOCKING, LOCK_SOURCE_LOCK, NULL), 1);
+        r.log[0] = '\0';
+        lock_free(l);
+        assert_string_equal(r.log, "N:128;");
+        assert_int_equal(sd_event_run(e, 0), 0);
+}
+
 /* Log entries: the sink decides (1 new, 0 stored already); only a new successful
  * action becomes the last action, announced once, with no second event row. */
 static int log_sink_result;
@@ -258,6 +321,7 @@ int main(void)
                 cmocka_unit_test(test_json),
                 cmocka_unit_test(test_removed_notification),
                 cmocka_unit_test(test_import_log_entry),
+                cmocka_unit_test(test_deferred_notify),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
