@@ -67,6 +67,7 @@ static void test_defaults(void **state)
         assert_int_equal(c->bluetooth.idle_disconnect_sec, 10);
         assert_int_equal(c->bluetooth.command_timeout_sec, 30);
         assert_true(c->bluetooth.scan_while_paired);
+        assert_int_equal(c->bluetooth.scan_mode, CONF_SCAN_LE);
         assert_true(c->mqtt.enabled);
         assert_string_equal(c->mqtt.host, "localhost");
         assert_int_equal(c->mqtt.port, 1883);
@@ -131,6 +132,7 @@ static const char valid[] = "# a hub\n"
                             "IdleDisconnectSec=0\n"
                             "CommandTimeoutSec=45\n"
                             "ScanWhilePaired=off\n"
+                            "ScanMode=quiet\n"
                             "; MQTT over TLS\n"
                             "[MQTT]\n"
                             "Host=broker.example.org\n"
@@ -197,6 +199,8 @@ static void test_valid_file(void **state)
         assert_int_equal(c->bluetooth.idle_disconnect_sec, 0);
         assert_int_equal(c->bluetooth.command_timeout_sec, 45);
         assert_false(c->bluetooth.scan_while_paired);
+        assert_int_equal(c->bluetooth.scan_mode, CONF_SCAN_QUIET);
+        assert_string_equal(conf_scan_mode_to_string(c->bluetooth.scan_mode), "quiet");
 
         assert_string_equal(c->mqtt.host, "broker.example.org");
         assert_int_equal(c->mqtt.port, 8883); /* TLS=yes and no Port= */
@@ -243,7 +247,7 @@ static void test_valid_file(void **state)
         /* Per-lock overrides fall back to [MQTT] for what they do not set. */
         assert_int_equal(c->n_locks, 2);
         assert_non_null(conf_find_lock(c, "garage"));
-        assert_int_equal(conf_find_lock(c, "garage")->line, 53);
+        assert_int_equal(conf_find_lock(c, "garage")->line, 54);
         assert_null(conf_find_lock(c, "back-door"));
         conf_lock_policy(c, "garage", &pol);
         assert_true(pol.require_unlock_code);
@@ -388,6 +392,8 @@ static void test_bad_values(void **state)
         expect_error("[MQTT]\nTLS=maybe\n", 2,
                      "test.conf:2: [MQTT] TLS=maybe: expected a boolean (yes/no, true/false, on/off, 1/0)");
         expect_error("[MQTT]\nProtocol=4\n", 2, "test.conf:2: [MQTT] Protocol=4: expected '3.1.1' or '5'");
+        expect_error("[Bluetooth]\nScanMode=auto\n", 2,
+                     "test.conf:2: [Bluetooth] ScanMode=auto: expected 'le' or 'quiet'");
         expect_error("[MQTT]\nBaseTopic=lockhub/#\n", 2,
                      "test.conf:2: [MQTT] BaseTopic=lockhub/#: must not contain the wildcards + or #");
         expect_error("[MQTT]\nBaseTopic=lockhub/\n", 2,
