@@ -366,7 +366,9 @@ static int on_refilter(sd_bus_message *reply, void *userdata, sd_bus_error *ret_
 
         s->refilter_slot = sd_bus_slot_unref(s->refilter_slot);
         if (e)
-                log_debug("bluez: SetDiscoveryFilter on %s: %s: %s", s->name, e->name, strna(e->message));
+                /* Not retried (it would fail the same way): the next mode change tries again. */
+                log_warning("bluez: SetDiscoveryFilter (scan mode %s) on %s failed: %s: %s",
+                            bluez_scan_mode_to_string(s->filter_mode), s->name, e->name, strna(e->message));
         else {
                 s->duplicate_data = s->filter_mode == BLUEZ_SCAN_LE_DUPLICATES;
                 log_debug("bluez: scan mode %s on %s", bluez_scan_mode_to_string(s->filter_mode), s->name);
