@@ -174,7 +174,8 @@ typedef struct HealthRecoveryConfig {
         uint64_t step_timeout_usec;   /* a step with no outcome fails; 0: 3 min */
         uint64_t lock_silent_usec;    /* not heard from this long: wait, do not climb; 0: 2 min */
         uint64_t adapter_silent_usec; /* an adapter that heard nothing this long is suspect; 0: 2 min */
-        uint64_t adapter_cycle_min_interval_usec; /* between our power cycles of one adapter; 0: 15 min */
+        uint64_t adapter_cycle_max_interval_usec; /* cap of the growing wait between our power
+                                                   * cycles of one adapter; 0: 60 min */
         uint64_t evidence_window_usec;            /* "several locks failing" within; 0: 10 min */
 } HealthRecoveryConfig;
 

@@ -51,13 +51,20 @@
  *                     adapter_silent, or two connection attempts failed inside the adapter
  *                     (-ETIMEDOUT/-EBUSY/-EIO/-ENETDOWN on connect). Moved to another
  *                     adapter when one is usable and ops->move_adapter exists; else
- *                     power-cycled, if AdapterPowerCycle=yes, not within
- *                     adapter_cycle_min_interval of our last cycle, and no other lock on it
- *                     is mid-action (deferred up to BUSY_DEFERRALS × BUSY_DEFER_USEC).
+ *                     power-cycled, if AdapterPowerCycle=yes, no other lock on it is
+ *                     mid-action (deferred up to BUSY_DEFERRALS × BUSY_DEFER_USEC), and
+ *                     the wait after our last cycle of it is over: 1, 5, 15, 30, 60 min
+ *                     after the 1st, 2nd, ... cycle in a row, capped at
+ *                     adapter_cycle_max_interval (a cycle 2 × the cap after the last
+ *                     starts a new row). A rate-limited cycle is recorded "skipped".
  *   4. remove-device  ×1: forget the device (stale GATT cache) and rediscover it.
  *                     A GATT error (characteristic or device object missing, an ATT
  *                     error answering a command) or health_ladder_services_changed()
  *                     jumps here directly.
+ * A spent adapter rung opens again once that wait is over: a probe after giving up, or the
+ * slow timer of WAIT_LOCK, that finds adapter evidence then starts a new round from the
+ * adapter rung (adapter, then remove-device), so a hung adapter is cycled again and again,
+ * ever less often, until it works [ladder_new_round].
  * Auth errors jump to NEEDS_REPAIR whatever the rung. Errors that prove the lock answered
  * (jammed, busy, invalid) count as success for the link.
  *
@@ -80,7 +87,7 @@
 #define DEFAULT_STEP_TIMEOUT_USEC    (3 * HEALTH_USEC_PER_MIN)
 #define DEFAULT_LOCK_SILENT_USEC     (2 * HEALTH_USEC_PER_MIN)
 #define DEFAULT_ADAPTER_SILENT_USEC  (2 * HEALTH_USEC_PER_MIN)
-#define DEFAULT_CYCLE_INTERVAL_USEC  (15 * HEALTH_USEC_PER_MIN)
+#define DEFAULT_CYCLE_INTERVAL_USEC  (60 * HEALTH_USEC_PER_MIN)
 #define DEFAULT_EVIDENCE_WINDOW_USEC (10 * HEALTH_USEC_PER_MIN)
 #define BUSY_DEFER_USEC              (5 * HEALTH_USEC_PER_SEC)
 #define BUSY_DEFERRALS               12U
@@ -94,6 +101,7 @@ typedef struct Adapter {
         uint64_t known_since; /* monotonic: when it became present and powered */
         uint64_t last_heard;  /* monotonic: last advert of any device; 0 never */
         uint64_t last_cycle;  /* monotonic: start of our last power cycle; 0 never */
+        unsigned cycles;      /* our cycles in a row, none more than 2 × the cap apart */
         HealthLadder *cycler; /* the ladder whose power cycle is running, or NULL */
 } Adapter;
 
@@ -507,6 +515,29 @@ static bool lock_silent(HealthLadder *l)
         return now(l->recovery) - MAX(l->last_seen, l->created) >= l->recovery->config.lock_silent_usec;
 }
 
+/* How long after our last cycle of a the next one may start. */
+static uint64_t cycle_wait(const HealthRecovery *r, const Adapter *a)
+{
+        static const uint64_t waits[] = {
+                1 * HEALTH_USEC_PER_MIN,  5 * HEALTH_USEC_PER_MIN,  15 * HEALTH_USEC_PER_MIN,
+                30 * HEALTH_USEC_PER_MIN, 60 * HEALTH_USEC_PER_MIN,
+        };
+
+        if (a->cycles == 0)
+                return 0;
+        return MIN(waits[MIN(a->cycles, ELEMENTSOF(waits)) - 1], r->config.adapter_cycle_max_interval_usec);
+}
+
+/* Until when (monotonic) a power cycle of a is rate-limited; 0: it is not. */
+static uint64_t cycle_not_before(const HealthRecovery *r, const Adapter *a)
+{
+        uint64_t t = now((HealthRecovery *) r);
+
+        if (a->last_cycle == 0 || t - a->last_cycle >= cycle_wait(r, a))
+                return 0;
+        return a->last_cycle + cycle_wait(r, a);
+}
+
 static Adapter *other_usable_adapter(HealthLadder *l)
 {
         HealthRecovery *r = l->recovery;
@@ -649,12 +680,13 @@ static void ladder_climb(HealthLadder *l)
                 } else if (!r->config.adapter_power_cycle) {
                         snprintf(why + strlen(why), sizeof why - strlen(why), "; AdapterPowerCycle=no");
                         skip(l, HEALTH_STEP_POWER_CYCLE, why);
-                } else if (a && a->last_cycle > 0 &&
-                           now(r) - a->last_cycle < r->config.adapter_cycle_min_interval_usec) {
-                        char d[32];
+                } else if (a && cycle_not_before(r, a) > 0) {
+                        char d[32], w[32];
                         fmt_usec(d, sizeof d, now(r) - a->last_cycle);
+                        fmt_usec(w, sizeof w, cycle_not_before(r, a) - now(r));
                         snprintf(why + strlen(why), sizeof why - strlen(why),
-                                 "; but %s was power-cycled %s ago", a->name, d);
+                                 "; but %s was power-cycled %s ago (cycle #%u in a row): again in %s",
+                                 a->name, d, a->cycles, w);
                         skip(l, HEALTH_STEP_POWER_CYCLE, why);
                 } else {
                         set_reason(l, "%s", why);
@@ -669,23 +701,56 @@ static void ladder_climb(HealthLadder *l)
         ladder_give_up(l);
 }
 
+/* May the adapter rung be taken (again)? Not yet tried in this episode, or tried and
+ * the wait after the adapter's last power cycle is over. */
+static bool adapter_rung_open(HealthLadder *l)
+{
+        HealthRecovery *r = l->recovery;
+        Adapter *a;
+
+        if (!l->tried_adapter)
+                return true;
+        if (!r->config.adapter_power_cycle && !r->ops.move_adapter)
+                return false;
+        a = adapter_find(r, l->adapter);
+        return a && !a->cycler && a->last_cycle > 0 && cycle_not_before(r, a) == 0;
+}
+
+/* The adapter is still suspect and may be acted on again: climb from the adapter rung
+ * (then remove-device) with a fresh budget. False when not. */
+static bool ladder_new_round(HealthLadder *l)
+{
+        char why[REASON_MAX];
+
+        if (!adapter_rung_open(l) || !adapter_evidence(l, why, sizeof why))
+                return false;
+        if (l->tried_adapter) {
+                log_info("%s: recovery starts over from the adapter rung (%s)", l->name, why);
+                l->tried_adapter = l->tried_remove = false;
+                l->steps_taken = 0;
+        }
+        l->probing = false;
+        l->jump_adapter = true;
+        ladder_climb(l);
+        return true;
+}
+
 /* After a failure outside a running step, or after a step failed: wait for the lock,
  * for the adapter, or climb. */
 static void ladder_after_failure(HealthLadder *l)
 {
-        char why[REASON_MAX];
-
         if (l->last_kind == HEALTH_FAILURE_CONNECT && lock_silent(l)) {
                 /* A lock that is not heard is away or dead: nothing to repair here,
                  * unless the adapter itself may be deaf. */
-                if (!l->tried_adapter && adapter_evidence(l, why, sizeof why)) {
-                        l->jump_adapter = true;
-                        return ladder_climb(l);
-                }
+                if (ladder_new_round(l))
+                        return;
                 return ladder_wait_lock(l);
         }
-        if (l->probing)
+        if (l->probing) {
+                if (ladder_new_round(l))
+                        return;
                 return ladder_give_up(l);
+        }
         ladder_climb(l);
 }
 
@@ -718,6 +783,10 @@ static int step_op(HealthLadder *l)
                 a = adapter_get(r, l->adapter);
                 if (!a)
                         return -ENODEV;
+                if (a->last_cycle == 0 ||
+                    now(r) - a->last_cycle >= 2 * r->config.adapter_cycle_max_interval_usec)
+                        a->cycles = 0; /* a new row */
+                a->cycles = MIN(a->cycles + 1, 1000u);
                 a->cycler = l;
                 a->last_cycle = now(r);
                 return r->ops.power_cycle_adapter(r, a->name, r->userdata);
@@ -943,7 +1012,6 @@ void health_ladder_repaired(HealthLadder *l)
 void health_ladder_timer_elapsed(HealthLadder *l)
 {
         HealthRecovery *r = l->recovery;
-        char why[REASON_MAX];
 
         switch (l->state) {
         case HEALTH_LADDER_BACKOFF:
@@ -961,10 +1029,8 @@ void health_ladder_timer_elapsed(HealthLadder *l)
                 set_reason(l, "probing after giving up");
                 return ladder_take_step(l);
         case HEALTH_LADDER_WAIT_LOCK:
-                if (!l->tried_adapter && adapter_evidence(l, why, sizeof why)) {
-                        l->jump_adapter = true;
-                        return ladder_climb(l);
-                }
+                if (ladder_new_round(l))
+                        return;
                 timer_set(l, now(r) + r->config.backoff_max_usec);
                 return;
         case HEALTH_LADDER_IDLE:
@@ -1118,8 +1184,8 @@ static void config_fill(HealthRecoveryConfig *c)
                 c->lock_silent_usec = DEFAULT_LOCK_SILENT_USEC;
         if (c->adapter_silent_usec == 0)
                 c->adapter_silent_usec = DEFAULT_ADAPTER_SILENT_USEC;
-        if (c->adapter_cycle_min_interval_usec == 0)
-                c->adapter_cycle_min_interval_usec = DEFAULT_CYCLE_INTERVAL_USEC;
+        if (c->adapter_cycle_max_interval_usec == 0)
+                c->adapter_cycle_max_interval_usec = DEFAULT_CYCLE_INTERVAL_USEC;
         if (c->evidence_window_usec == 0)
                 c->evidence_window_usec = DEFAULT_EVIDENCE_WINDOW_USEC;
 }

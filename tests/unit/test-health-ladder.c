@@ -607,23 +607,159 @@ static void test_not_seen_waits(void **state)
         fake_free(f);
 }
 
+/* The times (minutes since `since`) of the ops called `what`, as "a,b,c," */
+static void op_times_of(Fake *f, const char *what, uint64_t since, char *buf, size_t n)
+{
+        const char *p = f->ops;
+        size_t len = strlen(what);
+
+        buf[0] = 0;
+        for (unsigned i = 0; i < f->n_ops && i < ELEMENTSOF(f->op_times) && p && *p; i++) {
+                if (strncmp(p, what, len) == 0 && p[len] == '(')
+                        snprintf(buf + strlen(buf), n - strlen(buf), "%u,",
+                                 (unsigned) ((f->op_times[i] - since) / MINUTE));
+                p = strchr(p, ';');
+                if (p)
+                        p++;
+        }
+}
+
 /* An adapter that hears nothing at all while the lock is silent: the adapter may be
- * deaf, so it is power-cycled once before waiting for the lock. */
+ * deaf, so it is power-cycled before waiting for the lock; while it stays deaf it is
+ * cycled again, ever less often (1, 5, 15, 30, then 60 min after the last cycle, at the
+ * next slow check), and never in a loop. Hearing it again stops that. */
 static void test_deaf_adapter(void **state)
 {
         Fake *f = fake_new(NULL);
         HealthLadder *l = add(f, "front");
+        char times[256];
+        uint64_t t0;
+        unsigned done = 0;
 
         advance(f, 3 * MINUTE);
         health_ladder_failure(l, HEALTH_FAILURE_CONNECT, -EHOSTUNREACH, "hci0");
         advance(f, 2 * SEC);
         assert_string_equal(f->ops, "cycle(hci0);");
+        t0 = f->op_times[0];
         health_recovery_power_cycle_done(f->r, "hci0", 0);
         assert_string_equal(f->ops, "cycle(hci0);reconnect(front);");
         health_ladder_failure(l, HEALTH_FAILURE_CONNECT, -EHOSTUNREACH, "hci0");
         assert_int_equal(health_ladder_get_state(l), HEALTH_LADDER_WAIT_LOCK);
-        advance(f, 2 * HEALTH_USEC_PER_HOUR);
-        assert_string_equal(f->ops, "cycle(hci0);reconnect(front);");
+
+        /* still deaf: every cycle ends well, every reconnect finds nothing */
+        for (int i = 0; i < 4 * 360; i++) {
+                advance(f, 10 * SEC);
+                if (f->n_ops > done) {
+                        done = f->n_ops;
+                        if (health_ladder_get_state(l) == HEALTH_LADDER_RUNNING &&
+                            strstr(f->ops, "cycle(hci0);") &&
+                            strcmp(f->ops + strlen(f->ops) - strlen("cycle(hci0);"), "cycle(hci0);") == 0)
+                                health_recovery_power_cycle_done(f->r, "hci0", 0);
+                        if (health_ladder_get_state(l) == HEALTH_LADDER_RUNNING)
+                                health_ladder_failure(l, HEALTH_FAILURE_CONNECT, -EHOSTUNREACH, "hci0");
+                        done = f->n_ops;
+                }
+        }
+        op_times_of(f, "cycle", t0, times, sizeof times);
+        /* first wait 1 min, but the slow check comes every 5 min (backoff_max); then the
+         * waits 5, 15, 30, 60, 60 min, each to the next slow check */
+        assert_string_equal(times, "0,5,10,25,55,115,175,236,");
+        assert_null(strstr(f->ops, "remove("));
+
+        /* heard again: a fresh episode, no more cycles */
+        health_ladder_seen(l, "hci0");
+        health_recovery_adapter_heard(f->r, "hci0");
+        health_ladder_success(l, "hci0");
+        assert_int_equal(health_ladder_get_state(l), HEALTH_LADDER_IDLE);
+        done = f->n_ops;
+        advance(f, 3 * HEALTH_USEC_PER_HOUR);
+        assert_int_equal(f->n_ops, done);
+        fake_free(f);
+}
+
+/* Drives one hung-adapter episode of `l` (its connects time out inside the adapter, the
+ * adapter hears adverts as usual) until it is power-cycled and works again, for at most
+ * `limit`; the cycle's end is acknowledged and the reconnect after it succeeds. */
+/* Time passes with the lock and the adapter heard as usual. */
+static void idle(Fake *f, HealthLadder *l, uint64_t d)
+{
+        for (uint64_t t = 0; t < d; t += SEC) {
+                hear(f, l);
+                advance(f, SEC);
+        }
+}
+
+static bool run_hang(Fake *f, HealthLadder *l, uint64_t limit)
+{
+        size_t before = strlen(f->ops);
+
+        health_ladder_failure(l, HEALTH_FAILURE_CONNECT, -ETIMEDOUT, "hci0");
+        for (uint64_t t = 0; t < limit; t += SEC) {
+                hear(f, l);
+                advance(f, SEC);
+                if (health_ladder_get_state(l) != HEALTH_LADDER_RUNNING)
+                        continue;
+                if (strstr(f->ops + before, "cycle(hci0);") &&
+                    strcmp(f->ops + strlen(f->ops) - strlen("cycle(hci0);"), "cycle(hci0);") == 0) {
+                        health_recovery_power_cycle_done(f->r, "hci0", 0);
+                        health_ladder_success(l, "hci0");
+                        return health_ladder_get_state(l) == HEALTH_LADDER_IDLE;
+                }
+                health_ladder_failure(l, HEALTH_FAILURE_CONNECT, -ETIMEDOUT, "hci0");
+        }
+        return false;
+}
+
+/* A second and a third hang of the adapter soon after the first: each is recovered by
+ * a power cycle. The third comes within the wait after the second cycle: the cycle is
+ * skipped (recorded, with when it is allowed again), the ladder spends its other rungs
+ * and gives up, and once the wait is over a probe climbs to the adapter rung again. */
+static void test_adapter_hangs_again(void **state)
+{
+        Fake *f = fake_new(NULL);
+        HealthLadder *l = add(f, "front");
+        char times[256];
+        uint64_t t0 = f->now;
+
+        /* hang 1: retry, retry, reconnect, then the adapter (2 connects failed inside it) */
+        assert_true(run_hang(f, l, 10 * MINUTE));
+        assert_string_equal(f->ops,
+                            "retry(front);retry(front);reconnect(front);cycle(hci0);reconnect(front);");
+        assert_non_null(strstr(f->records, "front:adapter-power-cycle#1=success;"));
+
+        /* hang 2, 8 min later (the wait after a first cycle is 1 min): cycled again */
+        idle(f, l, 8 * MINUTE);
+        f->ops[0] = 0;
+        f->n_ops = 0;
+        f->records[0] = 0;
+        assert_true(run_hang(f, l, 10 * MINUTE));
+        assert_string_equal(f->ops,
+                            "retry(front);retry(front);reconnect(front);cycle(hci0);reconnect(front);");
+        assert_string_equal(f->reasons, "");
+
+        /* hang 3, 1 min later: within the 5 min after the 2nd cycle */
+        idle(f, l, MINUTE);
+        f->ops[0] = 0;
+        f->n_ops = 0;
+        f->records[0] = 0;
+        t0 = f->now;
+        assert_true(run_hang(f, l, 30 * MINUTE));
+        assert_string_equal(f->ops, "retry(front);retry(front);reconnect(front);remove(front);"
+                                    "reconnect(front);cycle(hci0);reconnect(front);");
+        assert_non_null(strstr(f->reasons, "was power-cycled"));
+        assert_non_null(strstr(f->reasons, "cycle #2 in a row): again in"));
+        assert_string_equal(f->records,
+                            "front:retry#1=failure;front:retry#2=failure;front:reconnect#1=failure;"
+                            "front:adapter-power-cycle#1=skipped;front:device-remove#1=failure;"
+                            "front:reconnect#2=failure;front:adapter-power-cycle#1=success;");
+        /* gave up within a minute; the cycle is allowed again 4 min after this hang
+         * began, the probe comes 5 min after giving up and climbs to it */
+        op_times_of(f, "cycle", t0, times, sizeof times);
+        assert_string_equal(times, "5,");
+        op_times_of(f, "reconnect", t0, times, sizeof times);
+        assert_string_equal(times, "0,5,5,");
+        op_times_of(f, "remove", t0, times, sizeof times);
+        assert_string_equal(times, "0,");
         fake_free(f);
 }
 
@@ -709,6 +845,7 @@ int main(void)
                 cmocka_unit_test(test_lock_errors_are_not_link_failures),
                 cmocka_unit_test(test_not_seen_waits),
                 cmocka_unit_test(test_deaf_adapter),
+                cmocka_unit_test(test_adapter_hangs_again),
                 cmocka_unit_test(test_bluez_restart),
                 cmocka_unit_test(test_adapter_off_by_someone_else),
                 cmocka_unit_test(test_remove_running),
