@@ -625,6 +625,8 @@ static void on_command_done(Lock *l, int r, const char *message, void *userdata)
                 return;
         }
         commands_unlink(b, cmd);
+        /* What the command changed (a jam: its alarm) is told before its outcome. */
+        lock_notify_flush(l);
         command_finish(b, cmd, r, r < 0 ? mqtt_ha_reason_from_errno(r) : MQTT_HA_REASON_FAILED,
                        message ?: (r < 0 ? strerror(-r) : NULL));
 }
