@@ -13,6 +13,7 @@ start_dbus
 start_sim --scale 20
 write_conf "[Health]" "RetryBackoffMinSec=1s" "RetryBackoffMaxSec=6s" "RecoveryMaxAttempts=5" "NotSeenSec=1min"
 start_lockhubd
+simctl front SetSecurityPin 8361 # the PIN the hub is given (a wrong one would be a finding)
 pair_lock front front 8361 >/dev/null || { echo "pairing front failed"; tail -n 30 "$T/lockhubd.log"; exit 1; }
 check "lock works" ctl lock front
 check "the command's round trip is a latency sample" test "$(db "SELECT count(*) FROM samples WHERE kind='latency-ms'")" -ge 1
