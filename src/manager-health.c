@@ -500,16 +500,25 @@ HealthLadder *manager_health_ladder(Manager *m, Lock *l)
         return hl ? hl->ladder : NULL;
 }
 
+/* The adapter the lock's device object belongs to (/org/bluez/hciN/dev_...): known
+ * for a paired lock that does not advertise, unlike the adapter of its adverts. */
+static const char *lock_adapter(HealthLock *hl)
+{
+        ManagerHealth *h = hl->manager->health;
+
+        return h ? bluez_client_device_adapter(h->client, hl->lock->address) : NULL;
+}
+
 static void report(HealthLock *hl, int r)
 {
         if (!hl->ladder)
                 return;
         if (r >= 0)
-                health_ladder_success(hl->ladder, NULL);
+                health_ladder_success(hl->ladder, lock_adapter(hl));
         else
                 health_ladder_failure(hl->ladder,
                                       r == -EHOSTUNREACH ? HEALTH_FAILURE_CONNECT : HEALTH_FAILURE_COMMAND,
-                                      r, NULL);
+                                      r, lock_adapter(hl));
 }
 
 static void on_call_done(Lock *l, int r, const char *message, void *userdata)

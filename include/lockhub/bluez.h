@@ -326,6 +326,10 @@ int bluez_client_power_cycle(BluezClient *c, const char *adapter, bluez_result_c
  * forgets pairing data and the GATT cache; a connected device is disconnected first).
  * -ENOENT if no adapter knows the address (nothing to do). */
 int bluez_client_remove_device(BluezClient *c, const char *address, bluez_result_cb cb, void *userdata);
+/* The selected adapter ("hci0") whose device object has this address, one where it is
+ * connected first; known without adverts (a paired device stays). NULL when none.
+ * Valid until the next event-loop iteration. */
+const char *bluez_client_device_adapter(BluezClient *c, const char *address);
 
 /* Pure helper, exposed for tests: is an adapter with this name/address selected by a
  * configuration's adapters list? */

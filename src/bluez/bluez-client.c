@@ -1186,6 +1186,26 @@ static int on_remove_device(sd_bus_message *reply, void *userdata, sd_bus_error 
         return 0;
 }
 
+const char *bluez_client_device_adapter(BluezClient *c, const char *address)
+{
+        BluezAdapterState *s;
+        const char *found = NULL;
+
+        if (!c || !address)
+                return NULL;
+        LIST_FOREACH (adapters, s, c->adapter_states) {
+                BluezObject *d = bluez_client_find_device(c, s->path, address);
+
+                if (!d)
+                        continue;
+                if (d->connected)
+                        return s->name;
+                if (!found)
+                        found = s->name;
+        }
+        return found;
+}
+
 int bluez_client_remove_device(BluezClient *c, const char *address, bluez_result_cb cb, void *userdata)
 {
         BluezAdapterState *s;

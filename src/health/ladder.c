@@ -56,7 +56,9 @@
  *                     the wait after our last cycle of it is over: 1, 5, 15, 30, 60 min
  *                     after the 1st, 2nd, ... cycle in a row, capped at
  *                     adapter_cycle_max_interval (a cycle 2 × the cap after the last
- *                     starts a new row). A rate-limited cycle is recorded "skipped".
+ *                     starts a new row). A rate-limited cycle is recorded "skipped";
+ *                     when the wait ends within step_timeout it is waited for (BACKOFF
+ *                     until then), else the ladder goes on to the next rung.
  *   4. remove-device  ×1: forget the device (stale GATT cache) and rediscover it.
  *                     A GATT error (characteristic or device object missing, an ATT
  *                     error answering a command) or health_ladder_services_changed()
@@ -681,13 +683,23 @@ static void ladder_climb(HealthLadder *l)
                         snprintf(why + strlen(why), sizeof why - strlen(why), "; AdapterPowerCycle=no");
                         skip(l, HEALTH_STEP_POWER_CYCLE, why);
                 } else if (a && cycle_not_before(r, a) > 0) {
+                        uint64_t until = cycle_not_before(r, a);
                         char d[32], w[32];
                         fmt_usec(d, sizeof d, now(r) - a->last_cycle);
-                        fmt_usec(w, sizeof w, cycle_not_before(r, a) - now(r));
+                        fmt_usec(w, sizeof w, until - now(r));
                         snprintf(why + strlen(why), sizeof why - strlen(why),
                                  "; but %s was power-cycled %s ago (cycle #%u in a row): again in %s",
                                  a->name, d, a->cycles, w);
                         skip(l, HEALTH_STEP_POWER_CYCLE, why);
+                        if (until - now(r) <= r->config.step_timeout_usec) {
+                                /* Soon: wait for it rather than spend the other rungs. */
+                                set_reason(l, "%s", why);
+                                l->step = HEALTH_STEP_POWER_CYCLE;
+                                l->deferrals = 0;
+                                ladder_set_state(l, HEALTH_LADDER_BACKOFF);
+                                timer_set(l, until);
+                                return;
+                        }
                 } else {
                         set_reason(l, "%s", why);
                         return ladder_schedule(l, HEALTH_STEP_POWER_CYCLE);
@@ -701,8 +713,9 @@ static void ladder_climb(HealthLadder *l)
         ladder_give_up(l);
 }
 
-/* May the adapter rung be taken (again)? Not yet tried in this episode, or tried and
- * the wait after the adapter's last power cycle is over. */
+/* May the adapter rung be taken (again)? Not yet tried in this episode, or tried (or
+ * passed over for want of evidence) and the wait after our last cycle of the adapter,
+ * if any, is over. */
 static bool adapter_rung_open(HealthLadder *l)
 {
         HealthRecovery *r = l->recovery;
@@ -713,7 +726,7 @@ static bool adapter_rung_open(HealthLadder *l)
         if (!r->config.adapter_power_cycle && !r->ops.move_adapter)
                 return false;
         a = adapter_find(r, l->adapter);
-        return a && !a->cycler && a->last_cycle > 0 && cycle_not_before(r, a) == 0;
+        return a && !a->cycler && cycle_not_before(r, a) == 0;
 }
 
 /* The adapter is still suspect and may be acted on again: climb from the adapter rung

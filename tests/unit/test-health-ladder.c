@@ -761,6 +761,27 @@ static void test_adapter_hangs_again(void **state)
         op_times_of(f, "remove", t0, times, sizeof times);
         assert_string_equal(times, "0,");
         fake_free(f);
+
+        /* a hang within seconds of the first cycle: its adapter rung comes before the
+         * minute after that cycle is over, and as that is soon, it waits for it rather
+         * than remove the device */
+        f = fake_new(NULL);
+        l = add(f, "front");
+        assert_true(run_hang(f, l, 10 * MINUTE));
+        t0 = f->op_times[3]; /* the first cycle */
+        idle(f, l, 5 * SEC);
+        f->ops[0] = 0;
+        f->n_ops = 0;
+        f->records[0] = 0;
+        assert_true(run_hang(f, l, 10 * MINUTE));
+        assert_string_equal(f->ops,
+                            "retry(front);retry(front);reconnect(front);cycle(hci0);reconnect(front);");
+        assert_string_equal(f->records,
+                            "front:retry#1=failure;front:retry#2=failure;front:reconnect#1=failure;"
+                            "front:adapter-power-cycle#1=skipped;front:adapter-power-cycle#1=success;");
+        assert_non_null(strstr(f->reasons, "cycle #1 in a row): again in"));
+        assert_int_equal(f->op_times[3] - t0, MINUTE);
+        fake_free(f);
 }
 
 /* bluetoothd restarts: the running step is aborted, failures meanwhile are not climbed,
