@@ -54,9 +54,9 @@
  *                     power-cycled, if AdapterPowerCycle=yes, no other lock on it is
  *                     mid-action (deferred up to BUSY_DEFERRALS × BUSY_DEFER_USEC), and
  *                     the wait after our last cycle of it is over: 1, 5, 15, 30, 60 min
- *                     after the 1st, 2nd, ... cycle in a row, capped at
- *                     adapter_cycle_max_interval (a cycle 2 × the cap after the last
- *                     starts a new row). A rate-limited cycle is recorded "skipped";
+ *                     after the 1st, 2nd, ... cycle in a row that did not help (no lock
+ *                     worked through the adapter since), capped at
+ *                     adapter_cycle_max_interval. A rate-limited cycle is recorded "skipped";
  *                     when the wait ends within step_timeout it is waited for (BACKOFF
  *                     until then), else the ladder goes on to the next rung.
  *   4. remove-device  ×1: forget the device (stale GATT cache) and rediscover it.
@@ -103,7 +103,7 @@ typedef struct Adapter {
         uint64_t known_since; /* monotonic: when it became present and powered */
         uint64_t last_heard;  /* monotonic: last advert of any device; 0 never */
         uint64_t last_cycle;  /* monotonic: start of our last power cycle; 0 never */
-        unsigned cycles;      /* our cycles in a row, none more than 2 × the cap apart */
+        unsigned cycles;      /* our cycles since a lock last worked through it */
         HealthLadder *cycler; /* the ladder whose power cycle is running, or NULL */
 } Adapter;
 
@@ -525,9 +525,8 @@ static uint64_t cycle_wait(const HealthRecovery *r, const Adapter *a)
                 30 * HEALTH_USEC_PER_MIN, 60 * HEALTH_USEC_PER_MIN,
         };
 
-        if (a->cycles == 0)
-                return 0;
-        return MIN(waits[MIN(a->cycles, ELEMENTSOF(waits)) - 1], r->config.adapter_cycle_max_interval_usec);
+        return MIN(waits[MIN(MAX(a->cycles, 1u), ELEMENTSOF(waits)) - 1],
+                   r->config.adapter_cycle_max_interval_usec);
 }
 
 /* Until when (monotonic) a power cycle of a is rate-limited; 0: it is not. */
@@ -688,8 +687,7 @@ static void ladder_climb(HealthLadder *l)
                         fmt_usec(d, sizeof d, now(r) - a->last_cycle);
                         fmt_usec(w, sizeof w, until - now(r));
                         snprintf(why + strlen(why), sizeof why - strlen(why),
-                                 "; but %s was power-cycled %s ago (cycle #%u in a row): again in %s",
-                                 a->name, d, a->cycles, w);
+                                 "; but %s was power-cycled %s ago: again in %s", a->name, d, w);
                         skip(l, HEALTH_STEP_POWER_CYCLE, why);
                         if (until - now(r) <= r->config.step_timeout_usec) {
                                 /* Soon: wait for it rather than spend the other rungs. */
@@ -796,9 +794,6 @@ static int step_op(HealthLadder *l)
                 a = adapter_get(r, l->adapter);
                 if (!a)
                         return -ENODEV;
-                if (a->last_cycle == 0 ||
-                    now(r) - a->last_cycle >= 2 * r->config.adapter_cycle_max_interval_usec)
-                        a->cycles = 0; /* a new row */
                 a->cycles = MIN(a->cycles + 1, 1000u);
                 a->cycler = l;
                 a->last_cycle = now(r);
@@ -966,9 +961,13 @@ void health_ladder_failure(HealthLadder *l, HealthFailureKind kind, int error, c
 void health_ladder_success(HealthLadder *l, const char *adapter)
 {
         HealthRecovery *r = l->recovery;
+        Adapter *ad;
 
         note_adapter(l, adapter);
         l->last_seen = now(r);
+        ad = adapter_find(r, l->adapter);
+        if (ad && !ad->cycler)
+                ad->cycles = 0; /* it works: a later hang is a new one, the waits start over */
         switch (l->state) {
         case HEALTH_LADDER_IDLE:
         case HEALTH_LADDER_NEEDS_REPAIR:

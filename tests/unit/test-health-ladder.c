@@ -677,9 +677,6 @@ static void test_deaf_adapter(void **state)
         fake_free(f);
 }
 
-/* Drives one hung-adapter episode of `l` (its connects time out inside the adapter, the
- * adapter hears adverts as usual) until it is power-cycled and works again, for at most
- * `limit`; the cycle's end is acknowledged and the reconnect after it succeeds. */
 /* Time passes with the lock and the adapter heard as usual. */
 static void idle(Fake *f, HealthLadder *l, uint64_t d)
 {
@@ -689,9 +686,13 @@ static void idle(Fake *f, HealthLadder *l, uint64_t d)
         }
 }
 
-static bool run_hang(Fake *f, HealthLadder *l, uint64_t limit)
+/* Drives one hung-adapter episode of `l` (its connects time out inside the adapter, the
+ * adapter hears adverts as usual) for at most `limit`: every power cycle ends well, but
+ * the reconnect after the first `futile` of them still fails; after the next one it
+ * works. True when it ended with the lock working. */
+static bool run_hang(Fake *f, HealthLadder *l, uint64_t limit, unsigned futile)
 {
-        size_t before = strlen(f->ops);
+        static const char cycle[] = "cycle(hci0);";
 
         health_ladder_failure(l, HEALTH_FAILURE_CONNECT, -ETIMEDOUT, "hci0");
         for (uint64_t t = 0; t < limit; t += SEC) {
@@ -699,88 +700,85 @@ static bool run_hang(Fake *f, HealthLadder *l, uint64_t limit)
                 advance(f, SEC);
                 if (health_ladder_get_state(l) != HEALTH_LADDER_RUNNING)
                         continue;
-                if (strstr(f->ops + before, "cycle(hci0);") &&
-                    strcmp(f->ops + strlen(f->ops) - strlen("cycle(hci0);"), "cycle(hci0);") == 0) {
+                if (strlen(f->ops) >= strlen(cycle) &&
+                    streq(f->ops + strlen(f->ops) - strlen(cycle), cycle)) {
                         health_recovery_power_cycle_done(f->r, "hci0", 0);
-                        health_ladder_success(l, "hci0");
-                        return health_ladder_get_state(l) == HEALTH_LADDER_IDLE;
+                        if (futile == 0) {
+                                health_ladder_success(l, "hci0");
+                                return health_ladder_get_state(l) == HEALTH_LADDER_IDLE;
+                        }
+                        futile--;
                 }
                 health_ladder_failure(l, HEALTH_FAILURE_CONNECT, -ETIMEDOUT, "hci0");
         }
         return false;
 }
 
-/* A second and a third hang of the adapter soon after the first: each is recovered by
- * a power cycle. The third comes within the wait after the second cycle: the cycle is
- * skipped (recorded, with when it is allowed again), the ladder spends its other rungs
- * and gives up, and once the wait is over a probe climbs to the adapter rung again. */
+static void fake_clear(Fake *f)
+{
+        f->ops[0] = f->records[0] = f->reasons[0] = 0;
+        f->n_ops = 0;
+}
+
+/* An adapter that hangs again and again: every hang is recovered by a power cycle.
+ * After a cycle that helped, the next may come a minute later; a hang within that
+ * minute waits for it (the skip is recorded). A cycle that did not help makes the
+ * next wait 5 min: the ladder spends its other rungs, gives up, and a probe once the
+ * wait is over climbs to the adapter rung again. */
 static void test_adapter_hangs_again(void **state)
 {
         Fake *f = fake_new(NULL);
         HealthLadder *l = add(f, "front");
         char times[256];
-        uint64_t t0 = f->now;
+        uint64_t t0, cycle1;
 
         /* hang 1: retry, retry, reconnect, then the adapter (2 connects failed inside it) */
-        assert_true(run_hang(f, l, 10 * MINUTE));
+        assert_true(run_hang(f, l, 10 * MINUTE, 0));
         assert_string_equal(f->ops,
                             "retry(front);retry(front);reconnect(front);cycle(hci0);reconnect(front);");
         assert_non_null(strstr(f->records, "front:adapter-power-cycle#1=success;"));
+        cycle1 = f->op_times[3];
 
-        /* hang 2, 8 min later (the wait after a first cycle is 1 min): cycled again */
+        /* hang 2, 8 min later: cycled again straight away */
         idle(f, l, 8 * MINUTE);
-        f->ops[0] = 0;
-        f->n_ops = 0;
-        f->records[0] = 0;
-        assert_true(run_hang(f, l, 10 * MINUTE));
+        fake_clear(f);
+        assert_true(run_hang(f, l, 10 * MINUTE, 0));
         assert_string_equal(f->ops,
                             "retry(front);retry(front);reconnect(front);cycle(hci0);reconnect(front);");
         assert_string_equal(f->reasons, "");
+        assert_true(f->op_times[3] - cycle1 > 8 * MINUTE);
+        cycle1 = f->op_times[3];
 
-        /* hang 3, 1 min later: within the 5 min after the 2nd cycle */
-        idle(f, l, MINUTE);
-        f->ops[0] = 0;
-        f->n_ops = 0;
-        f->records[0] = 0;
-        t0 = f->now;
-        assert_true(run_hang(f, l, 30 * MINUTE));
-        assert_string_equal(f->ops, "retry(front);retry(front);reconnect(front);remove(front);"
-                                    "reconnect(front);cycle(hci0);reconnect(front);");
-        assert_non_null(strstr(f->reasons, "was power-cycled"));
-        assert_non_null(strstr(f->reasons, "cycle #2 in a row): again in"));
-        assert_string_equal(f->records,
-                            "front:retry#1=failure;front:retry#2=failure;front:reconnect#1=failure;"
-                            "front:adapter-power-cycle#1=skipped;front:device-remove#1=failure;"
-                            "front:reconnect#2=failure;front:adapter-power-cycle#1=success;");
-        /* gave up within a minute; the cycle is allowed again 4 min after this hang
-         * began, the probe comes 5 min after giving up and climbs to it */
-        op_times_of(f, "cycle", t0, times, sizeof times);
-        assert_string_equal(times, "5,");
-        op_times_of(f, "reconnect", t0, times, sizeof times);
-        assert_string_equal(times, "0,5,5,");
-        op_times_of(f, "remove", t0, times, sizeof times);
-        assert_string_equal(times, "0,");
-        fake_free(f);
-
-        /* a hang within seconds of the first cycle: its adapter rung comes before the
-         * minute after that cycle is over, and as that is soon, it waits for it rather
-         * than remove the device */
-        f = fake_new(NULL);
-        l = add(f, "front");
-        assert_true(run_hang(f, l, 10 * MINUTE));
-        t0 = f->op_times[3]; /* the first cycle */
+        /* hang 3, 5 s later: its adapter rung comes within the minute after that cycle,
+         * so it is skipped and waited for rather than spending the other rungs */
         idle(f, l, 5 * SEC);
-        f->ops[0] = 0;
-        f->n_ops = 0;
-        f->records[0] = 0;
-        assert_true(run_hang(f, l, 10 * MINUTE));
+        fake_clear(f);
+        assert_true(run_hang(f, l, 10 * MINUTE, 0));
         assert_string_equal(f->ops,
                             "retry(front);retry(front);reconnect(front);cycle(hci0);reconnect(front);");
         assert_string_equal(f->records,
                             "front:retry#1=failure;front:retry#2=failure;front:reconnect#1=failure;"
                             "front:adapter-power-cycle#1=skipped;front:adapter-power-cycle#1=success;");
-        assert_non_null(strstr(f->reasons, "cycle #1 in a row): again in"));
-        assert_int_equal(f->op_times[3] - t0, MINUTE);
+        assert_non_null(strstr(f->reasons, "was power-cycled"));
+        assert_non_null(strstr(f->reasons, "ago: again in"));
+        assert_int_equal(f->op_times[3] - cycle1, MINUTE);
+
+        /* hang 4, 2 min later, and the first cycle does not help: the next waits 5 min */
+        idle(f, l, 2 * MINUTE);
+        fake_clear(f);
+        t0 = f->now;
+        assert_true(run_hang(f, l, 30 * MINUTE, 1));
+        assert_string_equal(f->ops,
+                            "retry(front);retry(front);reconnect(front);cycle(hci0);reconnect(front);"
+                            "remove(front);reconnect(front);cycle(hci0);reconnect(front);");
+        assert_string_equal(f->records,
+                            "front:retry#1=failure;front:retry#2=failure;front:reconnect#1=failure;"
+                            "front:adapter-power-cycle#1=failure;front:device-remove#1=failure;"
+                            "front:reconnect#2=failure;front:adapter-power-cycle#2=success;");
+        /* gave up at 1 min, probed 5 min later: the wait is over, cycled */
+        op_times_of(f, "cycle", t0, times, sizeof times);
+        assert_string_equal(times, "0,6,");
+        assert_true(f->op_times[7] - f->op_times[3] >= 5 * MINUTE);
         fake_free(f);
 }
 
