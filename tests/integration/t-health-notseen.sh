@@ -91,8 +91,11 @@ for mode in le quiet; do
 
 	stop_lockhubd
 	check "$mode: lockhubd exits cleanly ($exit_code)" test "$exit_code" = 0
+	check "$mode: no sanitizer finding in lockhubd" \
+		sh -c "! grep -qE 'ERROR: [A-Za-z]+Sanitizer|runtime error:' \"$T/lockhubd.log\""
 	kill "$SIM_PID" 2>/dev/null
 	wait_exit "$SIM_PID" 10
 done
+check "no sanitizer finding in the simulator" sh -c "! grep -qE 'ERROR: [A-Za-z]+Sanitizer|runtime error:' \"$T/sim.log\""
 
 finish
