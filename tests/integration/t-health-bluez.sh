@@ -1,7 +1,8 @@
 #!/bin/sh
 # The recovery ladder against Bluetooth faults in lockhub-sim, without restarting
 # lockhubd: a hung adapter under two failing locks is power-cycled and both locks work
-# again; a bluetoothd crash is recorded and everything is rebuilt; an adapter powered
+# again, and a second hang soon after is power-cycled too once the wait after the first
+# cycle is over; a bluetoothd crash is recorded and everything is rebuilt; an adapter powered
 # off by someone else is waited for, not climbed over; a stale GATT cache
 # (the lock's table moved without Service Changed) is cleared by removing the device,
 # after which commands work again. Every step is in recovery_attempts with its outcome.
@@ -38,6 +39,22 @@ check "only one power cycle" test "$(count "step='adapter-power-cycle' AND outco
 check "front works after the power cycle" wait_for 30 ctl lock front
 check "back works after the power cycle" wait_for 30 ctl lock back
 echo "attempts: $(attempts)"
+
+# ---- the adapter hangs again at once: within the wait after the first cycle the cycle
+# is skipped (recorded), and once the wait is over the ladder climbs to it again ----
+simctl hub HangAdapter hci0
+ctl unlock front >/dev/null 2>&1 &
+track $!
+check "the second hang is power-cycled too" wait_for 300 sh -c "test \"\$(sqlite3 \"$T/state/lockhub.db\" \
+	\"SELECT count(*) FROM recovery_attempts WHERE step='adapter-power-cycle' AND outcome!='skipped'\")\" -ge 2"
+echo "attempts: $(attempts)"
+db "SELECT detail FROM recovery_attempts WHERE step='adapter-power-cycle' AND outcome='skipped'"
+check "no power cycle was skipped for an unknown adapter" \
+	test "$(count "step='adapter-power-cycle' AND detail LIKE '%not known%'")" = 0
+check "the power cycles name the adapter" \
+	test "$(count "step='adapter-power-cycle' AND outcome!='skipped' AND adapter='hci0'")" -ge 2
+check "front works after the second power cycle" wait_for 60 ctl lock front
+check "back works after the second power cycle" wait_for 60 ctl lock back
 
 # ---- bluetoothd crash ----
 n=$(count "1")
