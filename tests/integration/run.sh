@@ -15,12 +15,14 @@ for t in "$here"/t-*.sh; do
 	[ -e "$t" ] || continue
 	name=${t##*/}
 	log="$logdir/$name.log"
+	start=$(date +%s)
 	sh "$t" >"$log" 2>&1 </dev/null
 	rc=$?
+	secs=$(($(date +%s) - start))
 	case $rc in
-	0) pass=$((pass + 1)); echo "PASS $name" ;;
+	0) pass=$((pass + 1)); echo "PASS $name (${secs}s)" ;;
 	77) skip=$((skip + 1)); echo "SKIP $name: $(tail -n 1 "$log")" ;;
-	*) fail=$((fail + 1)); echo "FAIL $name (exit $rc)"; sed 's/^/    /' "$log" | tail -n 60 ;;
+	*) fail=$((fail + 1)); echo "FAIL $name (exit $rc, ${secs}s)"; sed 's/^/    /' "$log" | tail -n 60 ;;
 	esac
 done
 rm -rf "$logdir"
