@@ -66,8 +66,8 @@ int api_lock_added(Manager *m, Lock *l);
 const char *api_error_name(int r);
 /* Before every reply that follows a write: commits the open write batch (lockhub/store.h),
  * so that what the caller is told is on disk, and tells the locks' listeners of changes not
- * told yet (lock_notify_flush()), so that PropertiesChanged comes before the reply. < 0 when the change is not stored yet (a
- * full disk: it is kept in memory and written once writes work again, lockhubd(8)). */
+ * told yet (lock_notify_flush()), so that PropertiesChanged comes before the reply. < 0 when the change is
+ * not stored yet (a full disk: it is kept in memory and written once writes work again, lockhubd(8)). */
 int api_flush(Manager *m);
 /* api_flush() for a method whose change is in the database only: 0 when stored, else
  * org.lockhub.Error.NotStored set on error (the change is kept) and its negative errno. */
