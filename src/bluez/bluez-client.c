@@ -377,8 +377,8 @@ static int on_refilter(sd_bus_message *reply, void *userdata, sd_bus_error *ret_
         return 0;
 }
 
-/* Changes the filter of a running discovery session. */
-static void discovery_refilter(BluezAdapterState *s)
+/* Adapter1.SetDiscoveryFilter with the filter of the adapter's scan mode. */
+static int call_set_filter(BluezAdapterState *s, sd_bus_message_handler_t done, sd_bus_slot **slot)
 {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         BluezClient *c = s->client;
@@ -388,7 +388,16 @@ static void discovery_refilter(BluezAdapterState *s)
         if (r >= 0)
                 r = append_filter(s, m);
         if (r >= 0)
-                r = bluez_call(c, m, c->call_timeout, on_refilter, s, &s->refilter_slot);
+                r = bluez_call(c, m, c->call_timeout, done, s, slot);
+        return r;
+}
+
+/* Changes the filter of a running discovery session. */
+static void discovery_refilter(BluezAdapterState *s)
+{
+        int r;
+
+        r = call_set_filter(s, on_refilter, &s->refilter_slot);
         if (r < 0)
                 log_warning_errno(r, "bluez: cannot call SetDiscoveryFilter on %s: %m", s->name);
 }
@@ -418,15 +427,10 @@ static int on_set_filter(sd_bus_message *reply, void *userdata, sd_bus_error *re
 
 static void discovery_set_filter(BluezAdapterState *s)
 {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         BluezClient *c = s->client;
         int r;
 
-        r = bluez_new_call(c, s->path, BLUEZ_IFACE_ADAPTER, "SetDiscoveryFilter", &m);
-        if (r >= 0)
-                r = append_filter(s, m);
-        if (r >= 0)
-                r = bluez_call(c, m, c->call_timeout, on_set_filter, s, &s->discovery_slot);
+        r = call_set_filter(s, on_set_filter, &s->discovery_slot);
         if (r < 0) {
                 log_warning_errno(r, "bluez: cannot call SetDiscoveryFilter on %s: %m", s->name);
                 (void) bluez_arm_timer(c, &s->discovery_retry, DISCOVERY_RETRY_USEC, on_discovery_retry, s);
