@@ -11,20 +11,43 @@ case "$LOCKHUB_BUILD" in /*) ;; *) LOCKHUB_BUILD="$top/$LOCKHUB_BUILD" ;; esac
 
 pass=0 fail=0 skip=0
 logdir=$(mktemp -d "${TMPDIR:-/tmp}/lockhub-it.XXXXXX")
+
+# run_one T: runs a script, leaves its log and "exit-status seconds" in $logdir
+run_one() {
+	_start=$(date +%s)
+	sh "$1" >"$logdir/${1##*/}.log" 2>&1 </dev/null
+	echo "$? $(($(date +%s) - _start))" >"$logdir/${1##*/}.rc"
+}
+
+# report NAME: one line for a finished script (its log when it failed)
+report() {
+	read -r rc secs <"$logdir/$1.rc"
+	case $rc in
+	0) pass=$((pass + 1)); echo "PASS $1 (${secs}s)" ;;
+	77) skip=$((skip + 1)); echo "SKIP $1: $(tail -n 1 "$logdir/$1.log")" ;;
+	*) fail=$((fail + 1)); echo "FAIL $1 (exit $rc, ${secs}s)"; sed 's/^/    /' "$logdir/$1.log" | tail -n 60 ;;
+	esac
+}
+
+# A script with the line "# lockhub-it: alongside" spends minutes waiting on lockhubd's
+# real-time timers (the recovery ladder, NotSeenSec=) and opens no TCP port: those run in
+# the background, started first, while the others run one after another.
+alongside="" bg_pids=""
+trap 'kill $bg_pids 2>/dev/null; rm -rf "$logdir"; exit 130' INT TERM
+for t in "$here"/t-*.sh; do
+	grep -q '^# lockhub-it: alongside' "$t" || continue
+	run_one "$t" &
+	bg_pids="$bg_pids $!"
+	alongside="$alongside ${t##*/}"
+done
 for t in "$here"/t-*.sh; do
 	[ -e "$t" ] || continue
-	name=${t##*/}
-	log="$logdir/$name.log"
-	start=$(date +%s)
-	sh "$t" >"$log" 2>&1 </dev/null
-	rc=$?
-	secs=$(($(date +%s) - start))
-	case $rc in
-	0) pass=$((pass + 1)); echo "PASS $name (${secs}s)" ;;
-	77) skip=$((skip + 1)); echo "SKIP $name: $(tail -n 1 "$log")" ;;
-	*) fail=$((fail + 1)); echo "FAIL $name (exit $rc, ${secs}s)"; sed 's/^/    /' "$log" | tail -n 60 ;;
-	esac
+	case " $alongside " in *" ${t##*/} "*) continue ;; esac
+	run_one "$t"
+	report "${t##*/}"
 done
+for p in $bg_pids; do wait "$p"; done
+for name in $alongside; do report "$name"; done
 rm -rf "$logdir"
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]

@@ -1,4 +1,5 @@
 #!/bin/sh
+# lockhub-it: alongside
 # The adapter of a lock that is not advertising is still known: a lock paired earlier
 # that sends no advert after lockhubd starts belongs to the adapter its BlueZ device
 # object is under (/org/bluez/hci0/dev_...). When that adapter hangs, the ladder's

@@ -1,4 +1,5 @@
 #!/bin/sh
+# lockhub-it: alongside
 # The recovery ladder against Bluetooth faults in lockhub-sim, without restarting
 # lockhubd: a hung adapter under two failing locks is power-cycled and both locks work
 # again, and a second hang soon after is power-cycled too once the wait after the first

@@ -1,4 +1,5 @@
 #!/bin/sh
+# lockhub-it: alongside
 # An idle lock that goes away is noticed, in both scan modes (ScanMode=le, the default,
 # and ScanMode=quiet): only real adverts count as sightings, never the RSSI that BlueZ
 # keeps for a paired device while discovery runs. With the lock in range and idle,
