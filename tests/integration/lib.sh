@@ -17,7 +17,9 @@ cleanup() {
 	done
 	rm -rf "$T"
 }
-trap cleanup EXIT INT TERM
+# A signal ends the test (and so runs cleanup once, on EXIT).
+trap cleanup EXIT
+trap 'exit 143' INT TERM
 
 # track PID: stop this process when the test ends
 track() { _pids="$_pids $1"; }

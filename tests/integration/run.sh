@@ -12,11 +12,17 @@ case "$LOCKHUB_BUILD" in /*) ;; *) LOCKHUB_BUILD="$top/$LOCKHUB_BUILD" ;; esac
 pass=0 fail=0 skip=0
 logdir=$(mktemp -d "${TMPDIR:-/tmp}/lockhub-it.XXXXXX")
 
-# run_one T: runs a script, leaves its log and "exit-status seconds" in $logdir
+# run_one T [bg]: runs a script, leaves its log and "exit-status seconds" in $logdir; in the
+# background (bg) a TERM to it is passed on to the script, which stops what it started
+_child=""
 run_one() {
 	_start=$(date +%s)
-	sh "$1" >"$logdir/${1##*/}.log" 2>&1 </dev/null
+	sh "$1" >"$logdir/${1##*/}.log" 2>&1 </dev/null &
+	_child=$!
+	[ $# -gt 1 ] && trap 'kill $_child 2>/dev/null; wait $_child; exit 143' INT TERM
+	wait $_child
 	echo "$? $(($(date +%s) - _start))" >"$logdir/${1##*/}.rc"
+	_child=""
 }
 
 # report NAME: one line for a finished script (its log when it failed)
@@ -33,10 +39,10 @@ report() {
 # real-time timers (the recovery ladder, NotSeenSec=) and opens no TCP port: those run in
 # the background, started first, while the others run one after another.
 alongside="" bg_pids=""
-trap 'kill $bg_pids 2>/dev/null; rm -rf "$logdir"; exit 130' INT TERM
+trap 'kill $bg_pids $_child 2>/dev/null; wait; rm -rf "$logdir"; exit 130' INT TERM
 for t in "$here"/t-*.sh; do
 	grep -q '^# lockhub-it: alongside' "$t" || continue
-	run_one "$t" &
+	run_one "$t" bg &
 	bg_pids="$bg_pids $!"
 	alongside="$alongside ${t##*/}"
 done

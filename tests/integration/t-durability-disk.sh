@@ -35,7 +35,8 @@ disk_cleanup() {
 	umount "$T/state" 2>/dev/null || umount -l "$T/state" 2>/dev/null
 	cleanup
 }
-trap disk_cleanup EXIT INT TERM
+trap disk_cleanup EXIT
+trap 'exit 143' INT TERM
 
 N=20 # commands over MQTT during the outage (LOCK, UNLOCK, ...)
 M=4  # manual turns during the outage
