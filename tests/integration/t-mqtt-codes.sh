@@ -15,22 +15,9 @@
 . "$LOCKHUB_TOP/tests/integration/lib.sh"
 . "$LOCKHUB_TOP/tests/integration/sim-lib.sh"
 
-PATH="$PATH:/usr/sbin:/sbin"
-command -v mosquitto >/dev/null 2>&1 || skip "mosquitto is not installed"
-command -v mosquitto_sub >/dev/null 2>&1 || skip "mosquitto-clients is not installed"
 command -v sqlite3 >/dev/null || skip "sqlite3 not installed"
 [ -x "$SIM" ] || { echo "missing $SIM (make all)"; exit 1; }
-
-PORT=$(free_port)
-cat >"$T/m.conf" <<EOF
-listener $PORT 127.0.0.1
-allow_anonymous true
-persistence false
-user $(id -un)
-EOF
-mosquitto -c "$T/m.conf" >"$T/m.log" 2>&1 &
-track $!
-wait_for 10 python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' "$PORT"
+start_mosquitto
 
 cat >"$T/known-firmware.json" <<'EOF'
 { "format": 1, "models": [ { "model": "Nuki Smart Lock 2.0", "latest": "2.13.0" } ] }
